@@ -1,0 +1,12 @@
+"""Test-wide safety: DDS on loopback, a private ROS_DOMAIN_ID, logs in a temp dir, offline hubs."""
+import os
+import tempfile
+
+# Set before anything imports rclpy: default discovery would multicast onto the network.
+os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+os.environ['ROS_LOCALHOST_ONLY'] = '1'
+os.environ.setdefault('ROS_DOMAIN_ID', str(100 + os.getpid() % 100))
+os.environ['ROS_LOG_DIR'] = tempfile.mkdtemp(prefix='vla_nav_roslog_')
+os.environ['HF_HUB_OFFLINE'] = '1'
+os.environ['TRANSFORMERS_OFFLINE'] = '1'
+os.environ.setdefault('MUJOCO_GL', 'egl')
