@@ -2,7 +2,7 @@
 import sys
 from glob import glob
 
-from setuptools import find_packages, setup
+from setuptools import Distribution, find_packages, setup
 
 PACKAGE = 'vla_nav'
 NODES = ('vla_node', 'chunk_executor', 'sim_node')
@@ -12,7 +12,17 @@ NODES = ('vla_node', 'chunk_executor', 'sim_node')
 BUILT_BY_COLCON = any(command in sys.argv for command in ('install', 'develop'))
 LIB_WRAPPERS = [] if BUILT_BY_COLCON else [(f'lib/{PACKAGE}', [f'scripts/{node}' for node in NODES])]
 
+
+class DataFilesInEditableInstalls(Distribution):
+    """setuptools' editable_wheel asks `has_data()` (which Distribution lacks) before installing
+    data_files, so `pip install -e .` would silently skip share/ and lib/; answer it."""
+
+    def has_data(self):
+        return self.has_data_files()
+
+
 setup(
+    distclass=DataFilesInEditableInstalls,
     name=PACKAGE,
     version='0.1.0',
     packages=find_packages(exclude=['test', 'test.*']),
