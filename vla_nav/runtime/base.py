@@ -51,3 +51,12 @@ class PolicyEngine(ABC):
 
     def reset(self) -> None:  # noqa: B027 - optional hook
         """Forget per-goal state (the cached instruction embedding stays until replaced)."""
+
+
+class ModelLoadError(RuntimeError):
+    """A model file is missing, corrupt or does not match: the message names the file and why."""
+
+    def __init__(self, path, problem: str):
+        super().__init__(f'{path}: {problem}')
+        self.path = path
+        self.problem = problem
