@@ -6,7 +6,7 @@ same values, so a topic name or a limit is written down exactly once.
 from __future__ import annotations
 
 import os
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ def config_path() -> Path:
         'directory; is the package installed (colcon build / pip install -e .)?')
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load(path: str) -> dict[str, Any]:
     with open(path, encoding='utf-8') as stream:
         return yaml.safe_load(stream)
