@@ -1,0 +1,458 @@
+"""rosbag2 in and out with the `rosbags` library: no rclpy, so it runs anywhere the package does.
+
+Writing: `EpisodeBagWriter` writes camera Image (rgb8 by default), instruction String, cmd_vel
+Twist, odom Odometry and action chunks (MultiDOFJointTrajectory, the vla_node convention) as mcap
+(default; optional zstd chunk compression) or sqlite3, with the ROS 2 Humble typestore so Humble
+can read them back. Every writer method takes the stamp as integer nanoseconds; it becomes both
+the header stamp and the bag's receive time.
+
+Reading: `iter_bag_messages` reads ANY rosbag2 (mcap or sqlite3, written by `ros2 bag record` or
+by us). Message definitions embedded in the bag win; bags without them (Humble sqlite3) fall back
+to the Humble typestore. Topics are matched by name (`BagTopics`, defaults from
+config/vla_nav.yaml) and classified by message type, so the camera topic may carry Image or
+CompressedImage and cmd_vel may carry Twist or TwistStamped.
+
+Time: `clock='receive'` (default) stamps every message with the bag's receive time, one clock for
+all topics (cmd_vel has no header). `clock='header'` uses header stamps where a message has one.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, fields
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+from vla_nav.config import node_defaults
+
+LOG = logging.getLogger('vla_nav.data')
+
+STORAGE_FORMATS = ('mcap', 'sqlite3')
+BAG_VERSION = 8              # rosbag2 metadata version written (rosbags writes 8 or 9)
+NS_PER_S = 1_000_000_000
+CLOCKS = ('receive', 'header')
+
+IMAGE = 'sensor_msgs/msg/Image'
+COMPRESSED_IMAGE = 'sensor_msgs/msg/CompressedImage'
+STRING = 'std_msgs/msg/String'
+TWIST = 'geometry_msgs/msg/Twist'
+TWIST_STAMPED = 'geometry_msgs/msg/TwistStamped'
+ODOMETRY = 'nav_msgs/msg/Odometry'
+CHUNK = 'trajectory_msgs/msg/MultiDOFJointTrajectory'
+
+# message kind -> accepted message types
+KIND_TYPES = {
+    'camera': (IMAGE, COMPRESSED_IMAGE),
+    'instruction': (STRING,),
+    'cmd_vel': (TWIST, TWIST_STAMPED),
+    'odom': (ODOMETRY,),
+    'chunk': (CHUNK,),
+}
+
+
+class BagError(RuntimeError):
+    """A bag cannot be opened or lacks what the caller needs; the message names the bag."""
+
+
+@dataclass(frozen=True)
+class BagTopics:
+    """Topic names to read and write. Build with `from_config` (config/vla_nav.yaml defaults)."""
+
+    image: str
+    compressed_image: str
+    instruction: str
+    cmd_vel: str
+    odom: str
+    chunk: str
+
+    def __post_init__(self) -> None:
+        for field in fields(self):
+            name = getattr(self, field.name)
+            if not isinstance(name, str) or not name.startswith('/'):
+                raise ValueError(f'topic {field.name} must be an absolute name, got {name!r}')
+
+    @classmethod
+    def from_config(cls, **overrides: str | None) -> BagTopics:
+        """Defaults from the vla_node / chunk_executor sections; None overrides are ignored."""
+        vla_node = node_defaults('vla_node')
+        executor = node_defaults('chunk_executor')
+        values = {
+            'image': vla_node['image_topic'],
+            'compressed_image': vla_node['compressed_image_topic'],
+            'instruction': vla_node['instruction_topic'],
+            'cmd_vel': executor['cmd_vel_topic'],
+            'odom': vla_node['state_topic'],
+            'chunk': vla_node['chunk_topic'],
+        }
+        unknown = set(overrides) - set(values)
+        if unknown:
+            raise ValueError(f'unknown topic keys {sorted(unknown)}; known: {sorted(values)}')
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        return cls(**values)
+
+    def kind_of(self, topic: str, msgtype: str) -> str | None:
+        """Which kind ('camera', 'instruction', 'cmd_vel', 'odom', 'chunk') a connection is."""
+        by_topic = {
+            self.image: 'camera', self.compressed_image: 'camera', self.instruction: 'instruction',
+            self.cmd_vel: 'cmd_vel', self.odom: 'odom', self.chunk: 'chunk'}
+        kind = by_topic.get(topic)
+        if kind is None or msgtype not in KIND_TYPES[kind]:
+            return None
+        return kind
+
+
+@cache
+def humble_typestore():
+    """The ROS 2 Humble type definitions: what we write with and the fallback for reading."""
+    from rosbags.typesys import Stores, get_typestore
+    return get_typestore(Stores.ROS2_HUMBLE)
+
+
+def seconds_to_ns(seconds: float) -> int:
+    return int(round(seconds * NS_PER_S))
+
+
+def stamp_to_ns(stamp) -> int:
+    """builtin_interfaces/Time -> integer nanoseconds."""
+    return int(stamp.sec) * NS_PER_S + int(stamp.nanosec)
+
+
+# --------------------------------------------------------------------------------------------
+# Writing
+
+
+def rgb_to_image_data(rgb: np.ndarray, encoding: str = 'rgb8', row_padding: int = 0
+                      ) -> tuple[int, bytes]:
+    """(step, data) of an RGB frame in `encoding` (rgb8, bgr8, rgba8, bgra8, mono8).
+
+    `row_padding` extra bytes per row reproduce drivers that pad rows to an alignment.
+    """
+    rgb = np.asarray(rgb)
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f'expected uint8 (H, W, 3) RGB, got {rgb.dtype} {rgb.shape}')
+    if encoding == 'rgb8':
+        pixels = rgb
+    elif encoding == 'bgr8':
+        pixels = rgb[:, :, ::-1]
+    elif encoding in ('rgba8', 'bgra8'):
+        colour = rgb if encoding == 'rgba8' else rgb[:, :, ::-1]
+        alpha = np.full(rgb.shape[:2] + (1,), 255, np.uint8)
+        pixels = np.concatenate([colour, alpha], axis=2)
+    elif encoding == 'mono8':
+        pixels = np.round(rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+                          ).astype(np.uint8)[:, :, None]
+    else:
+        raise ValueError(f'cannot write encoding {encoding!r}: use rgb8, bgr8, rgba8, bgra8, mono8')
+    height, width, channels = pixels.shape
+    rows = pixels.reshape(height, width * channels)
+    if row_padding:
+        rows = np.concatenate([rows, np.zeros((height, row_padding), np.uint8)], axis=1)
+    return width * channels + row_padding, np.ascontiguousarray(rows).tobytes()
+
+
+class EpisodeBagWriter:
+    """One rosbag2 directory of camera, instruction, cmd_vel, odom (and chunk) messages.
+
+    Use as a context manager; connections are created on first use of each topic. `metadata`
+    lands in the bag's custom_data (e.g. episode outcome), readable with `bag_custom_data`.
+    """
+
+    def __init__(self, path: str | os.PathLike, topics: BagTopics | None = None,
+                 storage: str = 'mcap', compress: bool = False,
+                 metadata: dict[str, str] | None = None) -> None:
+        from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
+        if storage not in STORAGE_FORMATS:
+            raise ValueError(f'storage must be one of {STORAGE_FORMATS}, got {storage!r}')
+        if compress and storage != 'mcap':
+            raise ValueError('compression is only supported for mcap (zstd chunks)')
+        self.path = Path(path)
+        self.topics = topics or BagTopics.from_config()
+        self._typestore = humble_typestore()
+        self._types = self._typestore.types
+        plugin = StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
+        self._writer = Writer(self.path, version=BAG_VERSION, storage_plugin=plugin)
+        if compress:
+            self._writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
+        for key, value in (metadata or {}).items():
+            self._writer.set_custom_data(str(key), str(value))
+        self._connections: dict[tuple[str, str], object] = {}
+        self._open = False
+
+    def __enter__(self) -> EpisodeBagWriter:
+        self.open()
+        return self
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        self.close()
+
+    def open(self) -> None:
+        self._writer.open()
+        self._open = True
+
+    def close(self) -> None:
+        if self._open:
+            self._open = False
+            self._writer.close()
+
+    # -- message builders ------------------------------------------------------------------
+
+    def _header(self, stamp_ns: int, frame_id: str):
+        stamp_ns = int(stamp_ns)
+        time = self._types['builtin_interfaces/msg/Time'](
+            sec=stamp_ns // NS_PER_S, nanosec=stamp_ns % NS_PER_S)
+        return self._types['std_msgs/msg/Header'](stamp=time, frame_id=frame_id)
+
+    def _twist(self, linear: float, angular: float):
+        vector = self._types['geometry_msgs/msg/Vector3']
+        return self._types[TWIST](linear=vector(x=float(linear), y=0.0, z=0.0),
+                                  angular=vector(x=0.0, y=0.0, z=float(angular)))
+
+    def write_message(self, topic: str, msg, stamp_ns: int) -> None:
+        """Write any Humble-typestore message object at receive time `stamp_ns`."""
+        if not self._open:
+            raise BagError(f'{self.path}: writer is not open (use it as a context manager)')
+        msgtype = msg.__msgtype__
+        connection = self._connections.get((topic, msgtype))
+        if connection is None:
+            connection = self._writer.add_connection(topic, msgtype, typestore=self._typestore)
+            self._connections[(topic, msgtype)] = connection
+        data = self._typestore.serialize_cdr(msg, msgtype)
+        self._writer.write(connection, int(stamp_ns), data)
+
+    def write_image(self, stamp_ns: int, rgb: np.ndarray, encoding: str = 'rgb8',
+                    row_padding: int = 0, frame_id: str = 'camera',
+                    topic: str | None = None) -> None:
+        """sensor_msgs/Image from an RGB frame, converted to `encoding` (see rgb_to_image_data)."""
+        step, data = rgb_to_image_data(rgb, encoding, row_padding)
+        height, width = rgb.shape[:2]
+        msg = self._types[IMAGE](
+            header=self._header(stamp_ns, frame_id), height=height, width=width,
+            encoding=encoding, is_bigendian=0, step=step, data=np.frombuffer(data, np.uint8))
+        self.write_message(topic or self.topics.image, msg, stamp_ns)
+
+    def write_compressed_image(self, stamp_ns: int, data: bytes, format: str = 'jpeg',  # noqa: A002
+                               frame_id: str = 'camera', topic: str | None = None) -> None:
+        """sensor_msgs/CompressedImage (JPEG/PNG bytes) on the compressed camera topic."""
+        msg = self._types[COMPRESSED_IMAGE](
+            header=self._header(stamp_ns, frame_id), format=format,
+            data=np.frombuffer(bytes(data), np.uint8))
+        self.write_message(topic or self.topics.compressed_image, msg, stamp_ns)
+
+    def write_instruction(self, stamp_ns: int, text: str) -> None:
+        self.write_message(self.topics.instruction, self._types[STRING](data=text), stamp_ns)
+
+    def write_cmd_vel(self, stamp_ns: int, linear: float, angular: float, stamped: bool = False,
+                      frame_id: str = 'base_link') -> None:
+        """geometry_msgs/Twist (or TwistStamped) with linear.x and angular.z."""
+        twist = self._twist(linear, angular)
+        if stamped:
+            twist = self._types[TWIST_STAMPED](header=self._header(stamp_ns, frame_id), twist=twist)
+        self.write_message(self.topics.cmd_vel, twist, stamp_ns)
+
+    def write_odom(self, stamp_ns: int, x: float, y: float, yaw: float, linear: float,
+                   angular: float, frame_id: str = 'odom', child_frame_id: str = 'base_link'
+                   ) -> None:
+        """nav_msgs/Odometry of a planar pose (x, y, yaw) and body twist (linear.x, angular.z)."""
+        types = self._types
+        pose = types['geometry_msgs/msg/Pose'](
+            position=types['geometry_msgs/msg/Point'](x=float(x), y=float(y), z=0.0),
+            orientation=types['geometry_msgs/msg/Quaternion'](
+                x=0.0, y=0.0, z=math.sin(yaw / 2.0), w=math.cos(yaw / 2.0)))
+        covariance = np.zeros(36, np.float64)
+        msg = types[ODOMETRY](
+            header=self._header(stamp_ns, frame_id), child_frame_id=child_frame_id,
+            pose=types['geometry_msgs/msg/PoseWithCovariance'](pose=pose, covariance=covariance),
+            twist=types['geometry_msgs/msg/TwistWithCovariance'](
+                twist=self._twist(linear, angular), covariance=covariance.copy()))
+        self.write_message(self.topics.odom, msg, stamp_ns)
+
+    def write_chunk(self, stamp_ns: int, actions: np.ndarray, dt: float,
+                    frame_id: str = 'base_link', receive_ns: int | None = None) -> None:
+        """MultiDOFJointTrajectory as vla_node publishes it: header.stamp = observation time,
+        points[i].velocities[0] = Twist(actions[i]), time_from_start = i*dt. Zero rows = preempt.
+        """
+        types = self._types
+        duration = types['builtin_interfaces/msg/Duration']
+        points = []
+        for index, (linear, angular) in enumerate(np.asarray(actions, np.float64).reshape(-1, 2)):
+            offset_ns = seconds_to_ns(index * dt)
+            points.append(types['trajectory_msgs/msg/MultiDOFJointTrajectoryPoint'](
+                transforms=[], velocities=[self._twist(linear, angular)], accelerations=[],
+                time_from_start=duration(sec=offset_ns // NS_PER_S, nanosec=offset_ns % NS_PER_S)))
+        msg = types[CHUNK](header=self._header(stamp_ns, frame_id), joint_names=[frame_id],
+                           points=points)
+        self.write_message(self.topics.chunk, msg, stamp_ns if receive_ns is None else receive_ns)
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+
+
+@dataclass(frozen=True)
+class BagMessage:
+    """One message of a kind we understand. `stamp_ns` follows the chosen clock."""
+
+    kind: str          # 'camera' | 'instruction' | 'cmd_vel' | 'odom' | 'chunk'
+    topic: str
+    msgtype: str
+    stamp_ns: int
+    receive_ns: int
+    msg: object
+
+
+def is_bag_dir(path: Path) -> bool:
+    return path.is_dir() and (path / 'metadata.yaml').is_file()
+
+
+def find_bags(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
+    """Bag directories under `paths` (each a bag dir or a folder of them, searched recursively).
+
+    Hidden folders (name starting with '.') are skipped: record-sim writes partial bags there.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    found: list[Path] = []
+    for root in map(Path, paths):
+        if not root.exists():
+            raise FileNotFoundError(f'{root}: no such bag or directory')
+        if is_bag_dir(root):
+            found.append(root)
+            continue
+        if not root.is_dir():
+            raise BagError(f'{root}: not a rosbag2 directory (expected a folder with metadata.yaml)')
+        for directory, subdirs, _ in os.walk(root):
+            subdirs[:] = sorted(name for name in subdirs if not name.startswith('.'))
+            for name in subdirs:
+                if is_bag_dir(Path(directory) / name):
+                    found.append(Path(directory) / name)
+            subdirs[:] = [name for name in subdirs if not is_bag_dir(Path(directory) / name)]
+    return found
+
+
+def _open_reader(path: Path):
+    from rosbags.highlevel import AnyReader
+    try:
+        reader = AnyReader([Path(path)], default_typestore=humble_typestore())
+        reader.open()
+    except Exception as error:  # rosbags raises several unrelated types for a bad bag
+        raise BagError(f'{path}: cannot open rosbag2: {error}') from error
+    return reader
+
+
+def bag_topics(path: str | os.PathLike) -> dict[str, tuple[str, int]]:
+    """topic -> (message type, message count): for error messages and `info`-style reports."""
+    reader = _open_reader(Path(path))
+    try:
+        return {name: (info.msgtype or '?', info.msgcount) for name, info in reader.topics.items()}
+    finally:
+        reader.close()
+
+
+def bag_custom_data(path: str | os.PathLike) -> dict[str, str]:
+    """The custom_data of a bag's metadata.yaml ({} when there is none)."""
+    import yaml
+    with open(Path(path) / 'metadata.yaml', encoding='utf-8') as stream:
+        info = yaml.safe_load(stream)['rosbag2_bagfile_information']
+    return dict(info.get('custom_data') or {})
+
+
+def _header_ns(msg) -> int | None:
+    header = getattr(msg, 'header', None)
+    return None if header is None else stamp_to_ns(header.stamp)
+
+
+def iter_bag_messages(path: str | os.PathLike, topics: BagTopics | None = None,
+                      kinds: Iterable[str] = tuple(KIND_TYPES), clock: str = 'receive'
+                      ) -> Iterator[BagMessage]:
+    """Messages of the wanted kinds, in receive-time order.
+
+    Camera: the raw image topic when the bag has it, else the compressed one. Connections on
+    known topic names but with an unexpected type are skipped with a warning.
+    """
+    if clock not in CLOCKS:
+        raise ValueError(f'clock must be one of {CLOCKS}, got {clock!r}')
+    topics = topics or BagTopics.from_config()
+    kinds = set(kinds)
+    path = Path(path)
+    reader = _open_reader(path)
+    try:
+        wanted = {}   # connection id -> (connection, kind)
+        for connection in reader.connections:
+            kind = topics.kind_of(connection.topic, connection.msgtype)
+            if kind is None:
+                if connection.topic in (topics.image, topics.compressed_image, topics.instruction,
+                                        topics.cmd_vel, topics.odom, topics.chunk):
+                    LOG.warning('%s: topic %s has type %s, which is not read; skipped',
+                                path, connection.topic, connection.msgtype)
+                continue
+            if kind in kinds:
+                wanted[connection.id] = (connection, kind)
+        camera_topics = {c.topic for c, kind in wanted.values() if kind == 'camera'}
+        if len(camera_topics) > 1:  # both raw and compressed: the raw one is the reference
+            wanted = {key: (c, kind) for key, (c, kind) in wanted.items()
+                      if kind != 'camera' or c.topic == topics.image}
+        if not wanted:
+            return
+        connections = [c for c, _ in wanted.values()]
+        for connection, receive_ns, raw in reader.messages(connections=connections):
+            try:
+                msg = reader.deserialize(raw, connection.msgtype)
+            except Exception as error:
+                LOG.warning('%s: undecodable %s message at %d ns skipped: %s',
+                            path, connection.topic, receive_ns, error)
+                continue
+            stamp_ns = receive_ns
+            if clock == 'header':
+                stamp_ns = _header_ns(msg) or receive_ns
+            yield BagMessage(wanted[connection.id][1], connection.topic, connection.msgtype, stamp_ns,
+                             receive_ns, msg)
+    finally:
+        reader.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Message -> numbers
+
+
+def camera_to_rgb(msg) -> np.ndarray:
+    """Image (any encoding the core decoder reads, padded rows too) or CompressedImage -> RGB."""
+    from vla_nav.data import _decode
+    if msg.__msgtype__ == COMPRESSED_IMAGE:
+        return _decode.decode_compressed(bytes(msg.data), msg.format)
+    return _decode.decode_image(msg.encoding, int(msg.height), int(msg.width), int(msg.step),
+                                memoryview(msg.data), int(msg.is_bigendian))
+
+
+def twist_of(msg) -> tuple[float, float]:
+    """(linear.x, angular.z) of a Twist or TwistStamped."""
+    twist = msg.twist if msg.__msgtype__ == TWIST_STAMPED else msg
+    return float(twist.linear.x), float(twist.angular.z)
+
+
+def odom_of(msg) -> tuple[float, float, float, float, float]:
+    """(x, y, yaw, linear.x, angular.z) of a nav_msgs/Odometry."""
+    from vla_nav.core.robot_state import yaw_from_quaternion
+    pose = msg.pose.pose
+    q = pose.orientation
+    twist = msg.twist.twist
+    return (float(pose.position.x), float(pose.position.y),
+            yaw_from_quaternion(q.x, q.y, q.z, q.w), float(twist.linear.x), float(twist.angular.z))
+
+
+def chunk_of(msg) -> tuple[int, np.ndarray, float]:
+    """(header stamp ns, actions (N, 2) float32, dt s) of a MultiDOFJointTrajectory chunk.
+
+    dt comes from the points' time_from_start (0.0 for chunks with fewer than two points).
+    """
+    actions = np.array([[p.velocities[0].linear.x, p.velocities[0].angular.z]
+                        if len(p.velocities) else [0.0, 0.0] for p in msg.points],
+                       np.float32).reshape(-1, 2)
+    dt = 0.0
+    if len(msg.points) > 1:
+        offset = msg.points[1].time_from_start
+        dt = (int(offset.sec) * NS_PER_S + int(offset.nanosec)) / NS_PER_S
+    return stamp_to_ns(msg.header.stamp), actions, dt
