@@ -1,0 +1,208 @@
+"""PolicyConfig: every number that shapes a VLA policy, stored in the checkpoint's config.json.
+
+A checkpoint rebuilds its model from this dataclass alone (plus the frozen pretrained weights it
+references by package + sha256), so anything that changes tensor shapes or the meaning of the
+inputs/outputs lives here and nowhere else.
+
+Fields (validated in `__post_init__`; `to_dict()` / `from_dict()` round-trip through JSON):
+  backbone       'edge' (EfficientNet-Lite0 trunk + FiLM neck, MiniLM instruction; default) or
+                 'kosmos2' (Kosmos-2 from a local folder, RoboVLMs-style [ACT] token)
+  head           'lstm' (default) | 'fc' | 'gpt' | 'discrete' (see heads.py)
+  image_size     square input resolution in pixels; callers resize frames to it
+  trunk_blocks   edge: EfficientNet-Lite0 MBConv blocks kept in the frozen trunk (of 16)
+  neck_channels  edge: channels after the trainable 1x1 reduction of the trunk feature map
+  feature_dim    length of one per-frame feature (what the runtime caches per frame)
+  window, chunk  8 frames of history in, 10 actions out
+  action_dim, dt 2 = (linear.x m/s, angular.z rad/s); seconds between actions of a chunk
+  state_dim      0 (images + instruction only) or 4 = vla_nav.core.robot_state.STATE_DIM:
+                 (v, w, distance since goal start, yaw change since goal start)
+  state_scale    per-component factor applied to the raw state so each term is O(1)
+  action_low/high physical bounds per action dimension; actions are clipped to them and mapped
+                 linearly to [-1, 1] (defaults: chunk_executor limits in config/vla_nav.yaml)
+  loss           'huber' (default; Huber with delta `huber_delta` in the normalised space) or
+                 'l1'; the discrete head always uses cross-entropy over `discrete_bins` bins
+  head_*         head sizes; text_head_dim: the instruction embedding is projected to this and
+                 concatenated to every window position's input (0 disables it)
+  text_model     sentence encoder of the edge backbone (all-MiniLM-L6-v2, frozen)
+  kosmos2_path   kosmos2: local folder with a transformers Kosmos-2 model + tokenizer.json
+  kosmos2_max_text_tokens  kosmos2: instruction token budget (the instruction "embedding" of a
+                 kosmos2 policy is its padded token ids, see policy.py)
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+FORMAT_VERSION = 1
+BACKBONES = ('edge', 'kosmos2')
+HEADS = ('lstm', 'fc', 'gpt', 'discrete')
+LOSSES = ('huber', 'l1')
+STATE_DIMS = (0, 4)
+EDGE_TRUNK_BLOCKS = 16           # MBConv blocks in EfficientNet-Lite0
+MINILM_DIM = 384                 # all-MiniLM-L6-v2 hidden size
+# (v m/s, w rad/s, distance m, yaw change rad) -> O(1)
+DEFAULT_STATE_SCALE = (2.0, 0.6667, 0.5, 0.3183)
+
+
+def _executor_limits() -> tuple[tuple[float, float], tuple[float, float]]:
+    """The chunk executor's velocity limits: the default normalisation bounds."""
+    from vla_nav.config import node_defaults
+    params = node_defaults('chunk_executor')
+    low = (float(params['min_linear_vel']), -float(params['max_angular_vel']))
+    high = (float(params['max_linear_vel']), float(params['max_angular_vel']))
+    return low, high
+
+
+def _default_low() -> tuple[float, ...]:
+    return _executor_limits()[0]
+
+
+def _default_high() -> tuple[float, ...]:
+    return _executor_limits()[1]
+
+
+@dataclass
+class PolicyConfig:
+    backbone: str = 'edge'
+    head: str = 'lstm'
+    image_size: int = 96
+    trunk_blocks: int = 8
+    neck_channels: int = 32
+    feature_dim: int = 256
+    window: int = 8
+    chunk: int = 10
+    action_dim: int = 2
+    dt: float = 0.1
+    state_dim: int = 0
+    state_scale: tuple = DEFAULT_STATE_SCALE
+    action_low: tuple = field(default_factory=_default_low)
+    action_high: tuple = field(default_factory=_default_high)
+    loss: str = 'huber'
+    huber_delta: float = 0.1
+    head_hidden: int = 256
+    head_layers: int = 2
+    head_attention_heads: int = 4
+    text_head_dim: int = 64
+    discrete_bins: int = 256
+    dropout: float = 0.1
+    text_model: str = 'all-MiniLM-L6-v2'
+    text_max_tokens: int = 64
+    kosmos2_path: str = ''
+    kosmos2_max_text_tokens: int = 24
+    format_version: int = FORMAT_VERSION
+
+    def __post_init__(self) -> None:
+        self.state_scale = tuple(float(v) for v in self.state_scale)
+        self.action_low = tuple(float(v) for v in self.action_low)
+        self.action_high = tuple(float(v) for v in self.action_high)
+        problems = []
+        if self.backbone not in BACKBONES:
+            problems.append(f'backbone {self.backbone!r} not in {BACKBONES}')
+        if self.head not in HEADS:
+            problems.append(f'head {self.head!r} not in {HEADS}')
+        if self.loss not in LOSSES:
+            problems.append(f'loss {self.loss!r} not in {LOSSES}')
+        if self.state_dim not in STATE_DIMS:
+            problems.append(f'state_dim {self.state_dim} not in {STATE_DIMS}')
+        if self.state_dim and len(self.state_scale) != self.state_dim:
+            problems.append(f'state_scale needs {self.state_dim} values, got {len(self.state_scale)}')
+        if not 32 <= self.image_size <= 1024:
+            problems.append(f'image_size {self.image_size} outside [32, 1024]')
+        if not 1 <= self.trunk_blocks <= EDGE_TRUNK_BLOCKS:
+            problems.append(f'trunk_blocks {self.trunk_blocks} outside [1, {EDGE_TRUNK_BLOCKS}]')
+        for name in ('neck_channels', 'feature_dim', 'window', 'chunk', 'action_dim', 'head_hidden',
+                     'head_layers', 'head_attention_heads', 'text_max_tokens',
+                     'kosmos2_max_text_tokens'):
+            if int(getattr(self, name)) < 1:
+                problems.append(f'{name} must be >= 1, got {getattr(self, name)}')
+        if self.text_head_dim < 0:
+            problems.append(f'text_head_dim must be >= 0, got {self.text_head_dim}')
+        if self.head == 'gpt' and self.head_hidden % max(self.head_attention_heads, 1):
+            problems.append(f'head_hidden {self.head_hidden} not divisible by '
+                            f'head_attention_heads {self.head_attention_heads}')
+        if self.discrete_bins < 2:
+            problems.append(f'discrete_bins must be >= 2, got {self.discrete_bins}')
+        if not 0.0 <= self.dropout < 1.0:
+            problems.append(f'dropout {self.dropout} outside [0, 1)')
+        if not self.dt > 0:
+            problems.append(f'dt must be > 0, got {self.dt}')
+        if not self.huber_delta > 0:
+            problems.append(f'huber_delta must be > 0, got {self.huber_delta}')
+        if len(self.action_low) != self.action_dim or len(self.action_high) != self.action_dim:
+            problems.append(f'action_low/action_high need {self.action_dim} values each')
+        elif any(lo >= hi for lo, hi in zip(self.action_low, self.action_high, strict=True)):
+            problems.append(f'action_low {self.action_low} must be < action_high {self.action_high}')
+        if self.backbone == 'kosmos2' and not self.kosmos2_path:
+            problems.append('backbone kosmos2 needs kosmos2_path (a local Kosmos-2 folder)')
+        if self.format_version != FORMAT_VERSION:
+            problems.append(f'format_version {self.format_version} is not {FORMAT_VERSION} '
+                            '(this vla_nav reads only its own format)')
+        if problems:
+            raise ValueError('invalid PolicyConfig: ' + '; '.join(problems))
+
+    @property
+    def text_dim(self) -> int:
+        """Length of the instruction vector that embed_instructions returns."""
+        return MINILM_DIM if self.backbone == 'edge' else self.kosmos2_max_text_tokens
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        for key, value in data.items():
+            if isinstance(value, tuple):
+                data[key] = list(value)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PolicyConfig:
+        """Rebuild from to_dict() output; unknown keys are an error (a newer/foreign format)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f'unknown PolicyConfig keys {unknown}')
+        return cls(**data)
+
+    def replace(self, **changes: Any) -> PolicyConfig:
+        return dataclasses.replace(self, **changes)
+
+
+# --- the checkpoint directory's config.json (read without torch: the ONNX runtime uses it) -----
+CHECKPOINT_FORMAT = 'vla_nav.policy'
+CONFIG_FILE = 'config.json'
+WEIGHTS_FILE = 'model.safetensors'
+
+
+def read_checkpoint_config(directory) -> tuple[PolicyConfig, dict[str, Any]]:
+    """config.json of a checkpoint directory -> (PolicyConfig, the whole document).
+
+    Raises ModelLoadError naming the file for a missing directory/file, bad JSON, a foreign
+    format, a different format version or invalid values.
+    """
+    import json
+    from pathlib import Path
+
+    from vla_nav.runtime.base import ModelLoadError
+
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ModelLoadError(directory, 'checkpoint directory does not exist')
+    path = directory / CONFIG_FILE
+    if not path.is_file():
+        raise ModelLoadError(path, f'missing: a checkpoint directory needs {CONFIG_FILE} and {WEIGHTS_FILE}')
+    try:
+        document = json.loads(path.read_text(encoding='utf-8'))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise ModelLoadError(path, f'not valid JSON ({error})') from error
+    if not isinstance(document, dict) or document.get('format') != CHECKPOINT_FORMAT:
+        raise ModelLoadError(path, f'not a vla_nav policy config (expected "format": "{CHECKPOINT_FORMAT}")')
+    version = document.get('format_version')
+    if version != FORMAT_VERSION:
+        raise ModelLoadError(path, f'format version {version!r}, but this vla_nav reads version '
+                                   f'{FORMAT_VERSION}: re-export or retrain the checkpoint')
+    if not isinstance(document.get('policy'), dict):
+        raise ModelLoadError(path, 'no "policy" section (the PolicyConfig)')
+    try:
+        config = PolicyConfig.from_dict(dict(document['policy']))
+    except (TypeError, ValueError) as error:
+        raise ModelLoadError(path, f'bad "policy" section: {error}') from error
+    return config, document

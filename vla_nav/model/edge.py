@@ -1,0 +1,89 @@
+"""The `edge` backbone: frozen EfficientNet-Lite0 trunk + trainable FiLM neck + frozen MiniLM.
+
+Frame path: uint8 RGB -> trunk (first `trunk_blocks` MBConv blocks, ImageNet weights, frozen:
+its output is what training caches) -> 1x1 conv to `neck_channels` -> FiLM from the instruction
+embedding (scale and shift per channel, so "red cone" and "blue ball" select different channels)
+-> ReLU -> flatten the WHOLE spatial map (keeps left/right/up/down: the policy must know where
+the target is) -> linear -> LayerNorm -> feature (feature_dim).
+
+Instruction path: MiniLM tokens -> mean pool -> L2 normalise (384), once per goal.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from vla_nav.model.config import MINILM_DIM, PolicyConfig
+from vla_nav.model.pretrained import (
+    EFFICIENTNET_PACKAGE,
+    MINILM_PACKAGE,
+    EfficientNetTrunk,
+    MiniLMEncoder,
+    efficientnet_weights_path,
+    frozen_reference,
+    minilm_tokenizer_path,
+    minilm_weights_path,
+    verify_frozen_reference,
+)
+
+
+class EdgeBackbone(nn.Module):
+    frozen_prefix = 'trunk.'   # state-dict keys under this prefix are never saved in checkpoints
+
+    def __init__(self, config: PolicyConfig, load_pretrained: bool = True) -> None:
+        super().__init__()
+        self.config = config
+        self.trunk = EfficientNetTrunk(config.image_size, config.trunk_blocks, load_weights=load_pretrained)
+        channels, (height, width) = self.trunk.out_channels, self.trunk.out_hw
+        self.trunk_shape = (channels, height, width)
+        self.reduce = nn.Conv2d(channels, config.neck_channels, kernel_size=1)
+        self.film = nn.Linear(MINILM_DIM, 2 * config.neck_channels)
+        nn.init.zeros_(self.film.weight)  # starts as identity modulation
+        nn.init.zeros_(self.film.bias)
+        self.dropout = nn.Dropout(config.dropout)
+        self.project = nn.Linear(config.neck_channels * height * width, config.feature_dim)
+        self.norm = nn.LayerNorm(config.feature_dim)
+        self._text: tuple | None = None  # (tokenizer, MiniLMEncoder), built on first use, not saved
+
+    # --- frame -------------------------------------------------------------------------------
+    def encode_trunk(self, images: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.trunk(images)
+
+    def neck(self, trunk: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
+        x = self.reduce(trunk.to(self.reduce.weight.dtype))
+        scale, shift = self.film(text_emb.to(x.dtype)).chunk(2, dim=-1)
+        x = torch.relu(x * (1.0 + scale[:, :, None, None]) + shift[:, :, None, None])
+        x = self.dropout(x.flatten(1))
+        return self.norm(self.project(x))
+
+    # --- instruction -------------------------------------------------------------------------
+    def text_encoder(self) -> tuple:
+        if self._text is None:
+            from vla_nav.runtime.text import InstructionTokenizer
+            tokenizer = InstructionTokenizer(minilm_tokenizer_path(), self.config.text_max_tokens)
+            self._text = (tokenizer, MiniLMEncoder())
+        return self._text
+
+    def embed_instructions(self, texts: list[str], device: torch.device) -> torch.Tensor:
+        tokenizer, encoder = self.text_encoder()
+        encoder.to(device)
+        ids, mask = tokenizer(list(texts))
+        with torch.no_grad():
+            return encoder(torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device))
+
+    def tokenize(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        return self.text_encoder()[0](list(texts))
+
+    # --- frozen weights bookkeeping ----------------------------------------------------------
+    @staticmethod
+    def frozen_references() -> dict:
+        return {'image_trunk': frozen_reference(EFFICIENTNET_PACKAGE, efficientnet_weights_path()),
+                'text_encoder': frozen_reference(MINILM_PACKAGE, minilm_weights_path())}
+
+    @staticmethod
+    def verify_frozen(references: dict, checkpoint_file) -> None:
+        paths = {'image_trunk': efficientnet_weights_path(), 'text_encoder': minilm_weights_path()}
+        for name, path in paths.items():
+            verify_frozen_reference(references.get(name, {}), path, checkpoint_file)

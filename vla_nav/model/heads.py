@@ -1,0 +1,151 @@
+"""Policy heads (as in RoboVLMs): a window of per-frame inputs -> one chunk per window position.
+
+Every head maps (B, W, in_dim) to a raw output for EVERY window position, so training supervises
+each position with its own chunk and inference reads the newest position:
+  lstm      LSTM over the window + MLP (the default; RoboVLMs' best head)
+  fc        MLP on each position alone: no history
+  gpt       small causal transformer over the window with learned positions
+  discrete  LSTM body, 256 (configurable) bins per action dimension, cross-entropy
+Continuous heads return (B, W, chunk*action_dim) pre-tanh values; the discrete head returns
+(B, W, chunk*action_dim*bins) logits. The policy applies tanh / reshapes (policy.py).
+
+`HeadInput` builds the per-position input: the frame feature, the instruction embedding projected
+to `text_head_dim` (repeated over the window) and the scaled robot state when state_dim > 0.
+Everything here is plain torch ops that export to ONNX.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from vla_nav.model.config import PolicyConfig
+
+
+class HeadInput(nn.Module):
+    """concat(feature, projected instruction, scaled state) for every window position."""
+
+    def __init__(self, config: PolicyConfig) -> None:
+        super().__init__()
+        self.use_text = config.backbone == 'edge' and config.text_head_dim > 0
+        self.text_projection = (nn.Linear(config.text_dim, config.text_head_dim)
+                                if self.use_text else None)
+        self.state_dim = config.state_dim
+        self.register_buffer('state_scale', torch.tensor(config.state_scale[:config.state_dim] or [0.0],
+                                                         dtype=torch.float32), persistent=False)
+        self.out_dim = (config.feature_dim + (config.text_head_dim if self.use_text else 0)
+                        + config.state_dim)
+
+    def forward(self, features: torch.Tensor, text_emb: torch.Tensor,
+                states: torch.Tensor | None) -> torch.Tensor:
+        parts = [features]
+        if self.text_projection is not None:
+            text = self.text_projection(text_emb.to(features.dtype))
+            parts.append(text.unsqueeze(1).expand(-1, features.shape[1], -1))
+        if self.state_dim:
+            if states is None:
+                raise ValueError(f'this policy takes robot states (state_dim={self.state_dim}); got None')
+            parts.append(states.to(features.dtype) * self.state_scale.to(features.dtype))
+        return torch.cat(parts, dim=-1) if len(parts) > 1 else features
+
+
+def _mlp(in_dim: int, hidden: int, out_dim: int, dropout: float) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Dropout(dropout),
+                         nn.Linear(hidden, out_dim))
+
+
+class LSTMBody(nn.Module):
+    def __init__(self, in_dim: int, config: PolicyConfig) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(in_dim, config.head_hidden, num_layers=config.head_layers, batch_first=True,
+                            dropout=config.dropout if config.head_layers > 1 else 0.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lstm(x)[0]
+
+
+class MLPBody(nn.Module):
+    def __init__(self, in_dim: int, config: PolicyConfig) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for index in range(config.head_layers):
+            layers += [nn.Linear(in_dim if index == 0 else config.head_hidden, config.head_hidden),
+                       nn.GELU(), nn.Dropout(config.dropout)]
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head attention where position t sees positions <= t (explicit ops: exports cleanly)."""
+
+    def __init__(self, width: int, heads: int, window: int, dropout: float) -> None:
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(width, 3 * width)
+        self.out = nn.Linear(width, width)
+        self.dropout = nn.Dropout(dropout)
+        blocked = torch.triu(torch.ones(window, window, dtype=torch.bool), diagonal=1)
+        self.register_buffer('blocked', blocked, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, length, width = x.shape
+        q, k, v = self.qkv(x).split(width, dim=-1)
+        shape = (batch, length, self.heads, width // self.heads)
+        q, k, v = (t.reshape(shape).transpose(1, 2) for t in (q, k, v))
+        scores = q @ k.transpose(-2, -1) / math.sqrt(width // self.heads)
+        scores = scores.masked_fill(self.blocked[:length, :length], float('-inf'))
+        attended = self.dropout(scores.softmax(dim=-1)) @ v
+        return self.out(attended.transpose(1, 2).reshape(batch, length, width))
+
+
+class TransformerBlock(nn.Module):
+    def __init__(self, width: int, heads: int, window: int, dropout: float) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(width)
+        self.attention = CausalSelfAttention(width, heads, window, dropout)
+        self.norm2 = nn.LayerNorm(width)
+        self.mlp = _mlp(width, 4 * width, width, dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attention(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class GPTBody(nn.Module):
+    def __init__(self, in_dim: int, config: PolicyConfig) -> None:
+        super().__init__()
+        self.embed = nn.Linear(in_dim, config.head_hidden)
+        self.positions = nn.Parameter(torch.zeros(1, config.window, config.head_hidden))
+        nn.init.normal_(self.positions, std=0.02)
+        self.blocks = nn.Sequential(*[
+            TransformerBlock(config.head_hidden, config.head_attention_heads, config.window, config.dropout)
+            for _ in range(config.head_layers)])
+        self.norm = nn.LayerNorm(config.head_hidden)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] > self.positions.shape[1]:
+            raise ValueError(f'window of {x.shape[1]} frames exceeds the trained {self.positions.shape[1]}')
+        x = self.embed(x) + self.positions[:, :x.shape[1]]
+        return self.norm(self.blocks(x))
+
+
+BODIES = {'lstm': LSTMBody, 'fc': MLPBody, 'gpt': GPTBody, 'discrete': LSTMBody}
+
+
+class PolicyHead(nn.Module):
+    """Body over the window + MLP to every position's flattened chunk (or chunk logits)."""
+
+    def __init__(self, in_dim: int, config: PolicyConfig) -> None:
+        super().__init__()
+        self.kind = config.head
+        outputs = config.chunk * config.action_dim
+        if config.head == 'discrete':
+            outputs *= config.discrete_bins
+        self.body = BODIES[config.head](in_dim, config)
+        self.out = _mlp(config.head_hidden, config.head_hidden, outputs, config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.body(x))
