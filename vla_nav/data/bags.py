@@ -193,6 +193,11 @@ class EpisodeBagWriter:
         self._writer.open()
         self._open = True
 
+    def set_metadata(self, **values: object) -> None:
+        """Add key/value pairs (stored as strings) to the bag's custom_data; before close."""
+        for key, value in values.items():
+            self._writer.set_custom_data(str(key), str(value))
+
     def close(self) -> None:
         if self._open:
             self._open = False
