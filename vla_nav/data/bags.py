@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from vla_nav.config import node_defaults
+from vla_nav.core.image_decode import decode_compressed, decode_image, encode_image_fields
 
 LOG = logging.getLogger('vla_nav.data')
 
@@ -125,35 +126,6 @@ def stamp_to_ns(stamp) -> int:
 # Writing
 
 
-def rgb_to_image_data(rgb: np.ndarray, encoding: str = 'rgb8', row_padding: int = 0
-                      ) -> tuple[int, bytes]:
-    """(step, data) of an RGB frame in `encoding` (rgb8, bgr8, rgba8, bgra8, mono8).
-
-    `row_padding` extra bytes per row reproduce drivers that pad rows to an alignment.
-    """
-    rgb = np.asarray(rgb)
-    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise ValueError(f'expected uint8 (H, W, 3) RGB, got {rgb.dtype} {rgb.shape}')
-    if encoding == 'rgb8':
-        pixels = rgb
-    elif encoding == 'bgr8':
-        pixels = rgb[:, :, ::-1]
-    elif encoding in ('rgba8', 'bgra8'):
-        colour = rgb if encoding == 'rgba8' else rgb[:, :, ::-1]
-        alpha = np.full(rgb.shape[:2] + (1,), 255, np.uint8)
-        pixels = np.concatenate([colour, alpha], axis=2)
-    elif encoding == 'mono8':
-        pixels = np.round(rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-                          ).astype(np.uint8)[:, :, None]
-    else:
-        raise ValueError(f'cannot write encoding {encoding!r}: use rgb8, bgr8, rgba8, bgra8, mono8')
-    height, width, channels = pixels.shape
-    rows = pixels.reshape(height, width * channels)
-    if row_padding:
-        rows = np.concatenate([rows, np.zeros((height, row_padding), np.uint8)], axis=1)
-    return width * channels + row_padding, np.ascontiguousarray(rows).tobytes()
-
-
 class EpisodeBagWriter:
     """One rosbag2 directory of camera, instruction, cmd_vel, odom (and chunk) messages.
 
@@ -231,12 +203,11 @@ class EpisodeBagWriter:
     def write_image(self, stamp_ns: int, rgb: np.ndarray, encoding: str = 'rgb8',
                     row_padding: int = 0, frame_id: str = 'camera',
                     topic: str | None = None) -> None:
-        """sensor_msgs/Image from an RGB frame, converted to `encoding` (see rgb_to_image_data)."""
-        step, data = rgb_to_image_data(rgb, encoding, row_padding)
-        height, width = rgb.shape[:2]
-        msg = self._types[IMAGE](
-            header=self._header(stamp_ns, frame_id), height=height, width=width,
-            encoding=encoding, is_bigendian=0, step=step, data=np.frombuffer(data, np.uint8))
+        """sensor_msgs/Image from a uint8 RGB frame, converted to `encoding` (rgb8, bgr8, rgba8,
+        bgra8, mono8) with `row_padding` extra bytes per row (drivers that align rows)."""
+        fields = encode_image_fields(rgb, encoding, row_padding)
+        fields['data'] = np.frombuffer(fields['data'], np.uint8)
+        msg = self._types[IMAGE](header=self._header(stamp_ns, frame_id), **fields)
         self.write_message(topic or self.topics.image, msg, stamp_ns)
 
     def write_compressed_image(self, stamp_ns: int, data: bytes, format: str = 'jpeg',  # noqa: A002
@@ -424,11 +395,13 @@ def iter_bag_messages(path: str | os.PathLike, topics: BagTopics | None = None,
 
 
 def camera_to_rgb(msg) -> np.ndarray:
-    """Image (any encoding the core decoder reads, padded rows too) or CompressedImage -> RGB."""
-    from vla_nav.data import _decode
+    """Image (any encoding vla_node reads, padded rows too) or CompressedImage -> uint8 RGB.
+
+    Raises vla_nav.core.image_decode.ImageDecodeError for frames that cannot be read.
+    """
     if msg.__msgtype__ == COMPRESSED_IMAGE:
-        return _decode.decode_compressed(bytes(msg.data), msg.format)
-    return _decode.decode_image(msg.encoding, int(msg.height), int(msg.width), int(msg.step),
+        return decode_compressed(bytes(msg.data), msg.format)
+    return decode_image(msg.encoding, int(msg.height), int(msg.width), int(msg.step),
                                 memoryview(msg.data), int(msg.is_bigendian))
 
 

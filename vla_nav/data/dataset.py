@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vla_nav.config import node_defaults
+from vla_nav.core.image_decode import resize_rgb
 from vla_nav.core.robot_state import STATE_DIM, GoalProgress
-from vla_nav.data import _decode
 from vla_nav.data.bags import (
     NS_PER_S,
     BagError,
@@ -164,7 +164,7 @@ class _SegmentBuilder:
             try:
                 rgb = camera_to_rgb(msg)
                 if self.image_size is not None:
-                    rgb = _decode.resize_rgb(rgb, *self.image_size)
+                    rgb = resize_rgb(rgb, *self.image_size)
                 elif self.last_rgb is not None and rgb.shape != self.last_rgb.shape:
                     raise ValueError(f'frame size changed to {rgb.shape[:2]}; pass image_size')
                 self.last_rgb, self.last_rgb_stamp = rgb, stamp
