@@ -1,5 +1,6 @@
 """`python -m vla_nav replay`: a bag through the test policy + executor, golden and recorded checks."""
 import json
+import zlib
 
 import numpy as np
 import pytest
@@ -139,3 +140,21 @@ def test_missing_bag_and_bad_model_exit_2(tmp_path, capsys):
     _write_input(tmp_path / 'in', 'mcap')
     assert main(['replay', str(tmp_path / 'in'), '--model', str(tmp_path / 'no_model'),
                  '--backend', 'no_such_module:factory']) == 2
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_live_replay_through_the_real_nodes_matches_offline(tmp_path, capsys, monkeypatch):
+    """vla_node + chunk_executor as subprocesses over loopback DDS give the offline chunks."""
+    from pathlib import Path
+    monkeypatch.setenv('PYTHONPATH', str(Path(__file__).parent))   # the spawned nodes find policies
+    _write_input(tmp_path / 'in', 'mcap')
+    assert _replay(capsys, tmp_path / 'in', '--out', tmp_path / 'offline')[0] == 0
+    domain_id = 100 + zlib.crc32(b'test_replay_live') % 90
+    code, summary = _replay(capsys, tmp_path / 'in', '--out', tmp_path / 'live', '--live',
+                            '--spawn-nodes', '--domain-id', domain_id, '--golden',
+                            tmp_path / 'offline', '--tolerance', 0.15)   # cmd_vel: loaded CI
+    assert summary['live'] and summary['frames'] == 22
+    chunk_report = summary['topics']['/vla/action_chunk']
+    assert chunk_report['max_abs_diff'] < 1e-6 and chunk_report['extra'] == 0
+    assert code == 0, summary
