@@ -51,6 +51,10 @@ REPLAY_MARKER = 'vla_nav_replay'   # custom_data key: a bag this tool wrote (saf
 NS = 1_000_000_000
 
 
+class ReplayError(RuntimeError):
+    """The replay could not run (no nodes answered, output folder taken): exit 2, not 1."""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     node = node_defaults('vla_node')
     parser.add_argument('bag', help='rosbag2 folder (mcap or sqlite3) with camera + instruction')
@@ -174,39 +178,17 @@ LIVE_LEAD_S = 0.2             # the first message is published this long after t
 STAMP_MATCH_NS = 1_000_000    # vla_node carries stamps as float seconds: match within 1 ms
 
 
-def _spawn_nodes(args, topics, transport: str, env: dict, log_dir: Path) -> list:
-    import subprocess
-    def overrides(**values: str) -> list[str]:   # empty values are left at the node default
-        return [item for key, value in values.items() if value
-                for item in ('-p', f'{key}:={value}')]
-
-    node = overrides(model=str(args.model or ''), backend=args.backend, device=args.device,
-                     image_topic=topics.image, compressed_image_topic=topics.compressed_image,
-                     image_transport=transport, instruction_topic=topics.instruction,
-                     state_topic=topics.odom, chunk_topic=topics.chunk)
-    executor = overrides(chunk_topic=topics.chunk, cmd_vel_topic=topics.cmd_vel)
-    processes = []
-    for name, parameters in (('vla_node', node), ('chunk_executor', executor)):
-        log = open(log_dir / f'{name}.log', 'w')  # noqa: SIM115 - closed with the process
-        processes.append((name, log, subprocess.Popen(
-            [sys.executable, '-m', f'vla_nav.nodes.{name}', '--ros-args', *parameters],
-            env=env, stdout=log, stderr=subprocess.STDOUT)))
-    return processes
-
-
-def _stop_nodes(processes: list) -> None:
-    import signal
-    import subprocess
-    for _, _, process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-    for _, log, process in processes:
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+def _spawn_nodes(args, topics, transport: str, domain_id: int, log_dir: Path):
+    """vla_node + chunk_executor as processes (vla_nav.tools.procs), on our topics and model."""
+    from vla_nav.tools.procs import NodeSuite
+    suite = NodeSuite(log_dir, domain_id=domain_id)
+    suite.start('vla_node', {
+        'model': str(args.model or ''), 'backend': args.backend, 'device': args.device,
+        'image_topic': topics.image, 'compressed_image_topic': topics.compressed_image,
+        'image_transport': transport, 'instruction_topic': topics.instruction,
+        'state_topic': topics.odom, 'chunk_topic': topics.chunk})
+    suite.start('chunk_executor', {'chunk_topic': topics.chunk, 'cmd_vel_topic': topics.cmd_vel})
+    return suite
 
 
 def _to_rclpy(msg, msgtype: str, rclpy_type):
@@ -223,7 +205,7 @@ def replay_live(bag: Path, topics, args) -> ReplayOutput:
     import tempfile
     import threading
 
-    from vla_nav.config import loopback_ros_env, use_loopback_ros
+    from vla_nav.config import use_loopback_ros
     from vla_nav.data.bags import COMPRESSED_IMAGE, bag_topics, iter_bag_messages
 
     if args.fast:
@@ -233,9 +215,10 @@ def replay_live(bag: Path, topics, args) -> ReplayOutput:
         os.environ.get('ROS_DOMAIN_ID', '0'))
     use_loopback_ros()   # DDS discovery on loopback; the domain goes to our own context only
     compressed = topics.image not in bag_topics(bag) and topics.compressed_image in bag_topics(bag)
-    log_dir = Path(tempfile.mkdtemp(prefix='vla_nav_replay_'))
-    processes = (_spawn_nodes(args, topics, 'compressed' if compressed else 'raw',
-                              loopback_ros_env(domain_id), log_dir) if args.spawn_nodes else [])
+    suite = None
+    if args.spawn_nodes:   # node logs go to a temp folder, named in any start-up error
+        suite = _spawn_nodes(args, topics, 'compressed' if compressed else 'raw', domain_id,
+                             Path(tempfile.mkdtemp(prefix='vla_nav_replay_')))
 
     import rclpy
     from geometry_msgs.msg import Twist, TwistStamped
@@ -302,12 +285,11 @@ def replay_live(bag: Path, topics, args) -> ReplayOutput:
         deadline = time.monotonic() + LIVE_READY_TIMEOUT_S
         while not (camera_pub.get_subscription_count() and instruction_pub.get_subscription_count()
                    and received_commands):
-            for name, _, process in processes:
-                if process.poll() is not None:
-                    raise SystemExit(f'replay --live: {name} exited with {process.returncode}; '
-                                     f'log: {log_dir / (name + ".log")}')
+            for name, code in (suite.dead() if suite else {}).items():
+                raise ReplayError(f'{name} exited with {code}:\n'
+                                 f'{suite.processes[name].log_tail()}')
             if time.monotonic() > deadline:
-                raise SystemExit(f'replay --live: no vla_node/chunk_executor answered on '
+                raise ReplayError(f'no vla_node/chunk_executor answered on '
                                  f'{topics.image} / {topics.cmd_vel} within {LIVE_READY_TIMEOUT_S:.0f}'
                                  f' s (ROS_DOMAIN_ID={domain_id}, loopback only); start them or '
                                  'pass --spawn-nodes')
@@ -344,7 +326,8 @@ def replay_live(bag: Path, topics, args) -> ReplayOutput:
             spinner.join(timeout=2)
         node.destroy_node()
         rclpy.try_shutdown(context=context)
-        _stop_nodes(processes)
+        if suite is not None:
+            suite.stop()
     if offset_ns is None:
         return output
 
@@ -380,7 +363,7 @@ def write_output(path: Path, output: ReplayOutput, topics, storage: str, source:
     if path.exists():
         ours = (path / 'metadata.yaml').is_file() and REPLAY_MARKER in bag_custom_data(path)
         if not ours:
-            raise SystemExit(f'replay: {path} exists and is not a replay output; not overwriting')
+            raise ReplayError(f'{path} exists and is not a replay output; not overwriting')
         shutil.rmtree(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     stamped = bool(node_defaults('chunk_executor')['stamped'])
@@ -579,21 +562,24 @@ def run(args: argparse.Namespace) -> int:
         return 2
     out = Path(args.out) if args.out else DEFAULT_OUT_DIR / bag.resolve().name
     started = time.monotonic()
-    if args.live:
-        output = replay_live(bag, topics, args)
-        backend = args.backend
-    else:
-        from vla_nav.runtime import ModelLoadError, load_engine
-        try:
-            engine = load_engine(resolve_model_dir(args.model), backend=args.backend,
-                                 device=args.device)
-        except ModelLoadError as error:
-            print(f'replay: cannot load the model: {error}', file=sys.stderr)
-            return 2
-        backend = getattr(engine, 'backend', args.backend)
-        output = replay_offline(bag, engine, topics, fast=args.fast)
-    elapsed = time.monotonic() - started
-    write_output(out, output, topics, args.storage, bag)
+    try:
+        if args.live:
+            output = replay_live(bag, topics, args)
+            backend = args.backend
+        else:
+            from vla_nav.runtime import ModelLoadError, load_engine
+            try:
+                engine = load_engine(resolve_model_dir(args.model), backend=args.backend,
+                                     device=args.device)
+            except (ModelLoadError, ValueError) as error:
+                raise ReplayError(f'cannot load the model: {error}') from error
+            backend = getattr(engine, 'backend', args.backend)
+            output = replay_offline(bag, engine, topics, fast=args.fast)
+        elapsed = time.monotonic() - started
+        write_output(out, output, topics, args.storage, bag)
+    except ReplayError as error:
+        print(f'replay{" --live" if args.live else ""}: {error}', file=sys.stderr)
+        return 2
     if args.golden:
         default = LIVE_GOLDEN_TOLERANCE if args.live else GOLDEN_TOLERANCE
         tolerance = default if args.tolerance is None else args.tolerance
