@@ -66,7 +66,7 @@ def _default_high() -> tuple[float, ...]:
 class PolicyConfig:
     backbone: str = 'edge'
     head: str = 'lstm'
-    image_size: int = 96
+    image_size: int = 80
     trunk_blocks: int = 8
     neck_channels: int = 32
     feature_dim: int = 256
@@ -80,8 +80,8 @@ class PolicyConfig:
     action_high: tuple = field(default_factory=_default_high)
     loss: str = 'huber'
     huber_delta: float = 0.1
-    head_hidden: int = 256
-    head_layers: int = 2
+    head_hidden: int = 128
+    head_layers: int = 1
     head_attention_heads: int = 4
     text_head_dim: int = 64
     discrete_bins: int = 256

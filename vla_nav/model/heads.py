@@ -147,5 +147,7 @@ class PolicyHead(nn.Module):
         self.body = BODIES[config.head](in_dim, config)
         self.out = _mlp(config.head_hidden, config.head_hidden, outputs, config.dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.out(self.body(x))
+    def forward(self, x: torch.Tensor, newest_only: bool = False) -> torch.Tensor:
+        hidden = self.body(x)
+        # inference needs the newest position only: skip the output MLP on the others
+        return self.out(hidden[:, -1:] if newest_only else hidden)

@@ -119,16 +119,19 @@ class VLAPolicy(nn.Module):
 
     # --- head --------------------------------------------------------------------------------
     def head_forward(self, features: torch.Tensor, text_emb: torch.Tensor,
-                     states: torch.Tensor | None = None) -> torch.Tensor:
-        """(B,W,F) -> (B,W,chunk,dim) in [-1,1], or logits (B,W,chunk,dim,bins) for 'discrete'."""
+                     states: torch.Tensor | None = None, newest_only: bool = False) -> torch.Tensor:
+        """(B,W,F) -> (B,W,chunk,dim) in [-1,1], or logits (B,W,chunk,dim,bins) for 'discrete'.
+
+        newest_only: compute the newest position only (W becomes 1): what inference needs."""
         cfg = self.config
         if features.dim() != 3 or features.shape[-1] != cfg.feature_dim:
             raise ValueError(f'features must be (B, W, {cfg.feature_dim}), got {tuple(features.shape)}')
         if cfg.state_dim and (states is None or tuple(states.shape) != (*features.shape[:2], cfg.state_dim)):
             got = None if states is None else tuple(states.shape)
             raise ValueError(f'states must be (B, W, {cfg.state_dim}) for this policy, got {got}')
-        raw = self.head(self.head_input(features, text_emb, states if cfg.state_dim else None))
-        batch, window = features.shape[:2]
+        raw = self.head(self.head_input(features, text_emb, states if cfg.state_dim else None),
+                        newest_only=newest_only)
+        batch, window = raw.shape[:2]
         if cfg.head == 'discrete':
             return raw.reshape(batch, window, cfg.chunk, cfg.action_dim, cfg.discrete_bins)
         return torch.tanh(raw).reshape(batch, window, cfg.chunk, cfg.action_dim)
@@ -142,7 +145,7 @@ class VLAPolicy(nn.Module):
     def predict_chunk(self, features: torch.Tensor, text_emb: torch.Tensor,
                       states: torch.Tensor | None = None) -> torch.Tensor:
         """Newest window position's chunk in physical units: (B, chunk, dim)."""
-        newest = self.head_forward(features, text_emb, states)[:, -1]
+        newest = self.head_forward(features, text_emb, states, newest_only=True)[:, -1]
         return self.denormalise_actions(self.normalised_prediction(newest))
 
     # --- normalisation -----------------------------------------------------------------------

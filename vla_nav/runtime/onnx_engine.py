@@ -1,0 +1,137 @@
+"""OnnxEngine: the policy on ONNX Runtime (CPU, CUDA or TensorRT), never importing torch.
+
+Per step the caller encodes only the newest frame (`frame_encoder` graph) and runs the head over
+the 8 cached features (`policy_head` graph); the instruction is embedded once per goal
+(`text_encoder` graph, tokenised with the `tokenizers` library).
+
+Graphs are a cache next to the checkpoint (see vla_nav/model/export.py). When they are missing or
+stale (their checksum no longer matches config.json) the engine runs
+`python -m vla_nav export --model DIR --out DIR [--fp16]` in a SUBPROCESS, so this process never
+imports torch, and logs one line saying so.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from vla_nav.model.config import read_checkpoint_config
+from vla_nav.model.export import (
+    default_onnx_dir,
+    export_checksum,
+    find_fresh_export,
+    graph_file,
+    read_export_info,
+)
+from vla_nav.runtime.base import EngineSpec, ModelLoadError, PolicyEngine
+from vla_nav.runtime.inputs import check_frames, check_window
+from vla_nav.runtime.providers import available_chain, create_session
+from vla_nav.runtime.text import InstructionTokenizer
+
+LOG = logging.getLogger('vla_nav.runtime')
+PRECISIONS = ('fp32', 'fp16')
+EXPORT_TIMEOUT_S = 900
+
+
+def ensure_exported(model_dir: Path, precision: str = 'fp32', onnx_dir: Path | None = None) -> Path:
+    """A folder with fresh graphs for the checkpoint, exporting in a subprocess if needed."""
+    fresh = find_fresh_export(model_dir, precision, onnx_dir)
+    if fresh is not None:
+        return fresh
+    target = Path(onnx_dir) if onnx_dir else default_onnx_dir(model_dir, export_checksum(model_dir))
+    # the CPU graphs are what TensorRT gets too; fp16 graphs only when asked for
+    command = [sys.executable, '-m', 'vla_nav', 'export', '--model', str(model_dir), '--out', str(target)]
+    info = read_export_info(target)
+    if precision == 'fp16' or (info and 'fp16' in info.get('precisions', [])):
+        command.append('--fp16')
+    LOG.warning('ONNX graphs for %s are missing or stale: exporting to %s in a subprocess '
+                '(torch stays out of this process; takes ~10-60 s once)', model_dir, target)
+    started = time.monotonic()
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=EXPORT_TIMEOUT_S,
+                                env=dict(os.environ, HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1'))
+    except subprocess.TimeoutExpired as error:
+        raise ModelLoadError(model_dir, f'ONNX export timed out after {EXPORT_TIMEOUT_S} s') from error
+    if result.returncode != 0:
+        tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ['(no output)']
+        raise ModelLoadError(model_dir, f'ONNX export failed (exit {result.returncode}): {tail[0]}')
+    fresh = find_fresh_export(model_dir, precision, target)
+    if fresh is None:
+        raise ModelLoadError(target, 'ONNX export finished but left no fresh graphs')
+    LOG.info('ONNX export done in %.1f s', time.monotonic() - started)
+    return fresh
+
+
+class OnnxEngine(PolicyEngine):
+    """PolicyEngine on ONNX Runtime. device: 'cpu' | 'cuda' | 'tensorrt' (falls back, logged)."""
+
+    backend = 'onnx'
+
+    def __init__(self, model_dir: str | os.PathLike, device: str = 'cpu',
+                 engine_cache_dir: str | os.PathLike | None = None, precision: str = 'fp32',
+                 onnx_dir: str | os.PathLike | None = None, threads: int | None = None) -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f'precision {precision!r} not in {PRECISIONS}')
+        self.model_dir = Path(model_dir)
+        self.config, _ = read_checkpoint_config(self.model_dir)
+        if self.config.backbone != 'edge':
+            raise ModelLoadError(self.model_dir, f'backbone {self.config.backbone!r} has no ONNX export; '
+                                                 "use backend 'torch'")
+        # TensorRT builds its own fp16 engine from the fp32 graph (better than pre-cast fp16 ops)
+        graph_precision = 'fp32' if device == 'tensorrt' else precision
+        self.onnx_dir = ensure_exported(self.model_dir, graph_precision,
+                                        Path(onnx_dir) if onnx_dir else None)
+        self.precision = precision
+        info = read_export_info(self.onnx_dir) or {}
+        chain = available_chain(device, engine_cache_dir, precision)
+        sessions = {}
+        for name in ('frame_encoder', 'policy_head', 'text_encoder'):
+            path = self.onnx_dir / graph_file(name, graph_precision)
+            try:
+                sessions[name] = create_session(path, chain, threads)
+            except Exception as error:
+                raise ModelLoadError(path, f'ONNX Runtime cannot load the graph: {error}') from error
+        self._frame, self._head, self._text = (sessions['frame_encoder'], sessions['policy_head'],
+                                               sessions['text_encoder'])
+        self.provider = self._frame.get_providers()[0]
+        text_info = info.get('text', {})
+        self._tokenizer = InstructionTokenizer(self.onnx_dir / text_info.get('tokenizer', 'tokenizer.json'),
+                                               int(text_info.get('max_tokens', self.config.text_max_tokens)))
+        cfg = self.config
+        self.spec = EngineSpec(image_height=cfg.image_size, image_width=cfg.image_size,
+                               feature_dim=cfg.feature_dim, window=cfg.window, chunk=cfg.chunk,
+                               action_dim=cfg.action_dim, dt=cfg.dt, state_dim=cfg.state_dim)
+        self._instruction: np.ndarray | None = None
+
+    # --- PolicyEngine ------------------------------------------------------------------------
+    def set_instruction(self, text: str) -> None:
+        self._instruction = self.embed_instruction(text)
+
+    def embed_instruction(self, text: str) -> np.ndarray:
+        ids, mask = self._tokenizer([text])
+        return self._text.run(None, {'input_ids': ids, 'attention_mask': mask})[0].astype(np.float32)
+
+    def encode_frame(self, rgb: np.ndarray) -> np.ndarray:
+        return self.encode_frames(rgb[None] if rgb.ndim == 3 else rgb)[0]
+
+    def encode_frames(self, rgb: np.ndarray) -> np.ndarray:
+        """(B, H, W, 3) uint8 -> (B, F) float32 (the naive loop and batch tools)."""
+        return self._frame.run(None, {'image': check_frames(rgb, self.spec),
+                                      'instruction': self._require_instruction()})[0]
+
+    def act(self, features: np.ndarray, states: np.ndarray | None = None) -> np.ndarray:
+        batch_features, batch_states = check_window(features, states, self.spec)
+        feeds = {'features': batch_features, 'instruction': self._require_instruction()}
+        if batch_states is not None:
+            feeds['states'] = batch_states
+        return self._head.run(None, feeds)[0][0]
+
+    def _require_instruction(self) -> np.ndarray:
+        if self._instruction is None:
+            raise RuntimeError('set_instruction(text) must be called before encode_frame/act')
+        return self._instruction

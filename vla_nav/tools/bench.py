@@ -1,0 +1,261 @@
+"""`python -m vla_nav bench`: inference speed and memory of the policy, as vla_node runs it.
+
+One step = one new frame -> one chunk at batch 1, sequentially, with a warm 8-frame history:
+encode the newest frame, push its feature into the ring, run the head over the 8 cached
+features. The naive loop re-encodes all 8 frames every step (an uncached RoboVLMs loop).
+
+Each backend is measured in a FRESH worker subprocess (`--worker`) so `peak_rss_mb` is that
+inference process's ru_maxrss; the ONNX worker never imports torch. The parent prepares the
+model (random weights when there is no trained one: it says so), exports the graphs, counts
+parameters and FLOPs with torch, and runs a shorter torch-eager worker for `torch_steps_per_s`.
+
+Targets on the 2-core dev CPU with ONNX Runtime: >= 750 steps/s (aim 1000), peak RSS <= 400 MB,
+>= 6x the naive loop. Figures are printed, never asserted (timing belongs here, not in tests).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+TARGET_STEPS_PER_S = 750.0
+TARGET_RSS_MB = 400.0
+TARGET_NAIVE_SPEEDUP = 6.0
+FRAME_POOL = 16
+WARMUP_STEPS = 50
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--model', default='', help='checkpoint dir (default: models/default if it '
+                        'exists, else the default architecture with random weights)')
+    parser.add_argument('--backend', choices=('onnx', 'torch'), default='onnx')
+    parser.add_argument('--provider', choices=('cpu', 'cuda', 'tensorrt'), default='cpu',
+                        help='ONNX Runtime providers (falls back to CPU when unavailable)')
+    parser.add_argument('--resolution', type=int, default=0,
+                        help='input size; differs from the model -> same architecture, random weights')
+    parser.add_argument('--precision', choices=('fp32', 'fp16'), default='fp32')
+    parser.add_argument('--steps', type=int, default=2000)
+    parser.add_argument('--threads', type=int, default=0, help='ONNX Runtime intra-op threads (0: auto)')
+    parser.add_argument('--engine-cache-dir', default='', help='TensorRT engine cache')
+    parser.add_argument('--json', action='store_true', help='print one JSON object instead of a table')
+    parser.add_argument('--worker', action='store_true', help=argparse.SUPPRESS)
+
+
+# --- worker: runs in its own process ------------------------------------------------------------
+def _percentiles(samples: list[float]) -> tuple[float, float, float]:
+    values = np.asarray(samples) * 1e3
+    return float(np.median(values)), float(np.percentile(values, 99)), float(values.mean())
+
+
+def measure(args: argparse.Namespace) -> dict:
+    """Load the engine in this process and time it. Imports torch only for backend torch."""
+    import resource
+
+    from vla_nav.core.feature_ring import FeatureRing
+    if args.threads:
+        os.environ['VLA_NAV_ORT_THREADS'] = str(args.threads)
+    started = time.perf_counter()
+    if args.backend == 'onnx':
+        from vla_nav.runtime.onnx_engine import OnnxEngine
+        engine = OnnxEngine(args.model, device=args.provider, precision=args.precision,
+                            engine_cache_dir=args.engine_cache_dir or None)
+    else:
+        from vla_nav.runtime.torch_engine import TorchEngine
+        engine = TorchEngine(args.model, device=args.provider)
+    load_s = time.perf_counter() - started
+    spec = engine.spec
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (FRAME_POOL, spec.image_height, spec.image_width, 3), dtype=np.uint8)
+    states = np.zeros((spec.window, spec.state_dim), dtype=np.float32) if spec.state_dim else None
+
+    instruction_times = []
+    for text in ('go to the red cone', 'turn left', 'drive to the blue ball', 'go forward 2 meters') * 3:
+        tick = time.perf_counter()
+        engine.set_instruction(text)
+        instruction_times.append(time.perf_counter() - tick)
+
+    ring = FeatureRing(spec.window, spec.feature_dim)
+    window = np.empty((spec.window, spec.feature_dim), dtype=np.float32)
+    encode_times, head_times, step_times = [], [], []
+    for step in range(WARMUP_STEPS + args.steps):
+        frame = frames[step % FRAME_POOL]
+        tick = time.perf_counter()
+        ring.push(engine.encode_frame(frame))
+        mid = time.perf_counter()
+        chunk = engine.act(ring.window(window), states)
+        done = time.perf_counter()
+        if step >= WARMUP_STEPS:
+            encode_times.append(mid - tick)
+            head_times.append(done - mid)
+            step_times.append(done - tick)
+    assert chunk.shape == (spec.chunk, spec.action_dim) and np.isfinite(chunk).all()
+    # what vla_node's process holds: load + instruction + the cached loop (the naive loop's
+    # batch-8 buffers below are not part of the product path)
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+    naive_steps = max(args.steps // 8, 20)
+    naive_times = []
+    for step in range(10 + naive_steps):
+        tick = time.perf_counter()
+        features = engine.encode_frames(frames[(np.arange(spec.window) + step) % FRAME_POOL])
+        engine.act(features, states)
+        if step >= 10:
+            naive_times.append(time.perf_counter() - tick)
+
+    p50, p99, mean = _percentiles(step_times)
+    return {
+        'backend': engine.backend, 'provider': engine.provider, 'precision': args.precision,
+        'resolution': spec.image_height, 'steps': args.steps,
+        'steps_per_s': 1e3 / mean, 'p50_ms': p50, 'p99_ms': p99, 'mean_ms': mean,
+        'encode_p50_ms': _percentiles(encode_times)[0], 'head_p50_ms': _percentiles(head_times)[0],
+        'naive_steps_per_s': 1e3 / _percentiles(naive_times)[2],
+        'instruction_ms': _percentiles(instruction_times[1:])[0],
+        'load_s': load_s,
+        'peak_rss_mb': peak_rss_mb,
+        'peak_rss_with_naive_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        'torch_imported': 'torch' in sys.modules,
+        'threads': int(os.environ.get('VLA_NAV_ORT_THREADS', '0') or 0) or None,
+    }
+
+
+# --- parent: prepare the model, run workers, report ---------------------------------------------
+def _random_checkpoint(config) -> Path:
+    """A cached checkpoint with random trainable weights for `config` (exported once, reused)."""
+    from vla_nav.model.checkpoint import save_random_checkpoint
+    from vla_nav.model.config import CONFIG_FILE
+    from vla_nav.model.export import cache_root
+    key = hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+    directory = cache_root().parent / 'bench' / f'random-{key}'
+    if not (directory / CONFIG_FILE).is_file():
+        save_random_checkpoint(config, directory, seed=0)
+    return directory
+
+
+def prepare_model(args: argparse.Namespace) -> tuple[Path, str]:
+    """(checkpoint dir, description of the weights)."""
+    from vla_nav.config import default_model_dir
+    from vla_nav.model.config import CONFIG_FILE, PolicyConfig, read_checkpoint_config
+    if args.model:
+        model_dir, weights = Path(args.model).expanduser(), 'trained'
+    elif (default_model_dir() / CONFIG_FILE).is_file():
+        model_dir, weights = default_model_dir(), 'trained (models/default)'
+    else:
+        model_dir, weights = None, 'random (no models/default: default architecture, random weights)'
+    config = read_checkpoint_config(model_dir)[0] if model_dir else PolicyConfig()
+    if model_dir is not None:
+        document = read_checkpoint_config(model_dir)[1]
+        if (document.get('metadata') or {}).get('random_weights'):
+            weights = 'random'
+    if args.resolution and args.resolution != config.image_size:
+        config = config.replace(image_size=args.resolution)
+        model_dir = None
+        weights = f'random (architecture of the model at {args.resolution} px)'
+    if model_dir is None:
+        model_dir = _random_checkpoint(config)
+    return model_dir, weights
+
+
+def count_cost(model_dir: Path) -> tuple[float, float]:
+    """(parameters in millions, GFLOPs per step) of the per-step graphs: trunk + neck + head.
+
+    FLOPs = 2 x multiply-adds of one frame encode + one head pass (LSTM counted analytically,
+    since torch's FLOP counter does not see inside aten::lstm); the text encoder runs once per
+    goal and is excluded.
+    """
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from vla_nav.model.checkpoint import load_checkpoint
+    policy = load_checkpoint(model_dir).eval()
+    cfg = policy.config
+    params = sum(p.numel() for p in policy.parameters())
+    instruction = torch.zeros(1, cfg.text_dim)
+    instruction[0, 0] = 1.0
+    states = torch.zeros(1, cfg.window, cfg.state_dim) if cfg.state_dim else None
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        policy.encode_frame(torch.zeros(1, cfg.image_size, cfg.image_size, 3, dtype=torch.uint8), instruction)
+        policy.predict_chunk(torch.zeros(1, cfg.window, cfg.feature_dim), instruction, states)
+    flops = counter.get_total_flops()
+    if cfg.head in ('lstm', 'discrete'):
+        in_dim = policy.head_input.out_dim
+        for layer in range(cfg.head_layers):
+            width = in_dim if layer == 0 else cfg.head_hidden
+            flops += 2 * cfg.window * 4 * cfg.head_hidden * (width + cfg.head_hidden)
+    return params / 1e6, flops / 1e9
+
+
+def run_worker(args: argparse.Namespace, model_dir: Path, backend: str, steps: int) -> dict:
+    command = [sys.executable, '-m', 'vla_nav', 'bench', '--worker', '--model', str(model_dir),
+               '--backend', backend, '--provider', args.provider, '--precision', args.precision,
+               '--steps', str(steps), '--threads', str(args.threads)]
+    if args.engine_cache_dir:
+        command += ['--engine-cache-dir', args.engine_cache_dir]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=1800)
+    if result.returncode != 0:
+        raise RuntimeError(f'bench worker ({backend}) failed:\n{result.stderr.strip()[-2000:]}')
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.worker:
+        print(json.dumps(measure(args)))
+        return 0
+    os.environ.setdefault('HF_HUB_OFFLINE', '1')
+    os.environ.setdefault('TRANSFORMERS_OFFLINE', '1')
+    model_dir, weights = prepare_model(args)
+    if args.backend == 'onnx':
+        from vla_nav.runtime.onnx_engine import ensure_exported
+        ensure_exported(model_dir, 'fp32' if args.provider == 'tensorrt' else args.precision)
+    params_m, gflops = count_cost(model_dir)
+    main = run_worker(args, model_dir, args.backend, args.steps)
+    torch_run = main if args.backend == 'torch' else run_worker(args, model_dir, 'torch',
+                                                                max(args.steps // 4, 50))
+    report = dict(main)
+    report.update({
+        'model': str(model_dir), 'weights': weights, 'requested_provider': args.provider,
+        'params_m': params_m, 'gflops_per_step': gflops,
+        'torch_steps_per_s': torch_run['steps_per_s'],
+        'speedup_vs_naive': main['steps_per_s'] / main['naive_steps_per_s'],
+        'cpu_count': os.cpu_count(),
+    })
+    if report['backend'] == 'onnx':
+        report['targets_met'] = {
+            'steps_per_s>=750': report['steps_per_s'] >= TARGET_STEPS_PER_S,
+            'peak_rss_mb<=400': report['peak_rss_mb'] <= TARGET_RSS_MB,
+            'speedup_vs_naive>=6': report['speedup_vs_naive'] >= TARGET_NAIVE_SPEEDUP,
+        }
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print_table(report)
+    return 0
+
+
+def print_table(report: dict) -> None:
+    rows = [
+        ('model', f"{report['model']} [{report['weights']}]"),
+        ('backend / provider', f"{report['backend']} / {report['provider']} "
+                               f"(asked: {report['requested_provider']}, {report['precision']})"),
+        ('resolution', f"{report['resolution']} px"),
+        ('steps/s (cached history)', f"{report['steps_per_s']:.0f}"),
+        ('latency p50 / p99', f"{report['p50_ms']:.3f} / {report['p99_ms']:.3f} ms"),
+        ('  encode / head p50', f"{report['encode_p50_ms']:.3f} / {report['head_p50_ms']:.3f} ms"),
+        ('naive steps/s (re-encode 8)', f"{report['naive_steps_per_s']:.0f} "
+                                        f"(cached is {report['speedup_vs_naive']:.1f}x)"),
+        ('torch eager steps/s', f"{report['torch_steps_per_s']:.0f}"),
+        ('instruction embedding', f"{report['instruction_ms']:.2f} ms (once per goal)"),
+        ('peak RSS (inference process)', f"{report['peak_rss_mb']:.0f} MB"),
+        ('params / GFLOPs per step', f"{report['params_m']:.2f} M / {report['gflops_per_step']:.4f}"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f'{name:<{width}}  {value}')
+    for target, met in report.get('targets_met', {}).items():
+        print(f"{'target ' + target:<{width}}  {'met' if met else 'NOT met'}")
