@@ -123,3 +123,26 @@ def test_episode_rejects_inconsistent_arrays():
     with pytest.raises(ValueError, match='actions'):
         Episode('go', np.zeros((3, 2, 2, 3), np.uint8), np.zeros((2, 2), np.float32),
                 np.zeros((3, 4), np.float32), np.zeros(3), 'bad')
+
+
+def test_compressed_camera_and_undecodable_frames(tmp_path):
+    import io
+
+    from PIL import Image
+
+    def png(value):
+        buffer = io.BytesIO()
+        Image.fromarray(_flat(value)).save(buffer, format='PNG')
+        return buffer.getvalue()
+
+    with EpisodeBagWriter(tmp_path / 'bag') as writer:
+        writer.write_instruction(0, 'go to the blue ball')
+        for index in range(4):
+            stamp = 100 * MS * index
+            if index == 2:   # a corrupt payload: the previous good frame stays in use
+                writer.write_compressed_image(stamp, b'not a png', format='png')
+            else:
+                writer.write_compressed_image(stamp, png(10 * index), format='png')
+            writer.write_cmd_vel(stamp, 0.2, 0.0)
+    (episode,) = read_episodes(tmp_path)
+    assert episode.frames[:, 0, 0, 0].tolist() == [0, 10, 10, 30]
