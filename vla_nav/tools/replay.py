@@ -126,6 +126,7 @@ def replay_offline(bag: Path, engine, topics, fast: bool = True) -> ReplayOutput
             next_tick += period_ns
 
     last_ns = None
+    largest_lag = 0.0
     kinds = ('camera', 'instruction', 'odom')
     for message in iter_bag_messages(bag, topics, kinds=kinds, clock='receive'):
         now_ns = message.receive_ns
@@ -152,6 +153,7 @@ def replay_offline(bag: Path, engine, topics, fast: bool = True) -> ReplayOutput
         else:
             output.frames += 1
             stamp_ns = _frame_stamp_ns(message.msg, now_ns)
+            largest_lag = max(largest_lag, abs(now_ns - stamp_ns) / NS)
             try:
                 rgb = camera_to_rgb(message.msg)
             except Exception as error:   # a bad frame is refused, as in vla_node
@@ -167,6 +169,10 @@ def replay_offline(bag: Path, engine, topics, fast: bool = True) -> ReplayOutput
     output.frames_refused += loop.stale_count
     output.errors = loop.error_count
     output.last_error = loop.last_error or output.last_error
+    if output.frames and largest_lag > loop.max_image_age:
+        output.last_error = (f'camera header stamps and bag receive times differ by up to '
+                             f'{largest_lag:.3f} s (> max_image_age {loop.max_image_age} s): frames '
+                             'were refused as stale; was the bag recorded with use_sim_time?')
     return output
 
 
