@@ -1,0 +1,87 @@
+"""`python -m vla_nav train --data DIR --out CKPT`: train a policy on rosbag2 episodes.
+
+The frozen trunk runs once per frame (cached under DIR/.vla_nav_cache or --cache-dir), then AdamW
+trains the neck + head; CKPT receives the best checkpoint by validation MAE, metrics.csv and
+training_state/ (for --resume). See vla_nav/training/trainer.py for the details.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from vla_nav.model.config import BACKBONES, HEADS
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--data', nargs='+', required=True, help='bag folders (or folders of bags)')
+    parser.add_argument('--val-data', nargs='+', default=[],
+                        help='validation bags (default: a seeded --val-fraction of --data by recording)')
+    parser.add_argument('--out', required=True, help='checkpoint directory (best model + metrics.csv)')
+    parser.add_argument('--backbone', choices=BACKBONES, default='edge')
+    parser.add_argument('--head', choices=HEADS, default='lstm')
+    parser.add_argument('--resolution', type=int, default=None, help='input px (default: PolicyConfig)')
+    parser.add_argument('--state', dest='state', action='store_true', default=True,
+                        help='feed the robot state (v, w, distance, yaw change) to the head (default)')
+    parser.add_argument('--no-state', dest='state', action='store_false')
+    parser.add_argument('--set', dest='overrides', action='append', default=[], metavar='KEY=VALUE',
+                        help='any other PolicyConfig field, JSON value (e.g. --set head_hidden=128)')
+    parser.add_argument('--epochs', type=int, default=20)
+    parser.add_argument('--batch-size', type=int, default=64)
+    parser.add_argument('--lr', type=float, default=1e-3)
+    parser.add_argument('--weight-decay', type=float, default=0.01)
+    parser.add_argument('--val-fraction', type=float, default=0.1)
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--resume', action='store_true', help='continue from OUT/training_state')
+    parser.add_argument('--max-minutes', type=float, default=0.0, help='wall-clock budget (0: none)')
+    parser.add_argument('--stop-after', type=int, default=0,
+                        help='end this run after N epochs (resume later with --resume)')
+    parser.add_argument('--cache-dir', default='', help='trunk feature cache root')
+    parser.add_argument('--threads', type=int, default=0, help='torch threads (0: default)')
+    parser.add_argument('--quiet', action='store_true', help='no progress bars')
+
+
+def policy_config_from_args(args: argparse.Namespace):
+    from vla_nav.core.robot_state import STATE_DIM
+    from vla_nav.model.config import PolicyConfig
+
+    values = {'backbone': args.backbone, 'head': args.head, 'state_dim': STATE_DIM if args.state else 0}
+    if args.resolution:
+        values['image_size'] = args.resolution
+    for item in args.overrides:
+        key, separator, raw = item.partition('=')
+        if not separator:
+            raise ValueError(f'--set needs KEY=VALUE, got {item!r}')
+        try:
+            values[key.strip()] = json.loads(raw)
+        except ValueError:
+            values[key.strip()] = raw
+    return PolicyConfig.from_dict(values)
+
+
+def run(args: argparse.Namespace) -> int:
+    from vla_nav.training.trainer import TrainConfig, train
+
+    logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
+    try:
+        policy_config = policy_config_from_args(args)
+        config = TrainConfig(data=args.data, val_data=args.val_data, out=args.out, epochs=args.epochs,
+                             batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+                             val_fraction=args.val_fraction, seed=args.seed, resume=args.resume,
+                             max_minutes=args.max_minutes, stop_after=args.stop_after,
+                             cache_dir=args.cache_dir,
+                             threads=args.threads, progress=not args.quiet)
+    except (ValueError, TypeError) as error:
+        print(f'train: {error}', file=sys.stderr)
+        return 2
+    command = 'python -m vla_nav train ' + ' '.join(sys.argv[2:]) if sys.argv[1:2] == ['train'] else ''
+    try:
+        result = train(config, policy_config, extra_metadata={'command': command})
+    except (FileNotFoundError, ValueError) as error:
+        print(f'train: {error}', file=sys.stderr)
+        return 1
+    print(json.dumps({'out': str(result.out), 'best_epoch': result.best_epoch,
+                      'best_val_mae': round(result.best_val_mae, 6), 'epochs_run': result.epochs_run,
+                      'stopped_early': result.stopped_early}))
+    return 0
