@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import signal
 import threading
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -85,6 +86,9 @@ def run_node(make_node: Callable[[], Any], args: list[str] | None = None,
         code = 1
     except KeyboardInterrupt:
         pass
+    except Exception:  # a bug in a callback: stop cleanly (zero published) and say where
+        rclpy.logging.get_logger(name).fatal(f'{name} stopped by an error:\n{traceback.format_exc()}')
+        code = 1
     finally:
         if node is not None:
             hook = getattr(node, 'on_shutdown', None)
