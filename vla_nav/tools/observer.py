@@ -276,3 +276,57 @@ class SuiteObserver:
             self.node.destroy_node()
         finally:
             self._rclpy.try_shutdown()
+
+
+# --- start-up ------------------------------------------------------------------------------------
+class SuiteError(RuntimeError):
+    """The node suite did not come up or a node died; the message says which and why."""
+
+
+def node_ready(observer: SuiteObserver, name: str) -> bool:
+    """What an operator would check: the sim publishes its scene and odometry; vla_node reports
+    diagnostics (it does so only after its model loaded); the executor reports or commands."""
+    if name == 'sim_node':
+        return observer.scene is not None and observer.odom_count > 0
+    if name == 'vla_node':
+        return 'vla_node' in observer.diagnostics
+    if name == 'chunk_executor':
+        return 'chunk_executor' in observer.diagnostics or observer.cmd_count > 0
+    raise ValueError(f'unknown node {name!r}')
+
+
+def raise_if_dead(suite) -> None:
+    dead = suite.dead()
+    if dead:
+        name, code = next(iter(dead.items()))
+        raise SuiteError(f'{name} exited with code {code}; the end of its log '
+                         f'({suite.processes[name].log_path}):\n{suite.processes[name].log_tail()}')
+
+
+def wait_for_suite(observer: SuiteObserver, suite, timeout_s: float,
+                   on_progress: Callable[[float, dict[str, bool]], None] | None = None) -> float:
+    """Spin until every started node is ready; returns the seconds it took.
+
+    Raises SuiteError when a node dies or `timeout_s` passes (naming the nodes not ready)."""
+    started = time.monotonic()
+    names = list(suite.processes)
+
+    def poll() -> None:
+        raise_if_dead(suite)
+        if on_progress is not None:
+            on_progress(time.monotonic() - started, {name: node_ready(observer, name)
+                                                     for name in names})
+
+    ok = observer.wait_for(lambda: all(node_ready(observer, name) for name in names), timeout_s,
+                           poll)
+    if not ok:
+        missing = [name for name in names if not node_ready(observer, name)]
+        raise SuiteError(f'not ready after {timeout_s:.0f} s: {", ".join(missing)} (logs in '
+                         f'{suite.log_dir})')
+    return time.monotonic() - started
+
+
+def exporting_onnx(suite) -> bool:
+    """vla_node's log says the ONNX graphs are being exported (first run with a model)."""
+    process = suite.processes.get('vla_node')
+    return process is not None and 'exporting' in process.log_tail(40)

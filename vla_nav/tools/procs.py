@@ -19,6 +19,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,7 +156,20 @@ class NodeSuite:
         return {name: process.rss_mb() for name, process in self.processes.items()}
 
     def stop(self, wait_s: float = SIGNAL_WAIT_S) -> dict[str, int | None]:
-        """SIGINT each node in STOP_ORDER (then SIGTERM, SIGKILL); returns the exit codes."""
+        """SIGINT each node in STOP_ORDER (then SIGTERM, SIGKILL); returns the exit codes.
+
+        A second Ctrl-C while stopping is ignored: the nodes run in their own sessions and would
+        otherwise outlive us."""
+        shield = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if shield else None
+        try:
+            self._stop_all(wait_s)
+        finally:
+            if shield:
+                signal.signal(signal.SIGINT, previous)
+        return {name: process.returncode for name, process in self.processes.items()}
+
+    def _stop_all(self, wait_s: float) -> None:
         order = [name for name in STOP_ORDER if name in self.processes]
         order += [name for name in self.processes if name not in order]
         for name in order:
@@ -171,7 +185,6 @@ class NodeSuite:
                     process.popen.wait(timeout=wait_s)
                 except subprocess.TimeoutExpired:
                     continue
-        return {name: process.returncode for name, process in self.processes.items()}
 
     def __enter__(self) -> NodeSuite:
         return self

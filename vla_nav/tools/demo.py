@@ -1,0 +1,408 @@
+"""`python -m vla_nav demo` (what `make demo` runs): the real nodes drive the built-in robot.
+
+sim_node (the simulated robot), vla_node (the default model unless --model) and chunk_executor
+start as separate processes with the launch file's parameters (config/vla_nav.yaml), DDS on
+loopback and a private ROS_DOMAIN_ID (vla_nav.tools.procs). Once every node is up — the first run
+exports the model to ONNX, which the start-up line says — the demo reads the room from /sim/scene
+and sends instructions that fit it (vla_nav.tools.goals): go to an object in view, turn, go
+forward, go to another object, stop. sim_node judges each goal; the demo shows one live line per
+instruction (elapsed time, what is left to do) and its outcome: reached, collided, timed out.
+
+Outputs in --out (demo_out/): trajectory.png (top-down room, paths, targets), camera.gif (the
+camera with each predicted chunk drawn on it), summary.json (per instruction: text, outcome, time,
+path length; totals; model, backend, chunk rate, latency), logs/ (each node's log, command line
+and parameter file).
+
+Exit status 0 when the run itself worked: every node came up and stayed up, chunks flowed, the
+outputs were written. A goal the robot does not reach is reported, not an error. Ctrl-C (or
+SIGTERM) stops every node in order — vla_node, chunk_executor (its last /cmd_vel is zero),
+sim_node — and exits 130.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_OUT = 'demo_out'
+STARTUP_TIMEOUT_S = 900.0        # the first run exports ONNX graphs before vla_node is up
+GOAL_TIME_MARGIN_S = 15.0        # wall seconds beyond the sim's own time limit before giving up
+DEFAULT_TIME_LIMIT_S = 60.0      # when sim_node does not say
+GIF_PERIOD_S = 0.2               # robot-time seconds between GIF frames
+GIF_MAX_FRAMES = 300             # longer runs are thinned evenly
+FRAMES_KEPT_MAX = 3000
+SETTLE_S = 0.5                   # between goals: let the executor brake before the next one
+OUTCOME_WORDS = {'success': 'reached', 'collision': 'collided', 'timeout': 'timed out',
+                 'failure': 'failed', 'not_understood': 'not understood by the sim',
+                 'no_result': 'no result from the sim'}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--model', default='', help='checkpoint dir (default models/default)')
+    parser.add_argument('--backend', default='onnx', help='onnx | torch (default onnx)')
+    parser.add_argument('--device', default='cpu', help='cpu | cuda | tensorrt (default cpu)')
+    parser.add_argument('--seed', type=int, default=0, help='room seed of the simulated robot')
+    parser.add_argument('--split', default='test', choices=('train', 'test'),
+                        help='scene split (default test: rooms the model never saw)')
+    parser.add_argument('--goals', type=int, default=5, help='instructions to send (default 5)')
+    parser.add_argument('--out', default=DEFAULT_OUT, help=f'output folder (default {DEFAULT_OUT})')
+    parser.add_argument('--real-time-factor', type=float, default=1.0,
+                        help='simulate X times faster than real time (nodes use /clock)')
+    parser.add_argument('--no-video', action='store_true', help='skip the camera GIF')
+    parser.add_argument('--domain-id', type=int, default=None, help='ROS_DOMAIN_ID (default: private)')
+    parser.add_argument('--startup-timeout', type=float, default=STARTUP_TIMEOUT_S)
+
+
+@dataclass
+class GoalResult:
+    text: str
+    kind: str
+    outcome: str                     # success | collision | timeout | failure | not_understood | ...
+    time_s: float | None             # robot time from the goal to its outcome (sim's clock)
+    path_length_m: float | None
+    wall_s: float
+    target: dict | None = None
+    metrics: dict = field(default_factory=dict)
+
+
+# --- live progress -------------------------------------------------------------------------------
+class ProgressLine:
+    """One rewritable line on a terminal; plain lines (final results only) otherwise."""
+
+    def __init__(self, stream=sys.stdout) -> None:
+        self.stream = stream
+        self.live = stream.isatty()
+        self._width = 0
+
+    def update(self, text: str) -> None:
+        if self.live:
+            self.stream.write('\r' + text.ljust(self._width))
+            self.stream.flush()
+            self._width = len(text)
+
+    def done(self, text: str) -> None:
+        if self.live:
+            self.stream.write('\r' + text.ljust(self._width) + '\n')
+        else:
+            self.stream.write(text + '\n')
+        self.stream.flush()
+        self._width = 0
+
+
+def remaining_text(goal, start_pose, pose) -> str:
+    """What is left of a goal, in the units an operator thinks in."""
+    if pose is None:
+        return ''
+    if goal.kind == 'goto' and goal.target:
+        position = goal.target['position']
+        gap = math.hypot(position[0] - pose[0], position[1] - pose[1]) - goal.target['radius']
+        return f'{max(gap, 0.0):4.2f} m to the {goal.target["name"]}'
+    if goal.kind == 'forward' and start_pose is not None:
+        travelled = math.hypot(pose[0] - start_pose[0], pose[1] - start_pose[1])
+        return f'{travelled:4.2f} of {goal.parameters["distance"]:g} m'
+    if goal.kind == 'turn' and start_pose is not None:
+        turned = math.degrees(abs((pose[2] - start_pose[2] + math.pi) % (2 * math.pi) - math.pi))
+        return f'turned {turned:3.0f} of 90 deg'
+    return ''
+
+
+# --- the camera GIF ------------------------------------------------------------------------------
+class ChunkFilm:
+    """Keeps (frame, chunk, caption) every GIF_PERIOD_S of robot time; draws them at the end."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.caption = ''
+        self.shots: list[tuple[float, np.ndarray, np.ndarray, str]] = []
+        self._last = -math.inf
+        self.dt = 0.1
+
+    def on_chunk(self, stamp: float, actions: np.ndarray, frame: np.ndarray | None) -> None:
+        if not self.enabled or frame is None or stamp - self._last < GIF_PERIOD_S \
+                or len(self.shots) >= FRAMES_KEPT_MAX:
+            return
+        self._last = stamp
+        self.shots.append((stamp, frame, actions, self.caption))
+
+    def write(self, path: Path) -> Path | None:
+        import imageio.v2 as imageio
+
+        from vla_nav.tools.overlay import camera_model, draw_chunk
+        if not self.shots:
+            return None
+        step = max(1, math.ceil(len(self.shots) / GIF_MAX_FRAMES))
+        camera = camera_model()
+        frames = [draw_chunk(frame, actions, self.dt, caption, camera=camera)
+                  for _, frame, actions, caption in self.shots[::step]]
+        imageio.mimsave(path, frames, duration=GIF_PERIOD_S * step, loop=0)
+        return path
+
+
+# --- the run -------------------------------------------------------------------------------------
+def _status_matches(status: dict | None, text: str) -> bool:
+    return status is not None and str(status.get('instruction', '')).strip().lower() \
+        == text.strip().lower()
+
+
+def drive_goal(observer, suite, goal, index: int, count: int, real_time_factor: float,
+               line: ProgressLine) -> GoalResult:
+    """Send one instruction and follow it until sim_node reports an outcome."""
+    from vla_nav.tools.observer import raise_if_dead
+
+    started = time.monotonic()
+    start_pose = observer.pose
+    first_status = len(observer.statuses)
+    observer.send_instruction(goal.text)
+    label = f'[{index}/{count}] {goal.text}'
+
+    def newest_status() -> dict | None:
+        for status in reversed(observer.statuses[first_status:]):
+            if _status_matches(status, goal.text):
+                return status
+        return None
+
+    def finished() -> bool:
+        status = newest_status()
+        return status is not None and status.get('outcome') not in (None, 'running')
+
+    def show() -> None:
+        raise_if_dead(suite)
+        elapsed = time.monotonic() - started
+        line.update(f'{label:<42} {elapsed * real_time_factor:5.1f} s  '
+                    f'{remaining_text(goal, start_pose, observer.pose)}')
+
+    limit = DEFAULT_TIME_LIMIT_S
+    observer.wait_for(lambda: newest_status() is not None, 5.0, show)
+    status = newest_status()
+    if status is not None and status.get('time_limit'):
+        limit = float(status['time_limit'])
+    observer.wait_for(finished, limit / real_time_factor + GOAL_TIME_MARGIN_S, show)
+    status = newest_status()
+    wall = time.monotonic() - started
+    if status is None:
+        outcome = 'no_result'
+    elif status.get('kind') in (None, '') and status.get('outcome') in (None, 'failure'):
+        outcome = 'not_understood'
+    else:
+        outcome = status.get('outcome') or 'no_result'
+        outcome = 'timeout' if outcome == 'running' else outcome
+    metrics = dict((status or {}).get('metrics') or {})
+    time_s = metrics.get('time_to_goal', (status or {}).get('time'))
+    path = metrics.get('path_length')
+    result = GoalResult(goal.text, goal.kind, outcome, _round(time_s), _round(path), round(wall, 2),
+                        goal.target, metrics)
+    word = OUTCOME_WORDS.get(outcome, outcome)
+    timing = f' in {result.time_s:.1f} s' if result.time_s is not None else ''
+    distance = f' (path {result.path_length_m:.2f} m)' if result.path_length_m is not None else ''
+    line.done(f'{label:<42} {word}{timing}{distance}')
+    return result
+
+
+def _round(value, digits: int = 3):
+    return round(float(value), digits) if isinstance(value, (int, float)) and math.isfinite(value) \
+        else None
+
+
+def _check_model(args) -> str | None:
+    from vla_nav.config import resolve_model_dir
+    if args.backend not in ('onnx', 'torch'):
+        return None   # a custom engine factory decides for itself
+    model_dir = resolve_model_dir(args.model)
+    if not (model_dir / 'config.json').is_file():
+        return (f'no model at {model_dir} (config.json missing): pass --model DIR, or restore '
+                'models/default (see models/default/RECIPE.md)')
+    return None
+
+
+class _Terminate(KeyboardInterrupt):
+    """SIGTERM takes the same clean way out as Ctrl-C."""
+
+
+def _raise_terminate(signum, frame):
+    raise _Terminate()
+
+
+def demo(args, line: ProgressLine) -> dict:
+    from vla_nav.config import resolve_model_dir, use_loopback_ros
+    from vla_nav.tools.goals import goal_sequence, layout_from_scene, plan_with_fallback
+    from vla_nav.tools.observer import (
+        SuiteError,
+        SuiteObserver,
+        exporting_onnx,
+        wait_for_suite,
+    )
+    from vla_nav.tools.procs import NodeSuite, private_domain_id
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rtf = float(args.real_time_factor)
+    sim_time = rtf != 1.0
+    domain_id = private_domain_id() if args.domain_id is None else args.domain_id
+    use_loopback_ros(domain_id)
+    os.environ['ROS_LOG_DIR'] = str(out / 'logs' / 'ros')
+    model = str(resolve_model_dir(args.model)) if args.backend in ('onnx', 'torch') else args.model
+    summary: dict = {'model': model, 'backend': args.backend, 'device': args.device,
+                     'seed': args.seed, 'split': args.split, 'real_time_factor': rtf,
+                     'domain_id': domain_id, 'instructions': [], 'problems': []}
+    film = ChunkFilm(enabled=not args.no_video)
+    suite = NodeSuite(out, domain_id=domain_id)
+    observer = None
+    line.done(f'vla_nav demo: model {model} ({args.backend}/{args.device}), room seed {args.seed} '
+              f'({args.split} split), ROS_DOMAIN_ID {domain_id} on loopback, x{rtf:g} real time')
+    try:
+        suite.start('sim_node', {'seed': args.seed, 'split': args.split, 'real_time_factor': rtf,
+                                 'publish_clock': sim_time})
+        node_params = {'use_sim_time': sim_time}
+        suite.start('vla_node', {**node_params, 'model': args.model, 'backend': args.backend,
+                                 'device': args.device})
+        suite.start('chunk_executor', node_params)
+        observer = SuiteObserver('vla_nav_demo', use_sim_time=sim_time, keep_frames=film.enabled,
+                                 on_chunk=film.on_chunk)
+
+        def startup_progress(elapsed: float, ready: dict[str, bool]) -> None:
+            parts = []
+            for name, ok in ready.items():
+                state = 'ready' if ok else 'starting'
+                if name == 'vla_node' and not ok:
+                    state = ('exporting the model to ONNX (first run only)' if exporting_onnx(suite)
+                             else 'loading the model')
+                parts.append(f'{name} {state}')
+            line.update(f'starting {elapsed:5.1f} s: ' + ', '.join(parts))
+
+        try:
+            startup = wait_for_suite(observer, suite, args.startup_timeout, startup_progress)
+        except SuiteError as error:
+            line.done('')
+            summary['problems'].append(f'start-up failed: {error}')
+            return summary
+        summary['startup_s'] = round(startup, 1)
+        line.done(f'nodes up in {startup:.1f} s; logs in {suite.log_dir}')
+        layout = layout_from_scene(observer.scene)
+        summary['scene'] = {key: observer.scene.get(key) for key in ('split', 'seed', 'episode',
+                                                                     'room', 'fingerprint')}
+        trajectories = []
+        visited: tuple[str, ...] = ()
+        kinds = goal_sequence(args.goals)
+        for index, kind in enumerate(kinds, start=1):
+            pose = observer.pose or layout.start_pose
+            goal = plan_with_fallback(kind, layout, pose, visited)
+            if goal.kind == 'goto':
+                visited += (goal.target['name'],)
+            film.caption = goal.text
+            first_sample = len(observer.trajectory)
+            result = drive_goal(observer, suite, goal, index, len(kinds), rtf, line)
+            summary['instructions'].append(asdict(result))
+            poses = [sample[1:] for sample in observer.trajectory[first_sample:]]
+            if poses:
+                target = next((obj for obj in layout.objects
+                               if goal.target and obj.name == goal.target['name']), None)
+                trajectories.append({'poses': poses, 'outcome': result.outcome, 'target': target,
+                                     'label': f'{index}. {goal.text}'})
+            observer.spin_for(SETTLE_S / rtf)
+        summary['figures'] = _figures(observer)
+        _write_outputs(out, layout, trajectories, film, summary)
+    finally:
+        summary['exit_codes'] = suite.stop()
+        if observer is not None:
+            observer.spin_for(0.3)
+            summary['final_cmd_vel'] = list(observer.last_cmd)
+            observer.close()
+    return summary
+
+
+def _figures(observer) -> dict:
+    vla = observer.diagnostics.get('vla_node', {})
+    return {
+        'chunks': observer.chunk_count,
+        'chunk_rate_hz': _round(observer.chunk_rate(), 2),
+        'latency_ms': {'p50': _round(observer.latency.percentile_ms(50), 1),
+                       'p99': _round(observer.latency.percentile_ms(99), 1),
+                       'what': 'camera stamp of the newest frame a chunk saw -> first /cmd_vel after it'},
+        'inference_ms': {'p50': _round(vla.get('inference_p50_ms'), 2),
+                         'p99': _round(vla.get('inference_p99_ms'), 2)},
+        'cmd_vel_messages': observer.cmd_count,
+        'camera_frames_seen': observer.frame_count,
+    }
+
+
+def _write_outputs(out: Path, layout, trajectories, film: ChunkFilm, summary: dict) -> None:
+    from vla_nav.sim import plot_topdown
+    results = summary['instructions']
+    reached = sum(result['outcome'] == 'success' for result in results)
+    summary['totals'] = {
+        'instructions': len(results), 'reached': reached,
+        'collided': sum(result['outcome'] == 'collision' for result in results),
+        'timed_out': sum(result['outcome'] == 'timeout' for result in results),
+        'other': sum(result['outcome'] not in ('success', 'collision', 'timeout')
+                     for result in results),
+        'success_rate': round(reached / len(results), 3) if results else None,
+        'robot_time_s': _round(sum(result['time_s'] or 0.0 for result in results), 2),
+        'path_length_m': _round(sum(result['path_length_m'] or 0.0 for result in results), 2),
+    }
+    outputs = {'summary_json': str(out / 'summary.json'), 'logs': str(out / 'logs')}
+    outputs['trajectory_png'] = str(plot_topdown(layout, trajectories, out / 'trajectory.png'))
+    if film.enabled:
+        gif = film.write(out / 'camera.gif')
+        outputs['camera_gif'] = str(gif) if gif else None
+    summary['outputs'] = outputs
+
+
+def problems_of(summary: dict) -> list[str]:
+    """Why the run itself did not work (unreached goals are results, not problems)."""
+    problems = list(summary.get('problems', []))
+    if problems:
+        return problems
+    if not summary.get('figures', {}).get('chunks'):
+        problems.append('no action chunks flowed from vla_node')
+    outputs = summary.get('outputs', {})
+    for key in ('trajectory_png', 'camera_gif'):
+        if key in outputs and not (outputs[key] and Path(outputs[key]).is_file()):
+            problems.append(f'{key} was not written')
+    deaths = {name: code for name, code in summary.get('exit_codes', {}).items() if code not in (0,)}
+    if deaths:
+        problems.append(f'nodes did not exit cleanly: {deaths}')
+    return problems
+
+
+def run(args) -> int:
+    line = ProgressLine()
+    problem = _check_model(args)
+    if problem:
+        print(f'demo: {problem}', file=sys.stderr)
+        return 2
+    previous = signal.signal(signal.SIGTERM, _raise_terminate)
+    try:
+        summary = demo(args, line)
+    except KeyboardInterrupt:
+        line.done('interrupted: every node stopped (vla_node, chunk_executor with a zero '
+                  '/cmd_vel, sim_node)')
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    problems = problems_of(summary)
+    summary['ok'], summary['problems'] = not problems, problems
+    out = Path(args.out)
+    (out / 'summary.json').write_text(json.dumps(summary, indent=2) + '\n', encoding='utf-8')
+    totals, figures = summary.get('totals'), summary.get('figures')
+    if totals:
+        print(f"reached {totals['reached']} of {totals['instructions']} "
+              f"(collided {totals['collided']}, timed out {totals['timed_out']}); "
+              f"path {totals['path_length_m']} m in {totals['robot_time_s']} s of robot time")
+    if figures:
+        print(f"chunks: {figures['chunks']} at {figures['chunk_rate_hz']} Hz; camera stamp -> "
+              f"/cmd_vel p50 {figures['latency_ms']['p50']} ms; inference p50 "
+              f"{figures['inference_ms']['p50']} ms")
+    for key, path in summary.get('outputs', {}).items():
+        print(f'  {key:<15} {path}')
+    if problems:
+        print('demo FAILED: ' + '; '.join(problems), file=sys.stderr)
+        return 1
+    return 0
