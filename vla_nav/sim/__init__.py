@@ -1,1 +1,71 @@
-"""vla_nav.sim"""
+"""The built-in robot world: a differential-drive robot with a forward camera in seeded MuJoCo rooms,
+tasks given in language, an expert driver and episode judging. No rclpy here (sim_node wraps it).
+
+Public API
+----------
+NavSim(split='train'|'test', seed=0, image_size=(128, 128), control_dt=0.1, physics_dt=0.02,
+       limits=None, expert_config=None, min_target_pixels=12)
+    reset(episode: int | None = None, kind: str | None = None) -> Observation
+        episode index -> deterministic room + task (same (split, seed, episode) -> same episode);
+        None = the next index; `kind` forces goto|turn|forward|stop.
+    step(linear, angular, render=True) -> StepResult(observation, done, outcome)
+        advances control_dt; the base follows the command within RobotLimits (the chunk_executor
+        limits of config/vla_nav.yaml); collisions come from MuJoCo contacts.
+    expert_action() -> (linear, angular)          smooth expert label for the current state
+    set_instruction(text) -> Scenario | None      new goal in the same room (clock restarts)
+    render(camera='front'|'chase') -> rgb         fresh frame (step(render=False) skips it)
+    observation -> Observation(rgb uint8 (H,W,3), pose (x, y, yaw), twist (v, w), time, state (4,))
+    scenario -> Scenario(instruction, kind, target, parameters, time_limit) | None
+    layout -> Layout(width, depth, objects, start_pose, appearance, split, seed, episode)
+              (.walls segments, .target, .named_objects, .fingerprint(), .to_dict())
+    visible_objects(min_pixels=8) -> list[SceneObject]   what the camera sees now
+    metrics() -> dict   outcome, time_to_goal, path_length, straight_line_distance, path_efficiency
+    outcome, done, episode, close(); usable as a context manager.
+Outcomes: None (running) | 'success' | 'collision' | 'timeout' | 'failure' (see episode.py).
+
+generate_episode(split, seed, episode, attempt=0, kind=None) -> (Layout, Scenario)   (numpy only)
+parse_instruction(text, layout, start_pose=None) -> Scenario | None   (both splits' phrasings)
+plot_topdown(layout, trajectories: list[dict], path) -> Path          (matplotlib PNG)
+    trajectory dict: {'poses': [(x, y, yaw) | (x, y)], 'outcome': str|None, 'target': SceneObject|
+    None, 'label': str}
+Expert(config, limits).action(scenario, layout, pose, twist, state, dt); ExpertConfig;
+RobotLimits.from_config(); SceneObject, Layout, Scenario, Observation, StepResult.
+
+Splits: train and test use disjoint phrasing templates, split-salted RNG streams and rooms whose
+decimetre sides sum to an even (train) or odd (test) number, so no test layout or phrasing is ever
+generated for training, whatever the seed (details in scenarios.py).
+
+Rendering needs MUJOCO_GL=egl (or osmesa); importing vla_nav.sim sets it when unset, so import
+vla_nav.sim before anything imports mujoco.
+"""
+from __future__ import annotations
+
+import ctypes.util
+import os
+
+if 'MUJOCO_GL' not in os.environ:  # must happen before mujoco is imported anywhere
+    if ctypes.util.find_library('EGL') is None and ctypes.util.find_library('OSMesa') is not None:
+        os.environ['MUJOCO_GL'] = 'osmesa'
+        os.environ.setdefault('PYOPENGL_PLATFORM', 'osmesa')
+    else:
+        os.environ['MUJOCO_GL'] = 'egl'
+
+from vla_nav.sim.layout import Layout, SceneObject  # noqa: E402
+from vla_nav.sim.scenarios import Scenario, generate_episode, parse_instruction  # noqa: E402
+
+_LAZY = {
+    'NavSim': 'vla_nav.sim.navsim', 'Observation': 'vla_nav.sim.navsim',
+    'StepResult': 'vla_nav.sim.navsim', 'Expert': 'vla_nav.sim.expert',
+    'ExpertConfig': 'vla_nav.sim.expert', 'RobotLimits': 'vla_nav.sim.robot',
+    'plot_topdown': 'vla_nav.sim.plot',
+}
+
+__all__ = ['Layout', 'SceneObject', 'Scenario', 'generate_episode', 'parse_instruction', *_LAZY]
+
+
+def __getattr__(name: str):
+    """NavSim and friends import mujoco (and plot_topdown matplotlib) only when first used."""
+    if name in _LAZY:
+        import importlib
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

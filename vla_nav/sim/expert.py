@@ -1,0 +1,160 @@
+"""The expert driver that labels simulated episodes with (linear.x, angular.z).
+
+A policy learns these labels from 8 camera frames (+ the GoalProgress state), so the expert is
+smooth and predictable from what the camera sees rather than optimal:
+  goto     steer toward the target with a proportional heading law; when the straight way is
+           blocked, take the free heading nearest to the target's (a sweep of candidate headings
+           against the obstacles' footprints, sticking to one side once chosen); speed follows a
+           constant-deceleration profile that ends exactly `stop_distance` from the target centre,
+           and is scaled down by cos^2 of the heading error, so big turns happen slowly;
+  turn     angular speed profile that brakes to zero at the target angle (from the state's yaw
+           change), no translation;
+  forward  linear speed profile that brakes to zero at the distance (from the state's distance),
+           holding the start heading;
+  stop     zeros.
+Every output is rate-limited against the robot's current twist (so it is valid from any state:
+the expert can relabel states a policy drove into) and stays inside the chunk executor's limits.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from vla_nav.sim.layout import Layout, path_is_clear
+from vla_nav.sim.robot import RobotLimits
+from vla_nav.sim.scenarios import NOMINAL_SPEED, NOMINAL_TURN_RATE, Scenario
+
+
+@dataclass(frozen=True)
+class ExpertConfig:
+    cruise_speed: float = NOMINAL_SPEED     # m/s
+    turn_rate: float = NOMINAL_TURN_RATE    # rad/s, the largest |angular| the expert asks for
+    linear_accel: float = 0.5               # m/s^2, rate limit while speeding up
+    linear_decel: float = 0.8               # m/s^2, rate limit while slowing down
+    linear_brake: float = 0.35              # m/s^2, the planned stopping profile (< linear_decel)
+    angular_accel: float = 1.5              # rad/s^2
+    angular_decel: float = 2.5              # rad/s^2
+    angular_brake: float = 1.0              # rad/s^2, the planned turn-stopping profile
+    heading_gain: float = 1.5               # rad/s per rad of heading error
+    lookahead: float = 1.2                  # m of free straight path wanted ahead
+    clearance: float = 0.12                 # m kept between the robot and obstacles
+    heading_step: float = math.radians(3.0)
+    max_detour: float = math.radians(90.0)
+
+    def check_within(self, limits: RobotLimits) -> None:
+        """The expert must never ask for more than the executor (and the robot) allow."""
+        pairs = ((self.cruise_speed, limits.max_linear_vel, 'cruise_speed'),
+                 (self.turn_rate, limits.max_angular_vel, 'turn_rate'),
+                 (self.linear_accel, limits.max_linear_accel, 'linear_accel'),
+                 (self.linear_decel, limits.max_linear_decel, 'linear_decel'),
+                 (self.angular_accel, limits.max_angular_accel, 'angular_accel'),
+                 (self.angular_decel, limits.max_angular_decel, 'angular_decel'))
+        for value, limit, name in pairs:
+            if not 0.0 < value <= limit:
+                raise ValueError(f'expert {name}={value} must be in (0, {limit}] (chunk_executor limit)')
+        if not 0.0 < self.linear_brake <= self.linear_decel:
+            raise ValueError('expert linear_brake must be in (0, linear_decel]')
+        if not 0.0 < self.angular_brake <= self.angular_decel:
+            raise ValueError('expert angular_brake must be in (0, angular_decel]')
+
+
+def _wrap(angle: float) -> float:
+    return math.atan2(math.sin(angle), math.cos(angle))
+
+
+def _rate_limit(current: float, wanted: float, accel: float, decel: float, dt: float) -> float:
+    slowing = abs(wanted) < abs(current) or current * wanted < 0.0
+    step = (decel if slowing else accel) * dt
+    return current + float(np.clip(wanted - current, -step, step))
+
+
+class Expert:
+    """`action(scenario, layout, pose, twist, state, dt) -> (linear, angular)`."""
+
+    ARRIVED = 0.01            # m left to the stop point that counts as arrived
+    ANGLE_DONE = math.radians(1.0)
+
+    def __init__(self, config: ExpertConfig | None = None, limits: RobotLimits | None = None):
+        self.config = config or ExpertConfig()
+        self.config.check_within(limits or RobotLimits.from_config())
+        self._detour_side = 0.0
+
+    def reset(self) -> None:
+        self._detour_side = 0.0
+
+    def action(self, scenario: Scenario | None, layout: Layout, pose, twist, state, dt: float
+               ) -> tuple[float, float]:
+        wanted = (0.0, 0.0)
+        if scenario is not None:
+            if scenario.kind == 'goto':
+                wanted = self._goto(scenario, layout, pose)
+            elif scenario.kind == 'turn':
+                wanted = self._turn(scenario, state)
+            elif scenario.kind == 'forward':
+                wanted = self._forward(scenario, state)
+        cfg = self.config
+        linear = _rate_limit(twist[0], wanted[0], cfg.linear_accel, cfg.linear_decel, dt)
+        angular = _rate_limit(twist[1], wanted[1], cfg.angular_accel, cfg.angular_decel, dt)
+        return float(linear), float(angular)
+
+    # -- tasks --------------------------------------------------------------------------------
+    def _braking_speed(self, remaining: float, brake: float, cruise: float) -> float:
+        return min(cruise, math.sqrt(2.0 * brake * max(remaining, 0.0)))
+
+    def _goto(self, scenario: Scenario, layout: Layout, pose) -> tuple[float, float]:
+        cfg = self.config
+        x, y, yaw = pose
+        tx, ty = scenario.target.position
+        remaining = math.hypot(tx - x, ty - y) - scenario.parameters['stop_distance']
+        if remaining <= self.ARRIVED:
+            return 0.0, 0.0
+        goal_heading = math.atan2(ty - y, tx - x)
+        heading = self._free_heading(layout, scenario, x, y, goal_heading, remaining)
+        error = _wrap(heading - yaw)
+        angular = float(np.clip(cfg.heading_gain * error, -cfg.turn_rate, cfg.turn_rate))
+        alignment = max(0.0, math.cos(error)) ** 2 if abs(error) < math.radians(75) else 0.0
+        linear = self._braking_speed(remaining, cfg.linear_brake, cfg.cruise_speed) * alignment
+        return linear, angular
+
+    def _free_heading(self, layout: Layout, scenario: Scenario, x: float, y: float,
+                      goal_heading: float, remaining: float) -> float:
+        """The collision-free heading nearest the goal's, preferring the side already taken."""
+        cfg = self.config
+        reach = max(0.3, min(remaining, cfg.lookahead))
+        ignore = (scenario.target,)
+
+        def clear(heading: float) -> bool:
+            end = (x + reach * math.cos(heading), y + reach * math.sin(heading))
+            return path_is_clear(layout, (x, y), end, cfg.clearance, ignore, skip_behind=True)
+
+        if clear(goal_heading):
+            self._detour_side = 0.0
+            return goal_heading
+        steps = int(cfg.max_detour / cfg.heading_step)
+        sides = (self._detour_side, -self._detour_side) if self._detour_side else (1.0, -1.0)
+        for k in range(1, steps + 1):
+            for side in sides:
+                heading = goal_heading + side * k * cfg.heading_step
+                if clear(heading):
+                    self._detour_side = side
+                    return heading
+        return goal_heading  # boxed in: face the goal and let the speed law creep
+
+    def _turn(self, scenario: Scenario, state) -> tuple[float, float]:
+        cfg = self.config
+        remaining = scenario.parameters['angle'] - float(state[3])
+        if abs(remaining) <= self.ANGLE_DONE:
+            return 0.0, 0.0
+        speed = self._braking_speed(abs(remaining), cfg.angular_brake, cfg.turn_rate)
+        return 0.0, math.copysign(speed, remaining)
+
+    def _forward(self, scenario: Scenario, state) -> tuple[float, float]:
+        cfg = self.config
+        remaining = scenario.parameters['distance'] - float(state[2])
+        if remaining <= self.ARRIVED:
+            return 0.0, 0.0
+        linear = self._braking_speed(remaining, cfg.linear_brake, cfg.cruise_speed)
+        angular = float(np.clip(-cfg.heading_gain * float(state[3]), -cfg.turn_rate, cfg.turn_rate))
+        return linear, angular

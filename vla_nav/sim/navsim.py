@@ -1,0 +1,221 @@
+"""NavSim: the built-in robot world behind record-sim, eval-sim, the demo and sim_node.
+
+One object owns a MuJoCo room (World), the robot base (DiffDriveBase), the current task
+(Scenario + EpisodeJudge), the GoalProgress state and the expert. Everything is deterministic given
+(split, seed, episode) and the commands sent.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from vla_nav.core.robot_state import GoalProgress
+from vla_nav.sim.episode import EpisodeJudge, EpisodeMetrics
+from vla_nav.sim.expert import Expert, ExpertConfig
+from vla_nav.sim.layout import Layout, SceneObject
+from vla_nav.sim.robot import DiffDriveBase, RobotLimits
+from vla_nav.sim.scenarios import Scenario, generate_episode, parse_instruction
+from vla_nav.sim.world import World
+
+MAX_ATTEMPTS = 20
+
+
+@dataclass(frozen=True)
+class Observation:
+    rgb: np.ndarray                        # uint8 (H, W, 3), the forward camera
+    pose: tuple[float, float, float]       # x, y, yaw in the room frame
+    twist: tuple[float, float]             # linear.x (m/s), angular.z (rad/s) of the base
+    time: float                            # s since the current instruction started
+    state: np.ndarray                      # float32 (4,), GoalProgress: v, w, distance, yaw change
+
+
+@dataclass(frozen=True)
+class StepResult:
+    observation: Observation
+    done: bool
+    outcome: str | None                    # None | success | collision | timeout | failure
+
+
+class NavSim:
+    """A seeded stream of rooms and tasks for a differential-drive robot with a forward camera.
+
+    image_size is (height, width). control_dt is the time one `step` advances; the base is
+    integrated in sub-steps of at most physics_dt, each checked for contacts.
+    """
+
+    def __init__(self, split: str = 'train', seed: int = 0, image_size: tuple[int, int] = (128, 128),
+                 control_dt: float = 0.1, physics_dt: float = 0.02,
+                 limits: RobotLimits | None = None, expert_config: ExpertConfig | None = None,
+                 min_target_pixels: int = 12):
+        if split not in ('train', 'test'):
+            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        if control_dt <= 0 or physics_dt <= 0:
+            raise ValueError('control_dt and physics_dt must be > 0')
+        self.split, self.seed = split, int(seed)
+        self.control_dt = float(control_dt)
+        self.substeps = max(1, math.ceil(self.control_dt / physics_dt - 1e-9))
+        self.min_target_pixels = int(min_target_pixels)
+        self.limits = limits or RobotLimits.from_config()
+        self.base = DiffDriveBase(self.limits)
+        self.expert = Expert(expert_config, self.limits)
+        self.world = World(image_size)
+        self.progress = GoalProgress()
+        self._next_episode = 0
+        self.episode = -1
+        self._layout: Layout | None = None
+        self._scenario: Scenario | None = None
+        self._observation: Observation | None = None
+        self._rgb = np.zeros((*self.world_size, 3), np.uint8)
+
+    @property
+    def world_size(self) -> tuple[int, int]:
+        return self.world.height, self.world.width
+
+    # -- episodes -----------------------------------------------------------------------------
+    def reset(self, episode: int | None = None, kind: str | None = None) -> Observation:
+        """Build the room and task of `episode` (default: the one after the last) and return the
+        first observation. `kind` forces the task kind (goto | turn | forward | stop)."""
+        episode = self._next_episode if episode is None else int(episode)
+        for attempt in range(MAX_ATTEMPTS):
+            layout, scenario = generate_episode(self.split, self.seed, episode, attempt, kind)
+            self.world.apply_layout(layout)
+            if self.world.set_robot_pose(*layout.start_pose) is not None:
+                continue
+            if scenario.kind != 'goto' or self._target_pixels(layout) >= self.min_target_pixels:
+                break
+        self.episode, self._next_episode = episode, episode + 1
+        self._layout = layout
+        self.base.reset(layout.start_pose)
+        self._start_task(scenario)
+        return self._observation
+
+    def _target_pixels(self, layout: Layout) -> int:
+        index = next(i for i, obj in enumerate(layout.objects) if obj.role == 'target')
+        return self.world.pixel_counts().get(index, 0)
+
+    def _start_task(self, scenario: Scenario | None) -> None:
+        self._scenario = scenario
+        self.judge = EpisodeJudge(scenario)
+        self.metrics_tracker = EpisodeMetrics(self.base.pose)
+        self.progress.reset()
+        self.expert.reset()
+        self._time = 0.0
+        state = self.progress.update(*self.base.pose, *self.base.twist)
+        self._rgb = self.world.render()
+        self._observation = Observation(self._rgb, self.base.pose, self.base.twist, 0.0, state)
+
+    def set_instruction(self, text: str) -> Scenario | None:
+        """A new goal in the same room, from free text; the episode clock, GoalProgress and the
+        judge restart. Returns the parsed Scenario, or None when the text is not understood (then
+        nothing ends the episode but a collision)."""
+        self._require_reset()
+        scenario = parse_instruction(text, self._layout, self.base.pose)
+        self._start_task(scenario)
+        return scenario
+
+    # -- stepping -----------------------------------------------------------------------------
+    def step(self, linear: float, angular: float, render: bool = True) -> StepResult:
+        """Command the base for control_dt. render=False keeps the previous image (sim_node
+        renders at the camera rate only); call `render()` for a fresh one.
+
+        Stepping after the episode ended is allowed (the robot keeps moving, the outcome stays).
+        """
+        self._require_reset()
+        self.base.command(linear, angular)
+        dt = self.control_dt / self.substeps
+        collided = None
+        for _ in range(self.substeps):
+            before = self.base.pose
+            pose = self.base.advance(dt)
+            hit = self.world.set_robot_pose(*pose)
+            if hit is not None:  # a bumper: the base stops where it touched
+                collided = hit
+                self.base.reset(before)
+                self.world.set_robot_pose(*before)
+                break
+        self._time += self.control_dt
+        pose, twist = self.base.pose, self.base.twist
+        state = self.progress.update(*pose, *twist)
+        if render:
+            self._rgb = self.world.render()
+        if self.judge.outcome is None:
+            self.metrics_tracker.add(pose, self._time)
+            if collided is not None:
+                self.metrics_tracker.collided_with = collided
+        outcome = self.judge.update(self._time, pose, twist, state, collided is not None)
+        self._observation = Observation(self._rgb, pose, twist, round(self._time, 9), state)
+        return StepResult(self._observation, outcome is not None, outcome)
+
+    def render(self, camera: str = 'front') -> np.ndarray:
+        """A fresh image at the current pose ('front' updates the observation; 'chase' is a
+        third-person view for videos)."""
+        self._require_reset()
+        rgb = self.world.render(camera)
+        if camera == 'front':
+            self._rgb = rgb
+            obs = self._observation
+            self._observation = Observation(rgb, obs.pose, obs.twist, obs.time, obs.state)
+        return rgb
+
+    def expert_action(self) -> tuple[float, float]:
+        """The expert's (linear, angular) for the current state (valid from any state)."""
+        self._require_reset()
+        obs = self._observation
+        return self.expert.action(self._scenario, self._layout, obs.pose, obs.twist, obs.state,
+                                  self.control_dt)
+
+    # -- views --------------------------------------------------------------------------------
+    @property
+    def observation(self) -> Observation:
+        self._require_reset()
+        return self._observation
+
+    @property
+    def scenario(self) -> Scenario | None:
+        return self._scenario
+
+    @property
+    def layout(self) -> Layout:
+        self._require_reset()
+        return self._layout
+
+    @property
+    def outcome(self) -> str | None:
+        return None if self._observation is None else self.judge.outcome
+
+    @property
+    def done(self) -> bool:
+        return self.outcome is not None
+
+    def visible_objects(self, min_pixels: int = 8) -> list[SceneObject]:
+        """Objects the camera sees now (at least min_pixels), most visible first."""
+        self._require_reset()
+        counts = self.world.pixel_counts()
+        visible = sorted(((n, i) for i, n in counts.items() if n >= min_pixels), reverse=True)
+        return [self._layout.objects[i] for _, i in visible]
+
+    def metrics(self) -> dict:
+        """The current (or finished) task: outcome, time to goal, path length, straight-line
+        distance and path efficiency (straight / path length), plus episode identity."""
+        self._require_reset()
+        summary = self.metrics_tracker.summary(self._scenario, self.judge.outcome)
+        collided = summary['collided_with']
+        if isinstance(collided, int):
+            summary['collided_with'] = self._layout.objects[collided].name
+        summary.update(split=self.split, seed=self.seed, episode=self.episode)
+        return summary
+
+    def close(self) -> None:
+        self.world.close()
+
+    def __enter__(self) -> NavSim:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _require_reset(self) -> None:
+        if self._observation is None:
+            raise RuntimeError('call NavSim.reset() first')
