@@ -1,7 +1,8 @@
 """TorchEngine: the same PolicyEngine on torch eager (training checks, kosmos2, GPU without ORT).
 
 Imports torch (the ONNX path never imports this module). device: 'cpu' | 'cuda' ('tensorrt'
-means cuda here); an unavailable CUDA falls back to CPU with one warning.
+means cuda here); an unavailable CUDA falls back to CPU with one warning. `threads` sets torch's
+process-wide intra-op thread count (None: torch's default).
 """
 from __future__ import annotations
 
@@ -22,7 +23,10 @@ LOG = logging.getLogger('vla_nav.runtime')
 class TorchEngine(PolicyEngine):
     backend = 'torch'
 
-    def __init__(self, model_dir: str | os.PathLike, device: str = 'cpu', **_ignored) -> None:
+    def __init__(self, model_dir: str | os.PathLike, device: str = 'cpu', threads: int | None = None,
+                 **_ignored) -> None:
+        if threads:
+            torch.set_num_threads(threads)  # process-wide: torch has no per-module setting
         wanted = 'cuda' if device in ('cuda', 'tensorrt') else 'cpu'
         if wanted == 'cuda' and not torch.cuda.is_available():
             LOG.warning('device %r: torch %s has no CUDA; falling back to CPU', device, torch.__version__)

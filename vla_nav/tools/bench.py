@@ -42,7 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='input size; differs from the model -> same architecture, random weights')
     parser.add_argument('--precision', choices=('fp32', 'fp16'), default='fp32')
     parser.add_argument('--steps', type=int, default=2000)
-    parser.add_argument('--threads', type=int, default=0, help='ONNX Runtime intra-op threads (0: auto)')
+    parser.add_argument('--threads', type=int, default=0,
+                        help='intra-op threads of ONNX Runtime / torch (0: VLA_NAV_ORT_THREADS or 1)')
     parser.add_argument('--engine-cache-dir', default='', help='TensorRT engine cache')
     parser.add_argument('--json', action='store_true', help='print one JSON object instead of a table')
     parser.add_argument('--worker', action='store_true', help=argparse.SUPPRESS)
@@ -68,7 +69,8 @@ def measure(args: argparse.Namespace) -> dict:
                             engine_cache_dir=args.engine_cache_dir or None)
     else:
         from vla_nav.runtime.torch_engine import TorchEngine
-        engine = TorchEngine(args.model, device=args.provider)
+        # batch-1 latency: one thread unless asked (torch's default spins on every core)
+        engine = TorchEngine(args.model, device=args.provider, threads=args.threads or 1)
     load_s = time.perf_counter() - started
     spec = engine.spec
     rng = np.random.default_rng(0)
@@ -121,7 +123,7 @@ def measure(args: argparse.Namespace) -> dict:
         'peak_rss_mb': peak_rss_mb,
         'peak_rss_with_naive_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
         'torch_imported': 'torch' in sys.modules,
-        'threads': int(os.environ.get('VLA_NAV_ORT_THREADS', '0') or 0) or None,
+        'threads': args.threads or int(os.environ.get('VLA_NAV_ORT_THREADS', '0') or 0) or 1,
     }
 
 

@@ -1,0 +1,160 @@
+"""VLAPolicy: config validation, shapes, normalisation, masking, and every head learns a toy task."""
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip('torch')
+
+from vla_nav.config import node_defaults  # noqa: E402
+from vla_nav.model.config import PolicyConfig  # noqa: E402
+from vla_nav.model.policy import VLAPolicy  # noqa: E402
+
+B, W, C = 3, 8, 10
+
+
+def unit_text(batch: int, dim: int = 384, seed: int = 0) -> torch.Tensor:
+    """Stand-in instruction embeddings (MiniLM output is L2-normalised too)."""
+    text = torch.randn(batch, dim, generator=torch.Generator().manual_seed(seed))
+    return text / text.norm(dim=-1, keepdim=True)
+
+
+@pytest.fixture(scope='module')
+def policy() -> VLAPolicy:
+    torch.manual_seed(0)
+    return VLAPolicy(PolicyConfig()).eval()
+
+
+def test_config_round_trip_and_defaults_follow_executor_limits():
+    config = PolicyConfig(head='gpt', state_dim=4)
+    assert PolicyConfig.from_dict(config.to_dict()) == config
+    limits = node_defaults('chunk_executor')
+    assert config.action_low == (limits['min_linear_vel'], -limits['max_angular_vel'])
+    assert config.action_high == (limits['max_linear_vel'], limits['max_angular_vel'])
+    assert (config.window, config.chunk, config.action_dim) == (8, 10, 2)
+
+
+@pytest.mark.parametrize('changes, message', [
+    ({'backbone': 'resnet'}, 'backbone'),
+    ({'head': 'diffusion'}, 'head'),
+    ({'state_dim': 2}, 'state_dim'),
+    ({'action_low': (0.5, -1.5)}, 'action_low'),
+    ({'action_low': (0.0,)}, 'action_low'),
+    ({'trunk_blocks': 17}, 'trunk_blocks'),
+    ({'backbone': 'kosmos2'}, 'kosmos2_path'),
+    ({'format_version': 99}, 'format_version'),
+])
+def test_config_rejects_bad_values(changes, message):
+    with pytest.raises(ValueError, match=message):
+        PolicyConfig(**changes)
+    with pytest.raises(ValueError, match='unknown PolicyConfig keys'):
+        PolicyConfig.from_dict({**PolicyConfig().to_dict(), 'colour': 'red'})
+
+
+def test_shapes_and_frozen_trunk(policy):
+    cfg = policy.config
+    images = torch.randint(0, 256, (B, cfg.image_size, cfg.image_size, 3), dtype=torch.uint8)
+    text = unit_text(B)
+    trunk = policy.encode_trunk(images)
+    assert not trunk.requires_grad and trunk.shape == (B, *policy.backbone.trunk_shape)
+    features = policy.encode_frame_from_trunk(trunk, text)
+    assert features.shape == (B, cfg.feature_dim)
+    assert torch.allclose(features, policy.encode_frame(images, text))
+    window = policy.encode_window_from_trunk(trunk.unsqueeze(1).expand(-1, W, -1, -1, -1), text)
+    assert window.shape == (B, W, cfg.feature_dim)
+    out = policy.head_forward(window, text)
+    assert out.shape == (B, W, C, 2) and out.abs().max() <= 1.0
+    chunk = policy.predict_chunk(window, text)
+    assert chunk.shape == (B, C, 2)
+    assert torch.allclose(policy.normalise_actions(chunk), out[:, -1], atol=1e-5)
+    with pytest.raises(ValueError, match='images must be'):
+        policy.encode_trunk(torch.zeros(1, 64, 64, 3, dtype=torch.uint8))
+    # frozen parts never train and stay out of the trainable weights
+    policy.train()
+    assert not policy.backbone.trunk.training
+    assert all(not name.startswith('backbone.trunk.') for name in policy.trainable_state_dict())
+    assert all(p.requires_grad for p in policy.trainable_parameters())
+    policy.eval()
+
+
+def test_instruction_film_changes_features(policy):
+    """The neck must depend on the instruction (FiLM), the trunk must not."""
+    cfg = policy.config
+    with torch.no_grad():
+        policy.backbone.film.weight.normal_(0.0, 0.5)
+        images = torch.randint(0, 256, (1, cfg.image_size, cfg.image_size, 3), dtype=torch.uint8)
+        first = policy.encode_frame(images, unit_text(1, seed=1))
+        second = policy.encode_frame(images, unit_text(1, seed=2))
+        policy.backbone.film.weight.zero_()
+    assert (first - second).abs().max() > 1e-3
+
+
+def test_normalisation_round_trip_and_clipping(policy):
+    physical = torch.tensor([[-0.2, -1.5], [0.5, 1.5], [0.15, 0.0], [0.3, -0.7]])
+    normalised = policy.normalise_actions(physical)
+    assert torch.allclose(normalised[:2], torch.tensor([[-1.0, -1.0], [1.0, 1.0]]))
+    assert torch.allclose(policy.denormalise_actions(normalised), physical, atol=1e-6)
+    clipped = policy.normalise_actions(torch.tensor([[9.0, -9.0]]))
+    assert torch.allclose(clipped, torch.tensor([[1.0, -1.0]]))
+
+
+def test_states_required_when_configured():
+    state_policy = VLAPolicy(PolicyConfig(state_dim=4), load_pretrained=False).eval()
+    features, text = torch.randn(1, W, 256), unit_text(1)
+    with pytest.raises(ValueError, match='states'):
+        state_policy.head_forward(features, text, None)
+    states = torch.zeros(1, W, 4)
+    moved = states.clone()
+    moved[..., 2] = 3.0
+    assert not torch.allclose(state_policy.predict_chunk(features, text, states),
+                              state_policy.predict_chunk(features, text, moved))
+
+
+def test_loss_ignores_masked_steps(policy):
+    features, text = torch.randn(2, W, 256), unit_text(2)
+    targets = torch.rand(2, W, C, 2) * 0.3
+    mask = torch.ones(2, W, C, dtype=torch.bool)
+    mask[1, 5:, 4:] = False  # the episode ended
+    base, metrics = policy.compute_loss(features, text, None, targets, mask)
+    assert metrics['valid_steps'] == int(mask.sum())
+    altered = targets.clone()
+    altered[1, 5:, 4:] = -5.0  # garbage past the end must not matter
+    assert torch.allclose(policy.compute_loss(features, text, None, altered, mask)[0], base)
+    altered[0, 0, 0] = 0.5
+    assert not torch.allclose(policy.compute_loss(features, text, None, altered, mask)[0], base)
+    with pytest.raises(ValueError, match='target_chunks'):
+        policy.compute_loss(features, text, None, targets[:, :, :5], mask)
+
+
+@pytest.mark.parametrize('head', ['lstm', 'fc', 'gpt', 'discrete'])
+def test_each_head_learns_a_toy_batch(head):
+    """Chunk depends on the newest feature and the instruction; a few Adam steps cut the loss."""
+    torch.manual_seed(0)
+    policy = VLAPolicy(PolicyConfig(head=head, dropout=0.0), load_pretrained=False).train()
+    features = torch.randn(8, W, 256)
+    text = unit_text(8)
+    speed = 0.15 + 0.1 * torch.tanh(features[:, :, :1])               # (8, W, 1)
+    turn = torch.tanh(text[:, :1]).unsqueeze(1).expand(-1, W, -1) * 3.0  # instruction -> turn
+    targets = torch.cat([speed, turn], dim=-1).unsqueeze(2).expand(-1, -1, C, -1).contiguous()
+    mask = torch.ones(8, W, C, dtype=torch.bool)
+    optimiser = torch.optim.Adam(policy.trainable_parameters(), lr=3e-3)
+    losses = []
+    for _ in range(40):
+        loss, _ = policy.compute_loss(features, text, None, targets, mask)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < 0.5 * losses[0], (head, losses[0], losses[-1])
+    policy.eval()
+    chunk = policy.predict_chunk(features, text)
+    assert chunk.shape == (8, C, 2)
+    assert float((chunk - targets[:, -1]).abs().mean()) < float(targets[:, -1].abs().mean())
+
+
+def test_minilm_instruction_embedding(policy):
+    texts = ['go to the red cone', 'go to the red cone', 'turn left']
+    embedding = policy.embed_instructions(texts)
+    assert embedding.shape == (3, 384)
+    assert torch.allclose(embedding.norm(dim=-1), torch.ones(3), atol=1e-5)
+    assert torch.allclose(embedding[0], embedding[1])
+    assert float(embedding[0] @ embedding[2]) < 0.99

@@ -1,0 +1,138 @@
+"""ONNX path: parity with torch (fp32 <= 1e-4, fp16 looser), cache freshness, torch-free runtime
+process (subprocess, export on demand), provider fallback with a logged warning."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip('torch')
+pytest.importorskip('onnxruntime')
+
+from vla_nav.model.checkpoint import save_random_checkpoint  # noqa: E402
+from vla_nav.model.config import PolicyConfig  # noqa: E402
+from vla_nav.model.export import export_onnx, find_fresh_export  # noqa: E402
+from vla_nav.runtime import load_engine  # noqa: E402
+from vla_nav.runtime.base import ModelLoadError  # noqa: E402
+from vla_nav.runtime.onnx_engine import OnnxEngine  # noqa: E402
+from vla_nav.runtime.torch_engine import TorchEngine  # noqa: E402
+
+GOAL = 'go to the blue ball on the left'
+
+
+@pytest.fixture(scope='module')
+def model_dir(tmp_path_factory):
+    """A random-weights checkpoint with a state input, exported once (fp32 + fp16)."""
+    directory = save_random_checkpoint(PolicyConfig(state_dim=4), tmp_path_factory.mktemp('onnx') / 'model')
+    export_onnx(directory, fp16=True)
+    return directory
+
+
+@pytest.fixture(scope='module')
+def torch_engine(model_dir):
+    engine = TorchEngine(model_dir)
+    engine.set_instruction(GOAL)
+    return engine
+
+
+def window_inputs(spec, seed=0):
+    rng = np.random.default_rng(seed)
+    frames = rng.integers(0, 256, (spec.window, spec.image_height, spec.image_width, 3), dtype=np.uint8)
+    states = rng.normal(size=(spec.window, spec.state_dim)).astype(np.float32)
+    return frames, states
+
+
+@pytest.mark.parametrize('precision, feature_tol, chunk_tol', [('fp32', 1e-4, 1e-4), ('fp16', 0.1, 0.02)])
+def test_parity_with_torch(model_dir, torch_engine, precision, feature_tol, chunk_tol):
+    engine = OnnxEngine(model_dir, precision=precision)
+    engine.set_instruction(GOAL)
+    assert engine.spec == torch_engine.spec and engine.provider == 'CPUExecutionProvider'
+    text_tol = 1e-4 if precision == 'fp32' else 1e-2
+    np.testing.assert_allclose(engine.embed_instruction(GOAL), torch_engine.embed_instruction(GOAL),
+                               atol=text_tol)
+    frames, states = window_inputs(engine.spec)
+    onnx_features = np.stack([engine.encode_frame(frame) for frame in frames])
+    torch_features = torch_engine.encode_frames(frames)
+    assert onnx_features.dtype == np.float32
+    np.testing.assert_allclose(onnx_features, torch_features, atol=feature_tol)
+    np.testing.assert_allclose(engine.encode_frames(frames), onnx_features, atol=feature_tol)
+    # same head inputs on both sides: the head's own parity
+    chunk = engine.act(torch_features, states)
+    assert chunk.shape == (10, 2) and chunk.dtype == np.float32
+    np.testing.assert_allclose(chunk, torch_engine.act(torch_features, states), atol=chunk_tol)
+    low, high = np.array(engine.config.action_low), np.array(engine.config.action_high)
+    assert (chunk >= low - 1e-6).all() and (chunk <= high + 1e-6).all()
+
+
+def test_engine_input_errors(model_dir):
+    engine = load_engine(model_dir, 'onnx')
+    frame = np.zeros((engine.spec.image_height, engine.spec.image_width, 3), dtype=np.uint8)
+    with pytest.raises(RuntimeError, match='set_instruction'):
+        engine.encode_frame(frame)
+    engine.set_instruction(GOAL)
+    with pytest.raises(ValueError, match='uint8'):
+        engine.encode_frame(frame.astype(np.float32))
+    with pytest.raises(ValueError, match='features must be'):
+        engine.act(np.zeros((4, engine.spec.feature_dim), dtype=np.float32))
+    # a state policy without odometry gets zero states
+    features = np.zeros((8, engine.spec.feature_dim), dtype=np.float32)
+    np.testing.assert_array_equal(engine.act(features), engine.act(features, np.zeros((8, 4), np.float32)))
+
+
+def test_stale_export_is_detected(model_dir, tmp_path):
+    assert find_fresh_export(model_dir, 'fp32') == model_dir / 'onnx'
+    copy = shutil.copytree(model_dir, tmp_path / 'model')
+    assert find_fresh_export(copy, 'fp16') == copy / 'onnx'
+    config = json.loads((copy / 'config.json').read_text())
+    config['metadata']['retrained'] = True
+    (copy / 'config.json').write_text(json.dumps(config))
+    assert find_fresh_export(copy, 'fp32') is None
+
+
+@pytest.mark.parametrize('device', ['cuda', 'tensorrt'])
+def test_provider_fallback_warns(model_dir, device, caplog, tmp_path):
+    import onnxruntime
+    if 'CUDAExecutionProvider' in onnxruntime.get_available_providers():
+        pytest.skip('a GPU build of onnxruntime is installed: no fallback to observe')
+    with caplog.at_level(logging.WARNING, logger='vla_nav.runtime'):
+        engine = load_engine(model_dir, 'onnx', device=device, engine_cache_dir=tmp_path / 'trt')
+    assert engine.provider == 'CPUExecutionProvider'
+    warnings = [r for r in caplog.records if r.name == 'vla_nav.runtime' and 'falling back' in r.message]
+    assert len(warnings) == 1 and 'CUDAExecutionProvider' in warnings[0].getMessage()
+
+
+def test_missing_model_is_a_clear_error(tmp_path):
+    with pytest.raises(ModelLoadError, match='does not exist'):
+        load_engine(tmp_path / 'absent', 'onnx')
+
+
+NO_TORCH_SCRIPT = r'''
+import logging, sys
+import numpy as np
+logging.basicConfig(level=logging.INFO, stream=sys.stdout, format='LOG %(name)s %(message)s')
+from vla_nav.runtime import load_engine
+engine = load_engine(sys.argv[1], 'onnx')
+engine.set_instruction('go to the red cone')
+frame = np.zeros((engine.spec.image_height, engine.spec.image_width, 3), dtype=np.uint8)
+feature = engine.encode_frame(frame)
+chunk = engine.act(np.repeat(feature[None], engine.spec.window, axis=0))
+assert chunk.shape == (10, 2) and np.isfinite(chunk).all()
+print('TORCH_IMPORTED', 'torch' in sys.modules, 'TRANSFORMERS_IMPORTED', 'transformers' in sys.modules)
+'''
+
+
+def test_onnx_runtime_never_imports_torch(model_dir, tmp_path):
+    """A fresh process loads a checkpoint WITHOUT graphs: export runs in a subprocess, torch never
+    enters the engine process."""
+    bare = shutil.copytree(model_dir, tmp_path / 'model', ignore=shutil.ignore_patterns('onnx'))
+    result = subprocess.run([sys.executable, '-c', NO_TORCH_SCRIPT, str(bare)], capture_output=True,
+                            text=True, timeout=300, env=dict(os.environ, HF_HUB_OFFLINE='1'))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'TORCH_IMPORTED False TRANSFORMERS_IMPORTED False' in result.stdout
+    assert 'exporting' in result.stdout and (bare / 'onnx' / 'export.json').is_file()
