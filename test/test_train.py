@@ -1,0 +1,99 @@
+"""Training on a tiny synthetic data set (3 bags): loss falls, metrics CSV, best checkpoint,
+trunk cache reuse, exact resume, seeded determinism."""
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from vla_nav.model.checkpoint import load_checkpoint
+from vla_nav.model.config import PolicyConfig
+from vla_nav.training import feature_cache
+from vla_nav.training.synthetic import write_synthetic_bags
+from vla_nav.training.trainer import METRICS_COLUMNS, STATE_DIR, TrainConfig, train
+
+TINY = dict(image_size=32, feature_dim=32, neck_channels=8, head_hidden=32, text_head_dim=16,
+            state_dim=4)
+
+
+@pytest.fixture(scope='module')
+def data_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp('synthetic')
+    write_synthetic_bags(root / 'bags', episodes=3, length=30, image_size=32)
+    return root
+
+
+def _config(data_dir, out, **changes):
+    values = dict(data=[str(data_dir / 'bags')], out=str(out), epochs=6, batch_size=8, lr=3e-3,
+                  val_fraction=0.34, seed=3, cache_dir=str(data_dir / 'cache'), progress=False)
+    values.update(changes)
+    return TrainConfig(**values)
+
+
+@pytest.fixture(scope='module')
+def full_run(data_dir):
+    out = data_dir / 'full'
+    return out, train(_config(data_dir, out), PolicyConfig(**TINY))
+
+
+def test_loss_falls_and_outputs_are_written(full_run):
+    out, result = full_run
+    rows = list(csv.DictReader(open(out / 'metrics.csv')))
+    assert tuple(rows[0]) == METRICS_COLUMNS
+    assert [int(r['epoch']) for r in rows] == [1, 2, 3, 4, 5, 6]
+    losses = [float(r['train_loss']) for r in rows]
+    assert losses[-1] < 0.8 * losses[0]
+    assert float(rows[-1]['val_mae']) < float(rows[0]['val_mae'])
+    best = min(rows, key=lambda r: float(r['val_mae']))
+    assert result.best_epoch == int(best['epoch'])
+    document = json.loads((out / 'config.json').read_text())
+    assert document['metadata']['epoch'] == result.best_epoch
+    policy = load_checkpoint(out)
+    assert policy.config.state_dim == 4 and policy.config.image_size == 32
+    assert (out / STATE_DIR / 'state.json').is_file()
+    assert not list(out.glob(f'{STATE_DIR}/*.pkl')) and not list(out.glob(f'{STATE_DIR}/*.pt'))
+
+
+def test_trunk_cache_is_built_once_and_keyed_by_data(data_dir, full_run, monkeypatch):
+    caches = list((data_dir / 'cache').iterdir())
+    assert len(caches) == 1 and (caches[0] / feature_cache.INDEX_FILE).is_file()
+    index = json.loads((caches[0] / feature_cache.INDEX_FILE).read_text())
+    assert len(index['episodes']) == 3 and index['frames'] == 90
+    assert np.load(caches[0] / 'trunk.npy').dtype == np.float16
+    assert np.load(caches[0] / 'texts.npy').shape[0] == 2      # two unique instructions
+
+    def must_not_build(*args, **kwargs):
+        raise AssertionError('the cache should have been reused')
+
+    monkeypatch.setattr(feature_cache, '_build', must_not_build)
+    first = feature_cache.data_checksum(data_dir / 'bags')
+    train(_config(data_dir, data_dir / 'again', epochs=1), PolicyConfig(**TINY))
+    write_synthetic_bags(data_dir / 'more', episodes=1, length=30, image_size=32)
+    assert feature_cache.data_checksum([data_dir / 'bags', data_dir / 'more']) != first
+
+
+def test_same_seed_same_weights_and_resume_is_exact(data_dir, full_run):
+    out, result = full_run
+    staged = data_dir / 'staged'
+    first = train(_config(data_dir, staged, stop_after=3), PolicyConfig(**TINY))
+    assert first.epochs_run == 3 and first.stopped_early
+    resumed = train(_config(data_dir, staged, resume=True), PolicyConfig(**TINY))
+    assert resumed.epochs_run == 6 and not resumed.stopped_early
+    assert [r['val_mae'] for r in resumed.history] == [r['val_mae'] for r in result.history]
+    from safetensors.torch import load_file
+    a, b = load_file(str(out / 'model.safetensors')), load_file(str(staged / 'model.safetensors'))
+    assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_train_cli(data_dir, tmp_path, capsys):
+    from vla_nav.cli import main
+    code = main(['train', '--data', str(data_dir / 'bags'), '--out', str(tmp_path / 'cli'), '--epochs', '1',
+                 '--resolution', '32', '--no-state', '--set', 'feature_dim=32', '--set', 'head_hidden=32',
+                 '--cache-dir', str(tmp_path / 'cache'), '--quiet'])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary['epochs_run'] == 1
+    assert load_checkpoint(tmp_path / 'cli').config.state_dim == 0
+    assert main(['train', '--data', str(data_dir / 'bags'), '--out', str(tmp_path / 'bad'),
+                 '--set', 'no_such_field=1', '--quiet']) == 2

@@ -1,0 +1,310 @@
+"""`python -m vla_nav eval-sim --model CKPT --episodes N --seed S`: closed-loop evaluation.
+
+Held-out scenes (`--split test` by default) are driven through the real runtime and the real
+executor logic, on the simulator's clock:
+
+- the simulator advances one control tick (1 / chunk_executor.control_rate) per step;
+- every camera period (1 / sim_node.camera_rate) a frame is rendered and goes through
+  `PolicyLoop.step` (the vla_node path: `load_engine`, newest frame encoded into the 8-frame ring,
+  the robot state when the model takes one), the chunk stamped with the frame time;
+- the chunk reaches the `ChunkExecutor` after the inference latency (`--latency S`, default: the
+  measured wall time of that step), i.e. on the first control tick at or after its arrival, so
+  the executor drops the actions whose time has passed exactly as on the robot;
+- every tick the executor's command (limits, blending, watchdog) drives the simulated base.
+The goal is sent as vla_node does: `PolicyLoop.set_instruction` + an executor preempt at the
+loop's preempt stamp (stamps are sim time + CLOCK_OFFSET so they are never 0).
+
+Reported: success / collision / timeout / failure rates, mean time to goal (successes), mean path
+efficiency (straight-line distance / path length, successful goto + forward episodes), a per-kind
+breakdown and every episode's record; `--plot` draws top-down trajectories
+(`vla_nav.sim.plot.plot_topdown`). `--workers K` runs episodes in K processes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+CLOCK_OFFSET = 1.0          # s added to sim time for stamps (a preempt at stamp 0 is ambiguous)
+OUTCOMES = ('success', 'collision', 'timeout', 'failure')
+PLOT_EPISODES = 12          # trajectories drawn in the PNG
+
+
+@dataclass(frozen=True)
+class ClosedLoopSettings:
+    control_rate: float            # Hz: executor ticks = simulator steps
+    camera_rate: float             # Hz: frames through the policy
+    latency: float | None          # s from frame to chunk arrival; None: measured per step
+    image_size: tuple[int, int]    # simulator camera (height, width)
+    time_margin: float = 5.0       # s past the scenario's time limit before giving up
+
+    def __post_init__(self) -> None:
+        if self.control_rate <= 0 or self.camera_rate <= 0:
+            raise ValueError('control_rate and camera_rate must be > 0')
+        if self.camera_rate > self.control_rate:
+            raise ValueError(f'camera_rate {self.camera_rate} Hz exceeds control_rate '
+                             f'{self.control_rate} Hz: frames are taken on control ticks')
+        if self.latency is not None and self.latency < 0:
+            raise ValueError(f'latency must be >= 0, got {self.latency}')
+
+    @property
+    def ticks_per_frame(self) -> int:
+        return max(1, round(self.control_rate / self.camera_rate))
+
+    @classmethod
+    def from_config(cls, latency: float | None = None) -> ClosedLoopSettings:
+        from vla_nav.config import node_defaults
+        executor, sim = node_defaults('chunk_executor'), node_defaults('sim_node')
+        return cls(control_rate=float(executor['control_rate']), camera_rate=float(sim['camera_rate']),
+                   latency=latency, image_size=(int(sim['image_height']), int(sim['image_width'])))
+
+
+def run_episode(engine, sim, episode: int, settings: ClosedLoopSettings, executor_config,
+                keep_trajectory: bool = False) -> dict:
+    """One closed-loop episode; returns the simulator's metrics plus timing figures."""
+    from vla_nav.core.executor import ChunkExecutor
+    from vla_nav.runtime.loop import PolicyLoop
+
+    observation = sim.reset(episode)
+    scenario = sim.scenario
+    loop = PolicyLoop(engine)
+    executor = ChunkExecutor(executor_config)
+    period = 1.0 / settings.control_rate
+    loop.set_instruction(scenario.instruction)
+    executor.preempt(loop.preempt_stamp)
+    pending: list[tuple[float, object]] = []
+    step_seconds: list[float] = []
+    poses = [observation.pose]
+    limit = int(math.ceil((scenario.time_limit + settings.time_margin) / period))
+    outcome = None
+    for tick in range(limit):
+        now = CLOCK_OFFSET + observation.time
+        if tick % settings.ticks_per_frame == 0:
+            started = time.perf_counter()
+            chunk = loop.step(observation.rgb, now, now=now, state=observation.state)
+            elapsed = time.perf_counter() - started
+            step_seconds.append(elapsed)
+            if chunk is not None:
+                latency = elapsed if settings.latency is None else settings.latency
+                pending.append((now + latency, chunk))
+        arrived = [item for item in pending if item[0] <= now + 1e-9]
+        pending = [item for item in pending if item[0] > now + 1e-9]
+        for arrival, chunk in arrived:
+            executor.add_chunk(chunk.stamp, chunk.actions, chunk.dt, now=arrival)
+        linear, angular = executor.tick(now)
+        render = (tick + 1) % settings.ticks_per_frame == 0
+        result = sim.step(linear, angular, render=render)
+        observation = result.observation
+        poses.append(observation.pose)
+        if result.done:
+            outcome = result.outcome
+            break
+    record = sim.metrics()
+    if outcome is None:
+        record['outcome'] = record['outcome'] or 'timeout'
+    record.update({
+        'episode': episode,
+        'inference_ms_p50': round(1000.0 * float(np.median(step_seconds)), 3) if step_seconds else None,
+        'chunks': loop.chunk_count,
+        'watchdog_trips': executor.watchdog_trips,
+    })
+    if keep_trajectory:
+        record['trajectory'] = [[round(float(v), 4) for v in pose] for pose in poses]
+    return record
+
+
+# --- worker processes --------------------------------------------------------------------------
+_WORKER: dict = {}
+
+
+def _init_worker(model_dir: str, backend: str, device: str, split: str, seed: int,
+                 settings: ClosedLoopSettings) -> None:
+    from vla_nav.config import node_defaults
+    from vla_nav.core.executor import ExecutorConfig
+    from vla_nav.runtime import load_engine
+    from vla_nav.sim import NavSim
+
+    _WORKER['engine'] = load_engine(model_dir, backend=backend, device=device)
+    _WORKER['sim'] = NavSim(split=split, seed=seed, image_size=settings.image_size,
+                            control_dt=1.0 / settings.control_rate)
+    _WORKER['settings'] = settings
+    _WORKER['executor'] = ExecutorConfig.from_params(node_defaults('chunk_executor'))
+
+
+def _run_in_worker(episode: int, keep_trajectory: bool) -> tuple[dict, object]:
+    sim = _WORKER['sim']
+    record = run_episode(_WORKER['engine'], sim, episode, _WORKER['settings'], _WORKER['executor'],
+                         keep_trajectory)
+    return record, (sim.layout if keep_trajectory else None)
+
+
+def evaluate_closed_loop(model_dir, episodes: int, seed: int = 0, split: str = 'test',
+                         backend: str = 'onnx', device: str = 'cpu', workers: int = 1,
+                         settings: ClosedLoopSettings | None = None, first_episode: int = 0,
+                         plot_episodes: int = PLOT_EPISODES, progress: bool = True
+                         ) -> tuple[dict, list]:
+    """(summary, [(layout, record with trajectory)] of the first `plot_episodes` episodes)."""
+    from tqdm import tqdm
+
+    settings = settings or ClosedLoopSettings.from_config()
+    indices = list(range(first_episode, first_episode + episodes))
+    records: dict[int, dict] = {}
+    layouts: dict[int, object] = {}
+    init_args = (str(model_dir), backend, device, split, seed, settings)
+    bar = tqdm(total=len(indices), desc='eval-sim', unit='episode', disable=not progress,
+               dynamic_ncols=True)
+
+    def collect(record: dict, layout) -> None:
+        records[record['episode']] = record
+        if layout is not None:
+            layouts[record['episode']] = layout
+        bar.update(1)
+        done = Counter(r['outcome'] for r in records.values())
+        bar.set_postfix(success=f'{done["success"] / len(records):.2f}', collision=done['collision'])
+
+    if workers <= 1:
+        _init_worker(*init_args)
+        try:
+            for index in indices:
+                collect(*_run_in_worker(index, index - first_episode < plot_episodes))
+        finally:
+            _WORKER['sim'].close()
+    else:
+        from concurrent.futures import ProcessPoolExecutor
+        from multiprocessing import get_context
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context('spawn'),
+                                 initializer=_init_worker, initargs=init_args) as pool:
+            futures = [pool.submit(_run_in_worker, index, index - first_episode < plot_episodes)
+                       for index in indices]
+            for future in futures:
+                collect(*future.result())
+    bar.close()
+    ordered = [records[index] for index in indices]
+    summary = summarise(ordered)
+    summary.update({'split': split, 'seed': seed, 'first_episode': first_episode,
+                    'backend': backend, 'model': str(model_dir),
+                    'control_rate': settings.control_rate, 'camera_rate': settings.camera_rate,
+                    'latency': 'measured' if settings.latency is None else settings.latency})
+    plotted = [(layouts[r['episode']], r) for r in ordered if r['episode'] in layouts]
+    for record in ordered:
+        record.pop('trajectory', None) if record['episode'] not in layouts else None
+    return summary, plotted
+
+
+def _rates(records: list[dict]) -> dict:
+    count = max(len(records), 1)
+    outcomes = Counter(r['outcome'] for r in records)
+    rates = {f'{name}_rate': round(outcomes[name] / count, 4) for name in OUTCOMES}
+    times = [r['time_to_goal'] for r in records if r.get('time_to_goal') is not None]
+    efficiencies = [r['path_efficiency'] for r in records
+                    if r['outcome'] == 'success' and r['kind'] in ('goto', 'forward')
+                    and r.get('path_efficiency') is not None]
+    rates.update({
+        'episodes': len(records),
+        'mean_time_to_goal': round(float(np.mean(times)), 3) if times else None,
+        'path_efficiency': round(float(np.mean(efficiencies)), 4) if efficiencies else None,
+    })
+    return rates
+
+
+def summarise(records: list[dict]) -> dict:
+    """Rates, mean time to goal, path efficiency, per-kind breakdown, episode records."""
+    summary = _rates(records)
+    by_kind: dict[str, list[dict]] = defaultdict(list)
+    for record in records:
+        by_kind[record['kind'] or 'none'].append(record)
+    summary['per_kind'] = {kind: _rates(items) for kind, items in sorted(by_kind.items())}
+    latencies = [r['inference_ms_p50'] for r in records if r.get('inference_ms_p50') is not None]
+    summary['inference_ms_p50'] = round(float(np.median(latencies)), 3) if latencies else None
+    summary['records'] = [
+        {key: record.get(key) for key in ('episode', 'instruction', 'kind', 'outcome', 'time',
+                                          'time_to_goal', 'path_length', 'path_efficiency',
+                                          'collided_with', 'chunks')}
+        for record in records]
+    return summary
+
+
+def plot_trajectories(plotted: list, path: str) -> None:
+    """One PNG: a grid of top-down views, one room per episode (vla_nav.sim.plot.plot_topdown)."""
+    import tempfile
+
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.image as mpimg
+    import matplotlib.pyplot as plt
+
+    from vla_nav.sim.plot import plot_topdown
+
+    if not plotted:
+        return
+    columns = min(4, len(plotted))
+    rows = int(math.ceil(len(plotted) / columns))
+    figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.2 * rows), dpi=90,
+                                squeeze=False)
+    with tempfile.TemporaryDirectory() as folder:
+        for axis, (layout, record) in zip(axes.flat, plotted, strict=False):
+            single = os.path.join(folder, f'{record["episode"]}.png')
+            plot_topdown(layout, [{'poses': record.get('trajectory', []), 'outcome': record['outcome'],
+                                   'label': record['instruction']}], single)
+            axis.imshow(mpimg.imread(single))
+            axis.set_title(f'#{record["episode"]} {record["outcome"]}\n{record["instruction"]}',
+                           fontsize=7)
+        for axis in axes.flat:
+            axis.axis('off')
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--model', default='', help='checkpoint dir (default: models/default)')
+    parser.add_argument('--episodes', type=int, default=50)
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--first-episode', type=int, default=0, help='episode indices start here')
+    parser.add_argument('--split', choices=('train', 'test'), default='test')
+    parser.add_argument('--backend', default='onnx', help='onnx | torch | module:factory')
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--latency', type=float, default=None,
+                        help='s from frame to chunk arrival (default: measured per inference)')
+    parser.add_argument('--workers', type=int, default=1, help='episode processes')
+    parser.add_argument('--json', action='store_true', help='print one JSON object')
+    parser.add_argument('--plot', default='', help='PNG of top-down trajectories')
+    parser.add_argument('--quiet', action='store_true', help='no progress bar')
+
+
+def run(args: argparse.Namespace) -> int:
+    from vla_nav.config import resolve_model_dir
+    from vla_nav.runtime import ModelLoadError
+
+    model_dir = resolve_model_dir(args.model)
+    try:
+        settings = ClosedLoopSettings.from_config(latency=args.latency)
+        summary, plotted = evaluate_closed_loop(
+            model_dir, args.episodes, seed=args.seed, split=args.split, backend=args.backend,
+            device=args.device, workers=args.workers, settings=settings,
+            first_episode=args.first_episode, plot_episodes=PLOT_EPISODES if args.plot else 0,
+            progress=not args.quiet and not args.json)
+    except (ModelLoadError, ValueError) as error:
+        print(f'eval-sim: {error}', file=sys.stderr)
+        return 2
+    if args.plot:
+        plot_trajectories(plotted, args.plot)
+        summary['plot'] = args.plot
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    print(f'{summary["episodes"]} {args.split} episodes (seed {args.seed}): success '
+          f'{summary["success_rate"]:.2f}, collision {summary["collision_rate"]:.2f}, timeout '
+          f'{summary["timeout_rate"]:.2f}, failure {summary["failure_rate"]:.2f}; mean time to goal '
+          f'{summary["mean_time_to_goal"]} s, path efficiency {summary["path_efficiency"]}')
+    for kind, values in summary['per_kind'].items():
+        print(f'  {kind:>8}: {values["episodes"]:3d} episodes, success {values["success_rate"]:.2f}, '
+              f'collision {values["collision_rate"]:.2f}, timeout {values["timeout_rate"]:.2f}')
+    return 0
