@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vla_nav.sim.layout import Layout, path_is_clear
+from vla_nav.sim.layout import ROBOT_RADIUS, Layout, free_distance
 from vla_nav.sim.robot import RobotLimits
 from vla_nav.sim.scenarios import NOMINAL_SPEED, NOMINAL_TURN_RATE, Scenario
 
@@ -115,7 +115,11 @@ class Expert:
         error = _wrap(heading - yaw)
         angular = float(np.clip(cfg.heading_gain * error, -cfg.turn_rate, cfg.turn_rate))
         alignment = max(0.0, math.cos(error)) ** 2 if abs(error) < math.radians(75) else 0.0
-        linear = self._braking_speed(remaining, cfg.linear_brake, cfg.cruise_speed) * alignment
+        # The robot moves along its current yaw while it turns toward `heading`: never faster than
+        # it could stop before whatever lies that way.
+        room = free_distance(layout, x, y, yaw, ROBOT_RADIUS + cfg.clearance, (scenario.target,))
+        room = min(remaining, room)
+        linear = self._braking_speed(room, cfg.linear_brake, cfg.cruise_speed) * alignment
         return linear, angular
 
     def _free_heading(self, layout: Layout, scenario: Scenario, x: float, y: float,
@@ -125,14 +129,18 @@ class Expert:
         reach = max(0.3, min(remaining, cfg.lookahead))
         ignore = (scenario.target,)
 
+        body = ROBOT_RADIUS + cfg.clearance
+
         def clear(heading: float) -> bool:
-            end = (x + reach * math.cos(heading), y + reach * math.sin(heading))
-            return path_is_clear(layout, (x, y), end, cfg.clearance, ignore, skip_behind=True)
+            # Objects must leave the whole look-ahead free; a wall only the first half metre (the
+            # robot will turn along it later).
+            return (free_distance(layout, x, y, heading, body, ignore, walls=False) >= reach
+                    and free_distance(layout, x, y, heading, body, objects=False) >= min(reach, 0.5))
 
         if clear(goal_heading):
-            self._detour_side = 0.0
             return goal_heading
         steps = int(cfg.max_detour / cfg.heading_step)
+        # Once a side is chosen it is kept for the episode: flipping sides mid-detour would weave.
         sides = (self._detour_side, -self._detour_side) if self._detour_side else (1.0, -1.0)
         for k in range(1, steps + 1):
             for side in sides:

@@ -59,7 +59,8 @@ class SceneObject:
     def to_dict(self) -> dict:
         return {'name': self.name, 'colour': self.colour, 'shape': self.shape,
                 'position': [round(v, 3) for v in self.position], 'radius': round(self.radius, 3),
-                'height': round(self.height, 3), 'yaw': round(self.yaw, 3), 'role': self.role}
+                'height': round(self.height, 3), 'yaw': round(self.yaw, 3), 'role': self.role,
+                'size': [round(v, 4) for v in self.size], 'rgb': [round(v, 4) for v in self.rgb]}
 
 
 @dataclass(frozen=True)
@@ -160,15 +161,27 @@ def path_is_clear(layout: Layout, start: tuple[float, float], end: tuple[float, 
     return True
 
 
-def free_distance(layout: Layout, x: float, y: float, heading: float, clearance: float,
-                  max_distance: float = 10.0, step: float = 0.05,
-                  ignore: tuple[SceneObject, ...] = ()) -> float:
-    """How far the robot can drive straight along `heading` before coming within `clearance`."""
+def free_distance(layout: Layout, x: float, y: float, heading: float, body: float,
+                  ignore: tuple[SceneObject, ...] = (), walls: bool = True, objects: bool = True
+                  ) -> float:
+    """How far a disc of radius `body` centred at (x, y) can move along `heading` before touching
+    a wall or an object's footprint. Objects it already overlaps but moves away from are ignored."""
     cos_h, sin_h = math.cos(heading), math.sin(heading)
-    travelled = 0.0
-    while travelled + step <= max_distance:
-        end = (x + (travelled + step) * cos_h, y + (travelled + step) * sin_h)
-        if not path_is_clear(layout, (x, y), end, clearance, ignore):
-            break
-        travelled += step
-    return travelled
+    limits = []
+    for position, direction, half in ((x, cos_h, layout.width / 2), (y, sin_h, layout.depth / 2)):
+        if walls and abs(direction) > 1e-9:
+            face = (half - body) if direction > 0 else -(half - body)
+            limits.append(max(0.0, (face - position) / direction))
+    for obj in layout.objects if objects else ():
+        if any(obj is other for other in ignore):
+            continue
+        cx, cy = obj.position[0] - x, obj.position[1] - y
+        along = cx * cos_h + cy * sin_h
+        # Already closer than `body` allows (but not touching): what may not shrink is the gap it
+        # has now, so the robot can still slide past instead of being frozen in place.
+        reach = min(body + obj.radius, max(math.hypot(cx, cy) - 1e-3, ROBOT_RADIUS + obj.radius))
+        miss2 = cx * cx + cy * cy - along * along
+        if along <= 0.0 or miss2 >= reach * reach:
+            continue
+        limits.append(max(0.0, along - math.sqrt(reach * reach - miss2)))
+    return min(limits) if limits else math.inf
