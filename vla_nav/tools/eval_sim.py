@@ -193,8 +193,6 @@ def evaluate_closed_loop(model_dir, episodes: int, seed: int = 0, split: str = '
                     'control_rate': settings.control_rate, 'camera_rate': settings.camera_rate,
                     'latency': 'measured' if settings.latency is None else settings.latency})
     plotted = [(layouts[r['episode']], r) for r in ordered if r['episode'] in layouts]
-    for record in ordered:
-        record.pop('trajectory', None) if record['episode'] not in layouts else None
     return summary, plotted
 
 
@@ -251,8 +249,10 @@ def plot_trajectories(plotted: list, path: str) -> None:
     with tempfile.TemporaryDirectory() as folder:
         for axis, (layout, record) in zip(axes.flat, plotted, strict=False):
             single = os.path.join(folder, f'{record["episode"]}.png')
+            target = next((obj for obj in layout.objects if getattr(obj, 'role', '') == 'target'),
+                          None) if record['kind'] == 'goto' else None
             plot_topdown(layout, [{'poses': record.get('trajectory', []), 'outcome': record['outcome'],
-                                   'label': record['instruction']}], single)
+                                   'target': target, 'label': record['instruction']}], single)
             axis.imshow(mpimg.imread(single))
             axis.set_title(f'#{record["episode"]} {record["outcome"]}\n{record["instruction"]}',
                            fontsize=7)
