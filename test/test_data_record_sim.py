@@ -1,0 +1,94 @@
+"""`python -m vla_nav record-sim`: expert episodes as bags, resumable, failures dropped."""
+import json
+
+import numpy as np
+import pytest
+
+from vla_nav.cli import main
+from vla_nav.data import find_bags, read_episodes
+from vla_nav.data.bags import bag_custom_data
+from vla_nav.sim import NavSim
+from vla_nav.sim.navsim import StepResult
+from vla_nav.tools import record_sim
+
+SIZE = 32
+
+
+def _record(tmp_path, *extra):
+    return main(['record-sim', '--out', str(tmp_path), '--image-size', str(SIZE), '--quiet',
+                 *map(str, extra)])
+
+
+@pytest.mark.slow
+def test_record_resume_and_read_back(tmp_path, capsys):
+    stale = tmp_path / '.partial-12345' / 'train_s3_e000001'   # an interrupted earlier run
+    stale.mkdir(parents=True)
+    (stale / 'metadata.yaml').write_text('half')
+    assert _record(tmp_path, '--episodes', 2, '--seed', 3, '--workers', 2) == 0
+    first = capsys.readouterr().out
+    assert '2 bags written' in first and '0 already done' in first
+    assert not stale.parent.exists() and not list(tmp_path.glob('.partial-*'))
+    bags = find_bags(tmp_path)
+    assert [bag.name for bag in bags] == ['train_s3_e000000', 'train_s3_e000001']
+
+    # resume: the two finished episodes are skipped, only the third is recorded
+    mtimes = [(bag / 'metadata.yaml').stat().st_mtime_ns for bag in bags]
+    assert _record(tmp_path, '--episodes', 3, '--seed', 3, '--workers', 1) == 0
+    assert '1 episodes recorded' in capsys.readouterr().out
+    assert [(bag / 'metadata.yaml').stat().st_mtime_ns for bag in bags] == mtimes
+
+    # what the bags hold matches a fresh run of the same episode of the simulator
+    with NavSim(split='train', seed=3, image_size=(SIZE, SIZE)) as sim:
+        observation = sim.reset(0)
+        expected_first_action = sim.expert_action()
+        instruction = sim.scenario.instruction
+    episodes = list(read_episodes(tmp_path, dt=0.1))
+    assert len(episodes) == 3 and all(e.has_odom for e in episodes)
+    first_episode = episodes[0]
+    assert first_episode.instruction == instruction
+    assert first_episode.frames.shape[1:] == (SIZE, SIZE, 3)
+    np.testing.assert_array_equal(first_episode.frames[0], observation.rgb)
+    np.testing.assert_allclose(first_episode.actions[0], expected_first_action, atol=1e-6)
+    assert first_episode.actions[-1].tolist() == [0.0, 0.0]      # the last frame: stopped
+    np.testing.assert_allclose(np.diff(first_episode.stamps), 0.1, atol=1e-9)
+    metadata = bag_custom_data(bags[0])
+    assert metadata['outcome'] == 'success' and metadata['episode'] == '0'
+    assert int(metadata['frames']) == len(first_episode)
+
+    # other settings in the same folder are refused
+    with pytest.raises(SystemExit, match='differ'):
+        main(['record-sim', '--out', str(tmp_path), '--image-size', '64', '--episodes', '1'])
+
+
+class _CrashingSim:
+    """The real sim, but every episode ends in a collision after its first step."""
+
+    def __init__(self, sim):
+        self.sim = sim
+
+    def __getattr__(self, name):
+        return getattr(self.sim, name)
+
+    def step(self, linear, angular):
+        result = self.sim.step(linear, angular)
+        return StepResult(result.observation, True, 'collision')
+
+
+def test_failed_episodes_are_dropped_unless_kept(tmp_path, capsys, monkeypatch):
+    real_sim_for = record_sim._sim_for
+    monkeypatch.setattr(record_sim, '_sim_for', lambda settings: _CrashingSim(real_sim_for(settings)))
+    assert _record(tmp_path, '--episodes', 1, '--workers', 1, '--format', 'sqlite3') == 0
+    assert '1 collision' in capsys.readouterr().out
+    assert find_bags(tmp_path) == []
+    marker = json.loads((tmp_path / '.failed' / 'train_s0_e000000.json').read_text())
+    assert marker['outcome'] == 'collision' and marker['frames'] == 2
+
+    assert _record(tmp_path, '--episodes', 1, '--workers', 1, '--format', 'sqlite3') == 0
+    assert '0 episodes recorded' in capsys.readouterr().out      # not redone on resume
+
+    assert _record(tmp_path, '--episodes', 1, '--workers', 1, '--format', 'sqlite3',
+                   '--keep-failures') == 0
+    (bag,) = find_bags(tmp_path)
+    assert bag_custom_data(bag)['outcome'] == 'collision'
+    assert (bag / f'{bag.name}.db3').is_file()   # named after its final folder
+    assert not (tmp_path / '.failed' / 'train_s0_e000000.json').exists()

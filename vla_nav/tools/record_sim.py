@@ -1,0 +1,249 @@
+"""`python -m vla_nav record-sim`: expert episodes from the built-in simulator as rosbag2 files.
+
+One bag per episode, named `<split>_s<seed>_e<episode>`: the instruction once at the start, then
+per control step the camera frame (rgb8) and odom at the observation time and the expert's cmd_vel
+at the same stamp (the command issued for that frame; the final frame gets a zero command).
+Stamps are the sim clock plus BAG_START_S. The bag's custom_data holds split, seed, episode, kind and outcome.
+
+Resumable: a bag is written under a hidden `.partial-<pid>/` folder and moved when complete, so an
+interrupted run leaves no half bag under its final name; the next run removes stale partial
+folders and skips finished episodes. Failed expert episodes (collision/timeout) are dropped unless
+--keep-failures; a small marker in `.failed/` records them so a resumed run does not redo them.
+`record_sim.json` pins the recording settings: resuming with other settings is refused.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+from vla_nav.config import node_defaults
+
+SETTINGS_FILE = 'record_sim.json'
+BAG_START_S = 1.0   # stamps = this + sim time: a zero stamp reads as "unset" to ROS tools
+PARTIAL_PREFIX = '.partial-'
+FAILED_DIR = '.failed'
+
+
+@dataclass(frozen=True)
+class RecordSettings:
+    """What every bag of one output folder shares (pinned in record_sim.json)."""
+
+    split: str
+    seed: int
+    image_size: int
+    control_dt: float
+    storage: str
+    compress: bool
+
+    def __post_init__(self) -> None:
+        if self.split not in ('train', 'test'):
+            raise ValueError(f'split must be train or test, got {self.split!r}')
+        if self.image_size < 8:
+            raise ValueError(f'image size must be >= 8 px, got {self.image_size}')
+        if self.control_dt <= 0:
+            raise ValueError(f'control dt must be > 0, got {self.control_dt}')
+        if self.storage not in ('mcap', 'sqlite3'):
+            raise ValueError(f'format must be mcap or sqlite3, got {self.storage!r}')
+
+
+def episode_name(settings: RecordSettings, episode: int) -> str:
+    return f'{settings.split}_s{settings.seed}_e{episode:06d}'
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sim = node_defaults('sim_node')
+    parser.add_argument('--episodes', type=int, required=True,
+                        help='episode indices 0..N-1 are recorded (deterministic per split+seed)')
+    parser.add_argument('--out', required=True, help='output folder (one bag folder per episode)')
+    parser.add_argument('--split', choices=('train', 'test'), default='train')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--image-size', type=int, default=int(sim['image_width']),
+                        help='square camera resolution in px (default: sim_node image_width)')
+    parser.add_argument('--control-dt', type=float, default=1.0 / float(sim['camera_rate']),
+                        help='s per control step = camera period (default: 1 / sim_node camera_rate)')
+    parser.add_argument('--format', dest='storage', choices=('mcap', 'sqlite3'), default='mcap')
+    parser.add_argument('--no-compress', dest='compress', action='store_false',
+                        help='mcap: do not zstd-compress chunks (compression is on by default)')
+    parser.add_argument('--workers', type=int, default=min(2, os.cpu_count() or 1),
+                        help='recording processes (rendering is the bottleneck)')
+    parser.add_argument('--keep-failures', action='store_true',
+                        help='also write expert episodes that ended in collision/timeout')
+    parser.add_argument('--quiet', action='store_true', help='no progress bar')
+
+
+# --------------------------------------------------------------------------------------------
+# One episode (runs in a worker process)
+
+_SIMS: dict = {}
+
+
+def _sim_for(settings: RecordSettings):
+    """One NavSim per process and settings: its compiled model is reused across episodes."""
+    key = (settings.split, settings.seed, settings.image_size, settings.control_dt)
+    if key not in _SIMS:
+        from vla_nav.sim import NavSim
+        _SIMS.clear()
+        _SIMS[key] = NavSim(split=settings.split, seed=settings.seed,
+                            image_size=(settings.image_size, settings.image_size),
+                            control_dt=settings.control_dt)
+    return _SIMS[key]
+
+
+def _ns(sim_time: float) -> int:
+    return int(round((BAG_START_S + sim_time) * 1e9))
+
+
+def record_episode(settings: RecordSettings, episode: int, out_dir: str, keep_failures: bool
+                   ) -> dict:
+    """Run the expert on one episode and write its bag; returns a summary dict."""
+    from vla_nav.data.bags import EpisodeBagWriter
+
+    name = episode_name(settings, episode)
+    final = Path(out_dir) / name
+    # written under a hidden per-process folder with its final name (rosbag2 names its data file
+    # after the folder), then moved into place: a bag under its final name is always complete
+    partial = Path(out_dir) / f'{PARTIAL_PREFIX}{os.getpid()}' / name
+    if partial.exists():
+        shutil.rmtree(partial)
+    partial.parent.mkdir(exist_ok=True)
+    sim = _sim_for(settings)
+    observation = sim.reset(episode)
+    scenario = sim.scenario
+    frames = 0
+    outcome = None
+    with EpisodeBagWriter(partial, storage=settings.storage, compress=settings.compress) as writer:
+        writer.write_instruction(_ns(observation.time), scenario.instruction)
+        while True:
+            stamp = _ns(observation.time)
+            writer.write_image(stamp, observation.rgb)
+            x, y, yaw = observation.pose
+            writer.write_odom(stamp, x, y, yaw, *observation.twist)
+            frames += 1
+            if outcome is not None:
+                writer.write_cmd_vel(stamp, 0.0, 0.0)
+                break
+            linear, angular = sim.expert_action()
+            writer.write_cmd_vel(stamp, linear, angular)
+            result = sim.step(linear, angular)
+            observation = result.observation
+            if result.done:
+                outcome = result.outcome or 'failure'
+        summary = {'name': name, 'episode': episode, 'split': settings.split,
+                   'seed': settings.seed, 'instruction': scenario.instruction,
+                   'kind': scenario.kind, 'outcome': outcome, 'frames': frames,
+                   'duration_s': round(observation.time, 3)}
+        writer.set_metadata(**summary)
+    if outcome != 'success' and not keep_failures:
+        shutil.rmtree(partial)
+        marker = Path(out_dir) / FAILED_DIR / f'{name}.json'
+        marker.parent.mkdir(exist_ok=True)
+        marker.write_text(json.dumps(summary))
+        return {**summary, 'written': False, 'bytes': 0}
+    size = sum(f.stat().st_size for f in partial.iterdir())
+    if final.exists():   # a stale copy from an older run with --keep-failures
+        shutil.rmtree(final)
+    partial.rename(final)
+    (Path(out_dir) / FAILED_DIR / f'{name}.json').unlink(missing_ok=True)
+    return {**summary, 'written': True, 'bytes': size}
+
+
+def _record_job(job: tuple) -> dict:
+    return record_episode(*job)
+
+
+# --------------------------------------------------------------------------------------------
+# The run: settings check, resume, worker pool, summary
+
+
+def _check_settings(out_dir: Path, settings: RecordSettings) -> None:
+    path = out_dir / SETTINGS_FILE
+    pinned = {key: value for key, value in asdict(settings).items() if key not in ('split', 'seed')}
+    if path.exists():
+        existing = json.loads(path.read_text())
+        if existing != pinned:
+            raise SystemExit(f'record-sim: {path} was recorded with {existing}; these settings '
+                             f'{pinned} differ. Use another --out folder.')
+    else:
+        path.write_text(json.dumps(pinned, indent=1) + '\n')
+
+
+def _pending_episodes(out_dir: Path, settings: RecordSettings, episodes: int,
+                      keep_failures: bool) -> tuple[list[int], int]:
+    """(episodes still to record, episodes already done) after removing stale partial folders."""
+    for stale in out_dir.glob(f'{PARTIAL_PREFIX}*'):
+        shutil.rmtree(stale, ignore_errors=True)
+    pending = []
+    for episode in range(episodes):
+        name = episode_name(settings, episode)
+        done = (out_dir / name / 'metadata.yaml').is_file() or (
+            not keep_failures and (out_dir / FAILED_DIR / f'{name}.json').is_file())
+        if not done:
+            pending.append(episode)
+    return pending, episodes - len(pending)
+
+
+def _format_bytes(size: float) -> str:
+    for unit in ('B', 'KB', 'MB', 'GB'):
+        if size < 1024 or unit == 'GB':
+            return f'{size:.1f} {unit}'
+        size /= 1024
+    return f'{size:.1f} GB'
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    if args.episodes < 0 or args.workers < 1:
+        print('record-sim: --episodes must be >= 0 and --workers >= 1', file=sys.stderr)
+        return 2
+    settings = RecordSettings(split=args.split, seed=args.seed, image_size=args.image_size,
+                              control_dt=args.control_dt, storage=args.storage,
+                              compress=args.compress and args.storage == 'mcap')
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _check_settings(out_dir, settings)
+    pending, already = _pending_episodes(out_dir, settings, args.episodes, args.keep_failures)
+    jobs = [(settings, episode, str(out_dir), args.keep_failures) for episode in pending]
+    started = time.monotonic()
+    results: list[dict] = []
+    progress = tqdm(total=len(jobs), unit='ep', desc='record-sim', disable=args.quiet,
+                    dynamic_ncols=True)
+    workers = min(args.workers, max(len(jobs), 1))
+    if workers == 1:
+        mapped = map(_record_job, jobs)
+        pool = None
+    else:  # spawn: a forked MuJoCo/EGL context is not safe, and workers build their own sims
+        pool = ProcessPoolExecutor(workers, mp_context=get_context('spawn'))
+        mapped = pool.map(_record_job, jobs, chunksize=max(1, min(8, len(jobs) // (4 * workers))))
+    try:
+        for result in mapped:
+            results.append(result)
+            progress.update()
+            progress.set_postfix(frames=sum(r['frames'] for r in results), refresh=False)
+    finally:
+        progress.close()
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+        for folder in out_dir.glob(f'{PARTIAL_PREFIX}*'):   # empty unless interrupted
+            if not any(folder.iterdir()):
+                folder.rmdir()
+    elapsed = time.monotonic() - started
+    outcomes = Counter(r['outcome'] for r in results)
+    written = [r for r in results if r['written']]
+    frames = sum(r['frames'] for r in results)
+    disk = sum(f.stat().st_size for f in out_dir.rglob('*') if f.is_file())
+    outcome_text = ', '.join(f'{count} {name}' for name, count in sorted(outcomes.items()))
+    print(f'record-sim: {len(results)} episodes recorded ({outcome_text or "none"}), '
+          f'{len(written)} bags written, {len(results) - len(written)} failures dropped, '
+          f'{already} already done; {frames} frames in {elapsed:.1f} s '
+          f'({frames / max(elapsed, 1e-9):.0f} frames/s); {out_dir}: {_format_bytes(disk)}')
+    return 0
