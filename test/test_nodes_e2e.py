@@ -70,8 +70,8 @@ def rig():
 def start():
     started = []
 
-    def start_node(module, **params):
-        process = NodeProcess(module, DOMAIN, params)
+    def start_node(module, env=None, **params):
+        process = NodeProcess(module, DOMAIN, params, env=env)
         started.append(process)
         return process
 
@@ -142,7 +142,9 @@ def test_stop_word_brakes_to_zero(rig, start):
 
 
 def test_estop_is_latched_until_released(rig, start):
-    executor = start('chunk_executor')
+    from diagnostic_msgs.msg import DiagnosticArray
+    diagnostics = rig.probe.record(DiagnosticArray, '/diagnostics')
+    executor = start('chunk_executor', diagnostics_period=0.2)
     assert rig.probe.wait_for_subscribers(rig.chunk_pub) and rig.probe.wait_for_subscribers(rig.estop_pub)
     feed = lambda: rig.send_chunk(0.3, 0.2)  # noqa: E731
     assert rig.until(rig.moving, every=feed), executor.output
@@ -152,6 +154,8 @@ def test_estop_is_latched_until_released(rig, start):
     rig.until(lambda: False, timeout=0.6, every=feed)             # chunks keep coming...
     assert len(rig.cmds) > mark + 5
     assert all(msg.linear.x == 0.0 and msg.angular.z == 0.0 for _, msg in rig.cmds[mark:])
+    assert rig.until(lambda: any(array.status[0].message == 'e-stop latched'
+                                 and array.status[0].level == bytes([1]) for _, array in diagnostics))
     rig.estop_pub.publish(Bool(data=False))
     assert rig.until(rig.moving, every=feed), executor.output      # released: moves again
 
@@ -266,3 +270,20 @@ def test_executor_limits_change_at_run_time(rig, start):
     rig.until(lambda: False, timeout=0.5, every=feed)
     assert all(msg.linear.x <= 0.2 + 1e-9 for _, msg in rig.cmds[mark + 1:])
     assert rig.cmds[-1][1].linear.x == pytest.approx(0.2)
+
+
+def test_slow_inference_never_delays_a_preempt(rig, start):
+    """Inference runs off the executor thread: a new goal's preempt goes out while the policy is
+    still busy with a frame of the old goal, and that frame's chunk is never published."""
+    vla = start('vla_node', env={'VLA_NAV_TEST_POLICY': 'slow', 'VLA_NAV_TEST_POLICY_DELAY': '1.5'},
+                **TEST_POLICY)
+    assert rig.probe.wait_for_subscribers(rig.instruction_pub), vla.output
+    rig.instruct('go left')
+    assert rig.until(lambda: rig.point_chunks(), timeout=15, every=rig.send_frame), vla.output
+    rig.until(lambda: False, timeout=0.3, every=rig.send_frame)   # the next inference is running
+    before = len(rig.chunks)
+    rig.instruct('go right')
+    assert rig.until(lambda: len(rig.chunks) > before + 1, timeout=15, every=rig.send_frame)
+    first_after, second_after = (msg for _, msg in rig.chunks[before:before + 2])
+    assert not first_after.points                                  # the preempt came first...
+    assert ros_io.msg_to_chunk(second_after)[1][0, 1] < 0          # ...then only the new goal

@@ -14,6 +14,7 @@ with NO points is a preempt (see vla_nav.core.executor).
 """
 from __future__ import annotations
 
+import array
 import math
 import signal
 import threading
@@ -350,7 +351,7 @@ def rgb_to_image_msg(rgb: np.ndarray, stamp: float, frame_id: str = 'camera',
     msg.header.frame_id = frame_id
     msg.height, msg.width, msg.step = fields['height'], fields['width'], fields['step']
     msg.encoding, msg.is_bigendian = fields['encoding'], 0
-    msg.data = fields['data']
+    msg.data = array.array('B', fields['data'])   # fast path on every rclpy (no per-byte checks)
     return msg
 
 
@@ -368,7 +369,7 @@ def rgb_to_compressed_msg(rgb: np.ndarray, stamp: float, frame_id: str = 'camera
     msg.header.stamp = sec_to_stamp(stamp)
     msg.header.frame_id = frame_id
     msg.format = image_format
-    msg.data = buffer.getvalue()
+    msg.data = array.array('B', buffer.getvalue())
     return msg
 
 
