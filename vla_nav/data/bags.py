@@ -17,6 +17,7 @@ all topics (cmd_vel has no header). `clock='header'` uses header stamps where a 
 """
 from __future__ import annotations
 
+import heapq
 import logging
 import math
 import os
@@ -388,6 +389,25 @@ def iter_bag_messages(path: str | os.PathLike, topics: BagTopics | None = None,
                              receive_ns, msg)
     finally:
         reader.close()
+
+
+# at equal stamps: a goal first (it starts the segment its frame belongs to), the camera last
+_KIND_ORDER = {'instruction': 0, 'odom': 1, 'cmd_vel': 2, 'chunk': 3, 'camera': 4}
+
+
+def in_stamp_order(messages: Iterable[BagMessage], window_ns: int = 0) -> Iterator[BagMessage]:
+    """Re-sort by (stamp, kind: instruction first, camera last) within a sliding `window_ns`.
+
+    Bags are stored in receive order; header stamps may be slightly out of order, and messages
+    of the same stamp come in any order.
+    """
+    heap: list[tuple[int, int, int, BagMessage]] = []
+    for sequence, message in enumerate(messages):
+        heapq.heappush(heap, (message.stamp_ns, _KIND_ORDER[message.kind], sequence, message))
+        while heap and heap[0][0] < message.stamp_ns - window_ns:
+            yield heapq.heappop(heap)[3]
+    while heap:
+        yield heapq.heappop(heap)[3]
 
 
 # --------------------------------------------------------------------------------------------

@@ -24,7 +24,6 @@ window position.
 """
 from __future__ import annotations
 
-import heapq
 import logging
 import os
 from collections.abc import Iterable, Iterator
@@ -38,11 +37,11 @@ from vla_nav.core.robot_state import STATE_DIM, GoalProgress
 from vla_nav.data.bags import (
     NS_PER_S,
     BagError,
-    BagMessage,
     BagTopics,
     bag_custom_data,
     camera_to_rgb,
     find_bags,
+    in_stamp_order,
     iter_bag_messages,
     odom_of,
     seconds_to_ns,
@@ -57,7 +56,6 @@ DEFAULT_DT = _SPEC.dt           # s between ticks: the model's action spacing
 DEFAULT_WINDOW = _SPEC.window
 DEFAULT_CHUNK = _SPEC.chunk
 REORDER_WINDOW_S = 0.25        # messages are re-sorted by stamp within this span (header clock)
-_KIND_ORDER = {'instruction': 0, 'odom': 1, 'cmd_vel': 2, 'camera': 3}
 
 
 @dataclass
@@ -236,17 +234,6 @@ class _SegmentBuilder:
             has_odom=bool(self.odom_ns), metadata=dict(metadata)), ''
 
 
-def _time_ordered(messages: Iterator[BagMessage], window_ns: int) -> Iterator[BagMessage]:
-    """Re-sort by (stamp, instruction first) within a sliding window of `window_ns`."""
-    heap: list[tuple[int, int, int, BagMessage]] = []
-    for sequence, message in enumerate(messages):
-        heapq.heappush(heap, (message.stamp_ns, _KIND_ORDER[message.kind], sequence, message))
-        while heap and heap[0][0] < message.stamp_ns - window_ns:
-            yield heapq.heappop(heap)[3]
-    while heap:
-        yield heapq.heappop(heap)[3]
-
-
 def read_bag_episodes(path: str | os.PathLike, dt: float = DEFAULT_DT,
                       image_size: tuple[int, int] | None = None, topics: BagTopics | None = None,
                       clock: str = 'receive', command_timeout: float | None = None,
@@ -268,7 +255,8 @@ def read_bag_episodes(path: str | os.PathLike, dt: float = DEFAULT_DT,
         metadata = bag_custom_data(path)
     except Exception:  # custom_data is optional; a broken metadata.yaml fails at open below
         metadata = {}
-    messages = iter_bag_messages(path, topics, kinds=_KIND_ORDER, clock=clock)
+    messages = iter_bag_messages(path, topics, kinds=('instruction', 'odom', 'cmd_vel', 'camera'),
+                                 clock=clock)
     segment: _SegmentBuilder | None = None
     orphan_frames = 0
     count = 0
@@ -284,7 +272,7 @@ def read_bag_episodes(path: str | os.PathLike, dt: float = DEFAULT_DT,
         return episode
 
     try:
-        for message in _time_ordered(messages, seconds_to_ns(REORDER_WINDOW_S)):
+        for message in in_stamp_order(messages, seconds_to_ns(REORDER_WINDOW_S)):
             seen_kinds.add(message.kind)
             if message.kind == 'instruction':
                 if segment is not None and (episode := finish(segment)) is not None:

@@ -107,7 +107,7 @@ def replay_offline(bag: Path, engine, topics, fast: bool = True) -> ReplayOutput
     """Feed the bag through PolicyLoop + ChunkExecutor on the bag's clock (see module doc)."""
     from vla_nav.core.executor import ChunkExecutor, ExecutorConfig
     from vla_nav.core.instruction import GOAL, STOP
-    from vla_nav.data.bags import camera_to_rgb, iter_bag_messages, odom_of
+    from vla_nav.data.bags import camera_to_rgb, in_stamp_order, iter_bag_messages, odom_of
     from vla_nav.runtime.loop import PolicyLoop
 
     loop = PolicyLoop(engine)
@@ -128,7 +128,7 @@ def replay_offline(bag: Path, engine, topics, fast: bool = True) -> ReplayOutput
     last_ns = None
     largest_lag = 0.0
     kinds = ('camera', 'instruction', 'odom')
-    for message in iter_bag_messages(bag, topics, kinds=kinds, clock='receive'):
+    for message in in_stamp_order(iter_bag_messages(bag, topics, kinds=kinds, clock='receive')):
         now_ns = message.receive_ns
         if first_ns is None:
             first_ns = next_tick = now_ns
@@ -212,7 +212,7 @@ def replay_live(bag: Path, topics, args) -> ReplayOutput:
     import threading
 
     from vla_nav.config import use_loopback_ros
-    from vla_nav.data.bags import COMPRESSED_IMAGE, bag_topics, iter_bag_messages
+    from vla_nav.data.bags import COMPRESSED_IMAGE, bag_topics, in_stamp_order, iter_bag_messages
 
     if args.fast:
         LOG.warning('--live plays in recorded timing: vla_node keeps only the newest frame, so '
@@ -303,7 +303,8 @@ def replay_live(bag: Path, topics, args) -> ReplayOutput:
 
         offset_ns = None
         first_ns = last_ns = None
-        for message in iter_bag_messages(bag, topics, kinds=('camera', 'instruction')):
+        for message in in_stamp_order(iter_bag_messages(bag, topics,
+                                                        kinds=('camera', 'instruction'))):
             if offset_ns is None:
                 first_ns = message.receive_ns
                 offset_ns = time.time_ns() + int(LIVE_LEAD_S * NS) - first_ns
@@ -543,7 +544,8 @@ def _print_report(summary: dict) -> None:
     print(f"replay {summary['bag']} ({summary['mode']}, tolerance {summary['tolerance']}): "
           f"{verdict}")
     print(f"  frames {summary['frames']} (refused {summary['frames_refused']}), chunks "
-          f"{summary['chunks']}, cmd_vel {summary['commands']}, errors {summary['errors']}"
+          f"{summary['chunks']} (+{summary['preempts']} preempts), cmd_vel {summary['commands']}, "
+          f"errors {summary['errors']}"
           + (f" (last: {summary['last_error']})" if summary['last_error'] else ''))
     for topic, report in summary['topics'].items():
         figures = ', '.join(f'{key} {value:.4g}' if isinstance(value, float) else f'{key} {value}'
@@ -599,7 +601,9 @@ def run(args: argparse.Namespace) -> int:
         'golden': args.golden, 'live': bool(args.live), 'backend': backend,
         'tolerance': tolerance, 'ok': all(report['ok'] for report in reports.values()),
         'frames': output.frames, 'frames_refused': output.frames_refused,
-        'chunks': len(output.chunks), 'commands': len(output.commands), 'errors': output.errors,
+        'chunks': sum(len(actions) > 0 for _, _, actions, _ in output.chunks),
+        'preempts': sum(len(actions) == 0 for _, _, actions, _ in output.chunks),
+        'commands': len(output.commands), 'errors': output.errors,
         'last_error': output.last_error, 'wall_s': round(elapsed, 3), 'out': str(out),
         'topics': reports}
     if args.json:
