@@ -81,6 +81,16 @@ def test_stale_and_future_frames_are_dropped():
     assert loop.stale_count == 3
 
 
+def test_reset_starts_a_new_episode_with_a_restarted_clock():
+    _, loop = make_loop()
+    loop.set_instruction('go')
+    assert loop.step(WHITE, 50.0, 50.0) is not None
+    loop.reset()
+    assert not loop.active and loop.history_fill == 0 and loop.preempt_stamp == 0.0
+    loop.set_instruction('go again')
+    assert loop.step(WHITE, 1.0, 1.0) is not None                 # earlier stamps are fine now
+
+
 def test_nan_output_is_refused_and_out_of_bounds_clamped():
     _, loop = make_loop(NanPolicy())
     loop.set_instruction('go')

@@ -105,6 +105,21 @@ class PolicyLoop:
             self._pending_instruction = result.text if self._active else None
         return result
 
+    def reset(self) -> None:
+        """Forget goal, history and every stamp seen: a new episode whose clock may restart
+        (replay, eval); counters are kept."""
+        with self._lock:
+            self._goal_id += 1
+            self._active = False
+            self._instruction = ''
+            self._pending_instruction = None
+            self._features.reset()
+            if self._states is not None:
+                self._states.reset()
+            self._progress.reset()
+            self._odometry_state = None
+            self._goal_start_stamp = self._newest_stamp = self._last_frame_stamp = -math.inf
+
     def update_odometry(self, x: float, y: float, yaw: float, linear: float, angular: float) -> None:
         """Feed odometry (any thread); it becomes the state of the following frames."""
         with self._lock:
