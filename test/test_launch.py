@@ -109,11 +109,10 @@ if importlib.util.find_spec('launch_pytest') is None:
                             'venv; these launch tests run on ROS 2 Humble (colcon test)')
 else:
     import launch_pytest
+    from launch import LaunchDescription
     from launch.actions import IncludeLaunchDescription, RegisterEventHandler, SetEnvironmentVariable
     from launch.event_handlers import OnProcessExit
     from launch.launch_description_sources import PythonLaunchDescriptionSource
-
-    from launch import LaunchDescription
 
     EXITS: list[tuple[str, int]] = []
 
