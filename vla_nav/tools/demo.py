@@ -195,12 +195,15 @@ def drive_goal(observer, suite, goal, index: int, count: int, real_time_factor: 
         outcome = status.get('outcome') or 'no_result'
         outcome = 'timeout' if outcome == 'running' else outcome
     metrics = dict((status or {}).get('metrics') or {})
-    time_s = metrics.get('time_to_goal', (status or {}).get('time'))
+    time_s = metrics.get('time_to_goal')
+    if time_s is None:   # not reached: how long it tried
+        time_s = metrics.get('time', (status or {}).get('time'))
     path = metrics.get('path_length')
     result = GoalResult(goal.text, goal.kind, outcome, _round(time_s), _round(path), round(wall, 2),
                         goal.target, metrics)
     word = OUTCOME_WORDS.get(outcome, outcome)
-    timing = f' in {result.time_s:.1f} s' if result.time_s is not None else ''
+    timing = '' if result.time_s is None else \
+        f' {"in" if outcome == "success" else "after"} {result.time_s:.1f} s'
     distance = f' (path {result.path_length_m:.2f} m)' if result.path_length_m is not None else ''
     line.done(f'{label:<42} {word}{timing}{distance}')
     return result
@@ -248,7 +251,8 @@ def demo(args, line: ProgressLine) -> dict:
     domain_id = private_domain_id() if args.domain_id is None else args.domain_id
     use_loopback_ros(domain_id)
     os.environ['ROS_LOG_DIR'] = str(out / 'logs' / 'ros')
-    model = str(resolve_model_dir(args.model)) if args.backend in ('onnx', 'torch') else args.model
+    model = str(resolve_model_dir(args.model)) if args.backend in ('onnx', 'torch') \
+        else args.model or f'(engine factory {args.backend})'
     summary: dict = {'model': model, 'backend': args.backend, 'device': args.device,
                      'seed': args.seed, 'split': args.split, 'real_time_factor': rtf,
                      'domain_id': domain_id, 'instructions': [], 'problems': []}

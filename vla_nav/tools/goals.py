@@ -31,6 +31,7 @@ PATH_CLEARANCE = 0.05        # m beyond the robot radius for a straight path to 
 FORWARD_MARGIN = 0.35        # m of free floor left in front after a forward drive
 VISIBLE_BEARING = math.radians(38.0)   # relaxed goto choice: still in the camera's view
 VISIBLE_DISTANCE = 5.0
+FREE_DISTANCE_CAP = 10.0     # m; more free floor than this does not make a turn direction better
 
 
 @dataclass(frozen=True)
@@ -108,8 +109,7 @@ def goto_candidates(layout: Layout, pose, exclude: tuple[str, ...] = (),
 
 def forward_options(layout: Layout, pose) -> list[float]:
     """Trained forward distances that leave FORWARD_MARGIN of free floor, largest first."""
-    free = free_distance(layout, pose[0], pose[1], pose[2], PATH_CLEARANCE,
-                         max_distance=max(FORWARD_DISTANCES) + FORWARD_MARGIN + 0.5)
+    free = free_distance(layout, pose[0], pose[1], pose[2], ROBOT_RADIUS + PATH_CLEARANCE)
     return sorted((d for d in FORWARD_DISTANCES if d + FORWARD_MARGIN <= free), reverse=True)
 
 
@@ -152,7 +152,8 @@ def plan_goal(kind: str, layout: Layout, pose, visited: tuple[str, ...] = ()) ->
             turned = (pose[0], pose[1], _wrap(pose[2] + sign * math.pi / 2))
             options = forward_options(layout, turned)
             leads = any(goto_candidates(layout, _after_forward(turned, d), visited) for d in options)
-            free = free_distance(layout, turned[0], turned[1], turned[2], PATH_CLEARANCE)
+            free = min(free_distance(layout, turned[0], turned[1], turned[2],
+                                     ROBOT_RADIUS + PATH_CLEARANCE), FREE_DISTANCE_CAP)
             scored.append(((bool(options), leads, free), direction))
         direction = max(scored)[1]
         return PlannedGoal(instruction_for(PHRASING_SPLIT, 'turn', 0, direction=direction), 'turn',
