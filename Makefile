@@ -12,7 +12,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export MUJOCO_GL ?= egl
 
-.PHONY: setup test lint demo bench clean
+.PHONY: setup test lint demo bench soak clean
 
 setup: $(STAMP)
 
@@ -34,6 +34,9 @@ demo: setup
 
 bench: setup
 	$(PY) -m vla_nav bench
+
+soak: setup
+	$(PY) -m vla_nav soak --minutes 10
 
 clean:
 	rm -rf $(VENV) build *.egg-info demo_out

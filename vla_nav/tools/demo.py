@@ -252,15 +252,16 @@ def demo(args, line: ProgressLine) -> dict:
     use_loopback_ros(domain_id)
     os.environ['ROS_LOG_DIR'] = str(out / 'logs' / 'ros')
     model = str(resolve_model_dir(args.model)) if args.backend in ('onnx', 'torch') \
-        else args.model or f'(engine factory {args.backend})'
+        else args.model or 'none (engine factory)'
     summary: dict = {'model': model, 'backend': args.backend, 'device': args.device,
                      'seed': args.seed, 'split': args.split, 'real_time_factor': rtf,
                      'domain_id': domain_id, 'instructions': [], 'problems': []}
     film = ChunkFilm(enabled=not args.no_video)
     suite = NodeSuite(out, domain_id=domain_id)
     observer = None
-    line.done(f'vla_nav demo: model {model} ({args.backend}/{args.device}), room seed {args.seed} '
-              f'({args.split} split), ROS_DOMAIN_ID {domain_id} on loopback, x{rtf:g} real time')
+    line.done(f'vla_nav demo: model {model} (backend {args.backend}, device {args.device}), '
+              f'room seed {args.seed} ({args.split} split), ROS_DOMAIN_ID {domain_id} on loopback, '
+              f'x{rtf:g} real time')
     try:
         suite.start('sim_node', {'seed': args.seed, 'split': args.split, 'real_time_factor': rtf,
                                  'publish_clock': sim_time})
