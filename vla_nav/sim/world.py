@@ -33,6 +33,7 @@ CAMERA_TILT = math.radians(10.0)  # looking slightly down, so the floor in front
 HULL_HEIGHT = 0.26
 POOL_SIZE = 10             # bodies per shape kind; more objects of one kind than this are dropped
 PARKED_Z = -20.0
+_HIDDEN_GROUP = 5
 
 _OBSTACLE_CONTYPE, _ROBOT_CONTYPE = 2, 1
 _POOL_KINDS = ('box', 'ball', 'cylinder') + tuple(f'cone{i}' for i in range(len(CONE_SIZES)))
@@ -121,6 +122,10 @@ class World:
         for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION,
                      mujoco.mjtRndFlag.mjRND_SKYBOX, mujoco.mjtRndFlag.mjRND_HAZE):
             flags[flag] = False
+        # Parked pool geoms go to a hidden geom group, so the renderer does not even draw them.
+        self._scene_option = mujoco.MjvOption()
+        self._scene_option.geomgroup[:] = 1
+        self._scene_option.geomgroup[_HIDDEN_GROUP] = 0
         model = self.model
         self._hull = model.geom('hull').id
         self._floor_material = model.material('floor').id
@@ -198,6 +203,7 @@ class World:
         model.body_pos[body] = (x, y, 0.0)
         model.body_quat[body] = _yaw_quat(yaw)
         model.geom_rgba[geom] = rgba
+        model.geom_group[geom] = 0
         if size is None:
             return
         padded = np.zeros(3)
@@ -219,6 +225,7 @@ class World:
     def _park(self, geom: int) -> None:
         body = self.model.geom_bodyid[geom]
         self.model.body_pos[body] = (100.0 + 3.0 * geom, 0.0, PARKED_Z)
+        self.model.geom_group[geom] = _HIDDEN_GROUP
 
     # -- robot --------------------------------------------------------------------------------
     def set_robot_pose(self, x: float, y: float, yaw: float) -> int | str | None:
@@ -235,14 +242,14 @@ class World:
     # -- camera -------------------------------------------------------------------------------
     def render(self, camera: str = 'front') -> np.ndarray:
         """RGB uint8 (H, W, 3) from the robot's camera at the current pose."""
-        self._renderer.update_scene(self.data, camera=camera)
+        self._renderer.update_scene(self.data, camera=camera, scene_option=self._scene_option)
         return self._renderer.render()
 
     def pixel_counts(self, camera: str = 'front') -> dict[int, int]:
         """Visible pixels per layout object index (segmentation render)."""
         self._renderer.enable_segmentation_rendering()
         try:
-            self._renderer.update_scene(self.data, camera=camera)
+            self._renderer.update_scene(self.data, camera=camera, scene_option=self._scene_option)
             segmentation = self._renderer.render()
         finally:
             self._renderer.disable_segmentation_rendering()
