@@ -15,6 +15,7 @@ import io
 import numpy as np
 
 MAX_PIXELS = 4096 * 4096   # larger frames are rejected before allocating (8k x 8k is junk here)
+COMPRESSED_FORMATS = ('JPEG', 'PNG')   # the Pillow parsers CompressedImage payloads may reach
 
 
 class ImageDecodeError(ValueError):
@@ -113,6 +114,8 @@ def decode_compressed(data, format: str = '', max_pixels: int = MAX_PIXELS) -> n
 
     `format` is the message's free-form field (e.g. 'jpeg', 'rgb8; jpeg compressed bgr8'); the
     payload itself says what it is, so only depth images, which are no camera frames, are refused.
+    Only Pillow's JPEG and PNG parsers ever see the payload (what image_transport sends): the other
+    formats Pillow knows (TIFF, ICO, ...) would widen the attack surface and warn on junk.
     """
     from PIL import Image  # Pillow: imported here so raw-only users never pay for it
 
@@ -122,7 +125,7 @@ def decode_compressed(data, format: str = '', max_pixels: int = MAX_PIXELS) -> n
     if not payload:
         raise ImageDecodeError('compressed image has no data')
     try:
-        with Image.open(io.BytesIO(payload)) as image:   # reads the header only
+        with Image.open(io.BytesIO(payload), formats=COMPRESSED_FORMATS) as image:   # header only
             width, height = image.size
             _check_size(height, width, max_pixels)
             return np.asarray(image.convert('RGB'), dtype=np.uint8)
