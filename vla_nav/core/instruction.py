@@ -16,6 +16,7 @@ REJECTED = 'rejected'
 
 _WHITESPACE = re.compile(r'\s+')
 _TRAILING_PUNCTUATION = '.!?,;:…。！？'
+_REPLACEMENT_CHARACTER = '\ufffd'
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,9 @@ def classify_instruction(text: str | bytes, stop_words: Iterable[str],
     except UnicodeEncodeError:
         return InstructionResult(REJECTED, '', 'instruction contains undecodable characters '
                                  '(lone surrogates)')
+    if _REPLACEMENT_CHARACTER in text:   # rclpy decodes invalid UTF-8 on the wire to U+FFFD
+        return InstructionResult(REJECTED, '', 'instruction is not valid UTF-8 (it arrived with '
+                                 'U+FFFD replacement characters)')
     normalised = normalise_instruction(text)
     if not normalised:
         return InstructionResult(REJECTED, '', 'instruction is empty or whitespace only')
