@@ -133,8 +133,7 @@ def load_checkpoint(directory: str | os.PathLike, map_location: str | torch.devi
     if verify_weights_checksum and expected_sha and sha256_file(weights_path) != expected_sha:
         raise ModelLoadError(weights_path, f'sha256 differs from the one in {CONFIG_FILE}: the file was '
                                            'changed or corrupted after saving')
-    policy_class_backbone = _backbone_class(config)
-    policy_class_backbone.verify_frozen(document.get('frozen') or {}, config_path)
+    _backbone_class(config).verify_frozen(document.get('frozen') or {}, config_path, config)
     policy = VLAPolicy(config)
     expected = policy.trainable_state_dict()
     missing = sorted(set(expected) - set(weights))

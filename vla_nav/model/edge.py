@@ -83,7 +83,7 @@ class EdgeBackbone(nn.Module):
                 'text_encoder': frozen_reference(MINILM_PACKAGE, minilm_weights_path())}
 
     @staticmethod
-    def verify_frozen(references: dict, checkpoint_file) -> None:
+    def verify_frozen(references: dict, checkpoint_file, config: PolicyConfig | None = None) -> None:
         paths = {'image_trunk': efficientnet_weights_path(), 'text_encoder': minilm_weights_path()}
         for name, path in paths.items():
             verify_frozen_reference(references.get(name, {}), path, checkpoint_file)

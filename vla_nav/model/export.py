@@ -5,7 +5,9 @@ Graphs (fp32 always; `<name>.fp16.onnx` too with fp16=True; inputs/outputs keep 
   policy_head    features (1,W,F) + instruction (1,text_dim) [+ states (1,W,S)]
                  -> chunk (1,C,D) in PHYSICAL units (tanh/bins + denormalisation inside)
   text_encoder   input_ids, attention_mask int64 (1,L) -> instruction (1,384)   (edge backbone;
-                 a kosmos2 policy's instruction input is its token ids, made by the runtime)
+                 a kosmos2 policy's instruction input is its token ids, made by the runtime,
+                 so it has no text graph; its frame_encoder holds the whole Kosmos-2: a real
+                 1.6B model exports with external data files beside the .onnx)
 plus tokenizer.json and export.json ({"checksum", "precisions", "spec", "text", ...}). The
 checksum covers the checkpoint's config.json (which holds the weights' sha256) and
 EXPORT_VERSION, so the engine can tell a stale cache from a fresh one without torch.
@@ -29,7 +31,6 @@ EXPORT_VERSION = 1
 EXPORT_INFO_FILE = 'export.json'
 ONNX_SUBDIR = 'onnx'
 OPSET = 17
-GRAPHS = ('frame_encoder', 'policy_head', 'text_encoder')
 LOG = logging.getLogger('vla_nav.model.export')
 
 
@@ -94,7 +95,7 @@ def _graph_modules(policy):
             self.policy = policy
 
         def forward(self, image: torch.Tensor, instruction: torch.Tensor) -> torch.Tensor:
-            trunk = self.policy.backbone.trunk(image)
+            trunk = self.policy.backbone.encode_trunk(image)
             return self.policy.encode_frame_from_trunk(trunk, instruction.expand(image.shape[0], -1))
 
     class PolicyHead(nn.Module):
@@ -140,10 +141,6 @@ def export_onnx(model_dir: str | os.PathLike, out_dir: str | os.PathLike | None 
     out_dir = Path(out_dir) if out_dir else default_onnx_dir(model_dir, checksum)
     policy = load_checkpoint(model_dir).eval()
     config = policy.config
-    if config.backbone != 'edge':
-        from vla_nav.runtime.base import ModelLoadError
-        raise ModelLoadError(model_dir, f'ONNX export supports the edge backbone only, not '
-                                        f'{config.backbone!r}: use backend torch')
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out_dir, prefix='.export-'))
     try:
@@ -159,25 +156,34 @@ def export_onnx(model_dir: str | os.PathLike, out_dir: str | os.PathLike | None 
             head_args += (torch.zeros(1, window, config.state_dim),)
             head_inputs.append('states')
         _export(head, head_args, staging / graph_file('policy_head', 'fp32'), head_inputs, ['chunk'], None)
-        tokenizer, text_encoder = policy.backbone.text_encoder()
-        ids, mask = tokenizer(['go to the red cone'])
-        _export(text_encoder, (torch.from_numpy(ids), torch.from_numpy(mask)),
-                staging / graph_file('text_encoder', 'fp32'), ['input_ids', 'attention_mask'],
-                ['instruction'], {'input_ids': {1: 'tokens'}, 'attention_mask': {1: 'tokens'}})
+        graphs = ['frame_encoder', 'policy_head']
+        if config.backbone == 'edge':
+            tokenizer, text_encoder = policy.backbone.text_encoder()
+            ids, mask = tokenizer(['go to the red cone'])
+            _export(text_encoder, (torch.from_numpy(ids), torch.from_numpy(mask)),
+                    staging / graph_file('text_encoder', 'fp32'), ['input_ids', 'attention_mask'],
+                    ['instruction'], {'input_ids': {1: 'tokens'}, 'attention_mask': {1: 'tokens'}})
+            graphs.append('text_encoder')
+            text = {'kind': 'minilm', 'tokenizer': 'tokenizer.json', 'max_tokens': config.text_max_tokens,
+                    'dim': config.text_dim}
+        else:  # kosmos2 reads token ids: the runtime tokenises, no text graph
+            tokenizer = policy.backbone.tokenizer()
+            text = {'kind': 'token_ids', 'tokenizer': 'tokenizer.json',
+                    'max_tokens': config.kosmos2_max_text_tokens, 'dim': config.text_dim,
+                    'pad_value': -1, 'add_special_tokens': False}
         shutil.copyfile(tokenizer.path, staging / 'tokenizer.json')
         precisions = ['fp32']
         if fp16:
-            for name in GRAPHS:
+            for name in graphs:
                 _to_fp16(staging / graph_file(name, 'fp32'), staging / graph_file(name, 'fp16'))
             precisions.append('fp16')
         info = {
             'checksum': checksum, 'export_version': EXPORT_VERSION, 'opset': OPSET,
-            'precisions': precisions, 'graphs': list(GRAPHS),
+            'precisions': precisions, 'graphs': graphs, 'backbone': config.backbone,
             'spec': {'image_height': size, 'image_width': size, 'feature_dim': config.feature_dim,
                      'window': window, 'chunk': config.chunk, 'action_dim': config.action_dim,
                      'dt': config.dt, 'state_dim': config.state_dim},
-            'text': {'kind': 'minilm', 'tokenizer': 'tokenizer.json', 'max_tokens': config.text_max_tokens,
-                     'dim': config.text_dim},
+            'text': text,
             'torch_version': torch.__version__,
         }
         (out_dir / EXPORT_INFO_FILE).unlink(missing_ok=True)

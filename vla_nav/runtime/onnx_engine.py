@@ -2,7 +2,8 @@
 
 Per step the caller encodes only the newest frame (`frame_encoder` graph) and runs the head over
 the 8 cached features (`policy_head` graph); the instruction is embedded once per goal
-(`text_encoder` graph, tokenised with the `tokenizers` library).
+(`text_encoder` graph, tokenised with the `tokenizers` library; a kosmos2 policy takes the token
+ids themselves and has no text graph).
 
 Graphs are a cache next to the checkpoint (see vla_nav/model/export.py). When they are missing or
 stale (their checksum no longer matches config.json) the engine runs
@@ -79,9 +80,6 @@ class OnnxEngine(PolicyEngine):
             raise ValueError(f'precision {precision!r} not in {PRECISIONS}')
         self.model_dir = Path(model_dir)
         self.config, _ = read_checkpoint_config(self.model_dir)
-        if self.config.backbone != 'edge':
-            raise ModelLoadError(self.model_dir, f'backbone {self.config.backbone!r} has no ONNX export; '
-                                                 "use backend 'torch'")
         # TensorRT builds its own fp16 engine from the fp32 graph (better than pre-cast fp16 ops)
         graph_precision = 'fp32' if device == 'tensorrt' else precision
         self.onnx_dir = ensure_exported(self.model_dir, graph_precision,
@@ -89,8 +87,8 @@ class OnnxEngine(PolicyEngine):
         self.precision = precision
         info = read_export_info(self.onnx_dir) or {}
         chain = available_chain(device, engine_cache_dir, precision)
-        sessions = {}
-        for name in ('frame_encoder', 'policy_head', 'text_encoder'):
+        sessions = {'text_encoder': None}
+        for name in info.get('graphs', ['frame_encoder', 'policy_head', 'text_encoder']):
             path = self.onnx_dir / graph_file(name, graph_precision)
             try:
                 sessions[name] = create_session(path, chain, threads)
@@ -100,19 +98,27 @@ class OnnxEngine(PolicyEngine):
                                                sessions['text_encoder'])
         self.provider = self._frame.get_providers()[0]
         text_info = info.get('text', {})
-        self._tokenizer = InstructionTokenizer(self.onnx_dir / text_info.get('tokenizer', 'tokenizer.json'),
-                                               int(text_info.get('max_tokens', self.config.text_max_tokens)))
+        self._text_kind = text_info.get('kind', 'minilm')
+        self._text_length = int(text_info.get('max_tokens', self.config.text_max_tokens))
+        self._tokenizer = InstructionTokenizer(
+            self.onnx_dir / text_info.get('tokenizer', 'tokenizer.json'), self._text_length,
+            add_special_tokens=bool(text_info.get('add_special_tokens', True)))
         cfg = self.config
         self.spec = EngineSpec(image_height=cfg.image_size, image_width=cfg.image_size,
                                feature_dim=cfg.feature_dim, window=cfg.window, chunk=cfg.chunk,
                                action_dim=cfg.action_dim, dt=cfg.dt, state_dim=cfg.state_dim)
         self._instruction: np.ndarray | None = None
+        # the exporter drops inputs a graph ignores (e.g. a kosmos2 head has no instruction input)
+        self._head_inputs = {node.name for node in self._head.get_inputs()}
 
     # --- PolicyEngine ------------------------------------------------------------------------
     def set_instruction(self, text: str) -> None:
         self._instruction = self.embed_instruction(text)
 
     def embed_instruction(self, text: str) -> np.ndarray:
+        """(1, text_dim) float32: MiniLM embedding, or token ids for a kosmos2 policy."""
+        if self._text_kind == 'token_ids':
+            return self._tokenizer.fixed([text], self._text_length).astype(np.float32)
         ids, mask = self._tokenizer([text])
         return self._text.run(None, {'input_ids': ids, 'attention_mask': mask})[0].astype(np.float32)
 
@@ -129,6 +135,7 @@ class OnnxEngine(PolicyEngine):
         feeds = {'features': batch_features, 'instruction': self._require_instruction()}
         if batch_states is not None:
             feeds['states'] = batch_states
+        feeds = {name: value for name, value in feeds.items() if name in self._head_inputs}
         return self._head.run(None, feeds)[0][0]
 
     def _require_instruction(self) -> np.ndarray:
