@@ -232,11 +232,14 @@ class World:
         """Place the robot; returns what it touches (object index, 'wall') or None."""
         self.data.qpos[:3] = (x, y, yaw)
         mujoco.mj_forward(self.model, self.data)
-        for contact in self.data.contact[:self.data.ncon]:
-            if contact.geom1 == self._hull or contact.geom2 == self._hull:
-                other = contact.geom2 if contact.geom1 == self._hull else contact.geom1
-                if other in self._geom_owner:
-                    return self._geom_owner[other]
+        count = self.data.ncon
+        if count == 0:
+            return None
+        pairs = self.data.contact.geom[:count]   # (ncon, 2) geom ids
+        for first, second in pairs.tolist():
+            other = second if first == self._hull else first if second == self._hull else None
+            if other in self._geom_owner:
+                return self._geom_owner[other]
         return None
 
     # -- camera -------------------------------------------------------------------------------
