@@ -235,8 +235,9 @@ class World:
         count = self.data.ncon
         if count == 0:
             return None
-        pairs = self.data.contact.geom[:count]   # (ncon, 2) geom ids
-        for first, second in pairs.tolist():
+        contacts = self.data.contact
+        for first, second in zip(contacts.geom1[:count].tolist(), contacts.geom2[:count].tolist(),
+                                 strict=True):
             other = second if first == self._hull else first if second == self._hull else None
             if other in self._geom_owner:
                 return self._geom_owner[other]
