@@ -150,9 +150,15 @@ class ChunkExecutor:
         self.last_reject_reason = ''
 
     # --- inputs --------------------------------------------------------------------------
-    def preempt(self, stamp: float) -> None:
-        """New goal or stop: discard the plan, brake, refuse chunks stamped <= stamp."""
+    def preempt(self, stamp: float, now: float | None = None) -> None:
+        """New goal or stop: discard the plan, brake, refuse chunks stamped <= stamp.
+
+        With `now`, a stamp beyond now + max_chunk_age (a bogus or badly skewed clock) still brakes
+        but refuses chunks only up to that horizon: one bad preempt must not block every later chunk.
+        """
         if math.isfinite(stamp):
+            if now is not None and math.isfinite(now):
+                stamp = min(stamp, now + self._config.max_chunk_age)
             self._preempt_stamp = max(self._preempt_stamp, float(stamp))
         self._plan = None
         if self._state != ESTOP:

@@ -85,7 +85,7 @@ class ChunkExecutorNode(Node):
                 f'chunk stamped {stamp:.3f} s but this node\'s clock reads {now:.3f} s: clock '
                 'mismatch (use_sim_time must match on every node)', throttle_duration_sec=THROTTLE_S)
         if len(actions) == 0:
-            self.core.preempt(stamp)
+            self.core.preempt(stamp, now)
             self.get_logger().info(f'preempt at {stamp:.3f}: plan dropped, braking')
             return
         if self.core.add_chunk(stamp, actions, dt if dt > 0 else self.core.config.period, now):
