@@ -1,13 +1,17 @@
-"""Direct fuzz (no ROS) of what vla_node runs on untrusted input: decode_image, decode_compressed and
-classify_instruction get thousands of seeded random inputs. The contract under test: a frame either
-decodes to a uint8 (H, W, 3) array matching its header or raises ImageDecodeError (never another
-exception, never a warning, never a large allocation); an instruction always comes back as an
-InstructionResult (never an exception) and an accepted one is clean text within the limit.
+"""Direct fuzz (no ROS) of the core code that runs on untrusted input: decode_image,
+decode_compressed and classify_instruction (vla_node) and ChunkExecutor (chunk_executor) get
+thousands of seeded random inputs. The contracts under test: a frame either decodes to a uint8
+(H, W, 3) array matching its header or raises ImageDecodeError (never another exception, never a
+warning, never a large allocation); an instruction always comes back as an InstructionResult (never
+an exception) and an accepted one is clean text within the limit; whatever chunks, preempts and
+clock jumps arrive, every command is finite, within the velocity limits and the acceleration
+limits, and a good chunk afterwards is followed normally.
 """
 from __future__ import annotations
 
 import array
 import io
+import math
 import random
 import struct
 import tracemalloc
@@ -19,6 +23,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from vla_nav.config import node_defaults
+from vla_nav.core.executor import ChunkExecutor, ExecutorConfig
 from vla_nav.core.image_decode import (
     MAX_PIXELS,
     SUPPORTED_ENCODINGS,
@@ -242,3 +248,58 @@ def test_invalid_utf8_that_arrives_through_ros_is_rejected(payload):
 def test_huge_instruction_is_rejected_and_names_the_limit():
     result = classify_instruction('go ' * 400_000, STOP_WORDS, MAX_CHARS)   # 1.2 MB
     assert result.kind == REJECTED and f'limit of {MAX_CHARS}' in result.reason
+
+
+def _random_chunk_args(rng: random.Random, now: float):
+    """(stamp, actions, dt) for add_chunk: mostly plausible, often absurd."""
+    stamp = rng.choice([now, now - rng.random(), now - 5.0, now + 0.05, now + 1e6, -1e9, 0.0,
+                        math.nan, math.inf])
+    steps = rng.choice([1, 10, 10, 10, 0, 1000])
+    actions = np.array([[rng.uniform(-1.0, 1.0), rng.uniform(-3.0, 3.0)] for _ in range(steps)])
+    if steps and rng.random() < 0.5:
+        poison = rng.choice([math.nan, math.inf, -math.inf, 1e30, -1e30, 5.0, -5.0])
+        actions[rng.randrange(steps), rng.randrange(2)] = poison
+    if rng.random() < 0.05:
+        actions = actions.reshape(-1)          # wrong shape
+    dt = rng.choice([0.1, 0.1, 0.05, 0.0, -0.1, 1e-9, 1e6, math.nan])
+    return stamp, actions, dt
+
+
+def test_chunk_executor_fuzz_keeps_commands_finite_and_limited_and_recovers():
+    config = ExecutorConfig.from_params(node_defaults('chunk_executor'))
+    executor = ChunkExecutor(config)
+    rng = random.Random(SEED + 3)
+    now, previous, moved = 1000.0, (0.0, 0.0), False
+    for case in range(CASES):
+        operation = rng.random()
+        if operation < 0.45:
+            executor.add_chunk(*_random_chunk_args(rng, now), now=now)
+        elif operation < 0.55:
+            executor.preempt(rng.choice([now, now - 1.0, now + 0.2, now + 1e6, math.nan, -math.inf]), now)
+        elif operation < 0.57:
+            executor.set_estop(rng.random() < 0.3)
+        gap = rng.choice([config.period, config.period, 0.0, 1e-6, 0.5, 3.0, -2.0])
+        now += gap
+        command = executor.tick(now)
+        linear, angular = command
+        assert math.isfinite(linear) and math.isfinite(angular), command
+        assert config.min_linear_vel <= linear <= config.max_linear_vel, command
+        assert abs(angular) <= config.max_angular_vel, command
+        tick_dt = gap if case and 0.0 < gap <= 1.0 else config.period   # first tick: one period
+        for axis, (accel, decel, deadband) in enumerate((
+                (config.max_linear_accel, config.max_linear_decel, config.deadband_linear),
+                (config.max_angular_accel, config.max_angular_decel, config.deadband_angular))):
+            change = abs(command[axis] - previous[axis])
+            assert change <= max(accel, decel) * tick_dt + deadband + 1e-9, (previous, command)
+        moved = moved or linear != 0.0
+        previous = command
+    assert moved and executor.accepted_chunks > 50 and executor.rejected_chunks > 50
+    # good input right after the junk is followed normally
+    executor.set_estop(False)
+    now += 0.2
+    assert executor.add_chunk(now, np.tile([0.3, 0.4], (10, 1)), 0.1, now=now), \
+        executor.last_reject_reason
+    for _ in range(9):            # 0.45 s: enough to reach it from any limit, within the watchdog
+        now += config.period
+        executor.tick(now)
+    assert executor.command == pytest.approx((0.3, 0.4)) and executor.state == 'tracking'
