@@ -17,6 +17,7 @@ REJECTED = 'rejected'
 _WHITESPACE = re.compile(r'\s+')
 _TRAILING_PUNCTUATION = '.!?,;:…。！？'
 _REPLACEMENT_CHARACTER = '\ufffd'
+_RAW_LENGTH_FACTOR = 4   # raw text longer than this x max_chars is rejected unread
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,9 @@ def classify_instruction(text: str | bytes, stop_words: Iterable[str],
     if _REPLACEMENT_CHARACTER in text:   # rclpy decodes invalid UTF-8 on the wire to U+FFFD
         return InstructionResult(REJECTED, '', 'instruction is not valid UTF-8 (it arrived with '
                                  'U+FFFD replacement characters)')
+    if len(text) > _RAW_LENGTH_FACTOR * max_chars:   # junk: refuse before the O(n) normalisation
+        return InstructionResult(REJECTED, '', f'instruction has {len(text)} characters, more than '
+                                 f'the limit of {max_chars}')
     normalised = normalise_instruction(text)
     if not normalised:
         return InstructionResult(REJECTED, '', 'instruction is empty or whitespace only')
