@@ -146,7 +146,8 @@ def test_each_head_learns_a_toy_batch(head):
         losses.append(float(loss.detach()))
     assert losses[-1] < 0.5 * losses[0], (head, losses[0], losses[-1])
     policy.eval()
-    chunk = policy.predict_chunk(features, text)
+    with torch.no_grad():
+        chunk = policy.predict_chunk(features, text)
     assert chunk.shape == (8, C, 2)
     assert float((chunk - targets[:, -1]).abs().mean()) < float(targets[:, -1].abs().mean())
 
