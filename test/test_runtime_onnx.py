@@ -136,3 +136,26 @@ def test_onnx_runtime_never_imports_torch(model_dir, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'TORCH_IMPORTED False TRANSFORMERS_IMPORTED False' in result.stdout
     assert 'exporting' in result.stdout and (bare / 'onnx' / 'export.json').is_file()
+
+
+@pytest.mark.parametrize('head', ['lstm', 'fc', 'gpt', 'discrete'])
+def test_every_head_exports_with_parity(head, tmp_path):
+    """policy_head graph of each head (physical units, denormalised inside) matches torch."""
+    import onnxruntime
+
+    from vla_nav.model.export import _export, _graph_modules
+    from vla_nav.model.policy import VLAPolicy
+    torch.manual_seed(0)
+    policy = VLAPolicy(PolicyConfig(head=head, state_dim=4), load_pretrained=False).eval()
+    _, head_graph = _graph_modules(policy)
+    features, instruction, states = torch.randn(1, 8, 256), torch.randn(1, 384), torch.randn(1, 8, 4)
+    path = tmp_path / 'policy_head.onnx'
+    _export(head_graph, (features, instruction, states), path, ['features', 'instruction', 'states'],
+            ['chunk'], None)
+    session = onnxruntime.InferenceSession(str(path), providers=['CPUExecutionProvider'])
+    chunk = session.run(None, {'features': features.numpy(), 'instruction': instruction.numpy(),
+                               'states': states.numpy()})[0]
+    with torch.no_grad():
+        expected = policy.predict_chunk(features, instruction, states).numpy()
+    assert chunk.shape == (1, 10, 2)
+    np.testing.assert_allclose(chunk, expected, atol=1e-4)
