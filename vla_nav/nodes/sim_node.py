@@ -34,6 +34,7 @@ from vla_nav.sim import NavSim
 NODE_NAME = 'sim_node'
 MAX_CATCH_UP_S = 0.25    # wall seconds of physics one timer callback may run when behind
 MIN_TIMER_PERIOD_S = 0.005
+MAX_SHUTDOWN_BRAKE_S = 2.0   # sim seconds of braking on shutdown (the limits need < 0.3 s)
 
 
 class SimNode(Node):
@@ -171,6 +172,21 @@ class SimNode(Node):
                   'sim_time': round(self.sim_time, 3), 'pose': [round(v, 4) for v in obs.pose],
                   'twist': [round(v, 4) for v in obs.twist], 'metrics': self.sim.metrics()}
         self.status_pub.publish(String(data=json.dumps(status)))
+
+    def on_shutdown(self) -> None:
+        """Called by run_node on SIGINT/SIGTERM while the context is valid: the simulated base
+        brakes to a standstill under its deceleration limits (as a real base does when its driver
+        goes), and the last /odom and /sim/status say so."""
+        self.command = (0.0, 0.0)
+        for _ in range(int(MAX_SHUTDOWN_BRAKE_S / self.physics_dt)):
+            if self.sim.observation.twist == (0.0, 0.0):
+                break
+            self.sim.step(0.0, 0.0, render=False)
+            self.steps += 1
+        self._publish_odometry()
+        self._publish_status()
+        ros_io.wait_for_acks(self.odom_pub)
+        self.get_logger().info('shutdown: base stopped')
 
     def destroy_node(self) -> None:
         self.sim.close()
