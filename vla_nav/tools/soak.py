@@ -186,6 +186,7 @@ def soak(args) -> dict:
         vla = observer.diagnostics.get('vla_node', {})
         report['inference_ms'] = {'p50': _finite(vla.get('inference_p50_ms')),
                                   'p99': _finite(vla.get('inference_p99_ms'))}
+        report['frames_received_hz'] = _finite(vla.get('frame_rate_hz'))   # at vla_node, at the end
         drops = {key: int(_counter(observer, 'vla_node', key)
                           - baseline.get('drops', {}).get(key, 0.0)) for key in DROP_KEYS}
         report['dropped_frames'] = {'total': sum(drops.values()), **drops}
@@ -218,7 +219,8 @@ def format_report(report: dict) -> str:
                      f"{_mb(rss['end']):>9}{'-' if growth is None else f'{growth:+.1f}%':>9}")
     latency, inference = report['latency_ms'], report['inference_ms']
     lines += [
-        f"chunks: {report['chunks']} at {report['chunk_rate_hz']} Hz; stamp regressions "
+        f"chunks: {report['chunks']} at {report['chunk_rate_hz']} Hz (camera frames reaching "
+        f"vla_node: {report['frames_received_hz']} Hz); stamp regressions "
         f"{report['chunk_stamp_regressions']}",
         f"camera stamp -> /cmd_vel latency: p50 {latency['p50']} ms, p99 {latency['p99']} ms "
         f"({latency['samples']} chunks); inference p50 {inference['p50']} ms, p99 {inference['p99']} ms",
