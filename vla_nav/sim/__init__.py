@@ -35,6 +35,8 @@ Splits: train and test use disjoint phrasing templates, split-salted RNG streams
 decimetre sides sum to an even (train) or odd (test) number, so no test layout or phrasing is ever
 generated for training, whatever the seed (details in scenarios.py).
 
+Figures and a look at the rooms: `python -m vla_nav.sim bench|preview` (see __main__.py).
+
 Rendering needs MUJOCO_GL=egl (or osmesa); importing vla_nav.sim sets it when unset, so import
 vla_nav.sim before anything imports mujoco.
 """
