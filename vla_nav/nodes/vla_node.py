@@ -18,9 +18,10 @@ log line naming the file, exit code 1.
 
 Diagnostics (/diagnostics, every diagnostics_period), status "vla_node":
 ERROR when a goal is active, frames arrived since the last report, and none produced a chunk
-because of policy errors (NaN output, engine exceptions); WARN when a goal is active but no frame
-arrived, when frames could not be decoded, or when inference p99 exceeds 2 x the chunk dt;
-OK otherwise.
+because of policy errors (NaN output, engine exceptions) in that period; WARN when a goal is active
+but no frame arrived, when frames could not be decoded, when frames arrived but every one was
+refused as stale (too old, not newer, stamped in the future), or when inference p99 exceeds 2 x
+the chunk dt; OK otherwise.
 """
 from __future__ import annotations
 
@@ -80,6 +81,7 @@ class VlaNode(Node):
         self.decode_errors = 0
         self._period_frames = self._period_chunks = self._period_decode_errors = 0
         self._last_inference = -math.inf
+        self._errors_at_report = self._stale_at_report = 0   # loop counters at the last report
         self.mailbox = LatestMailbox()
         self.worker = threading.Thread(target=self._work, name='vla_inference', daemon=True)
         self.worker.start()
@@ -183,13 +185,19 @@ class VlaNode(Node):
             'chunks': loop.chunk_count, 'policy_errors': loop.error_count,
             'last_error': loop.last_error, 'backend': loop.engine.backend,
         })
+        errors, stale = loop.error_count, loop.stale_count
+        new_errors, new_stale = errors - self._errors_at_report, stale - self._stale_at_report
+        self._errors_at_report, self._stale_at_report = errors, stale
         level, message = ros_io.OK, 'running' if loop.active else 'idle: no goal'
-        if loop.active and frames and not chunks and loop.last_error:
+        if loop.active and frames and not chunks and new_errors:
             level, message = ros_io.ERROR, f'policy failing: {loop.last_error}'
         elif loop.active and not frames:
             level, message = ros_io.WARN, 'no camera frames'
         elif decode_errors:
             level, message = ros_io.WARN, f'{decode_errors} frames could not be decoded'
+        elif loop.active and frames and not chunks and new_stale:
+            level, message = ros_io.WARN, (f'{new_stale} frames refused as stale (too old, not '
+                                           'newer, or stamped in the future)')
         elif p99 > 2000.0 * loop.spec.dt:
             level, message = ros_io.WARN, f'inference p99 {p99:.0f} ms exceeds 2 x chunk dt'
         self.diagnostics_pub.publish(ros_io.diagnostic_array(self, NODE_NAME, level, message, values))
