@@ -13,12 +13,14 @@ Diagnostics (/diagnostics, every diagnostics_period), status "chunk_executor":
 OK while idle, tracking or stopped; WARN while the e-stop is latched or when the watchdog tripped
 since the last report (the chunk source went silent); ERROR when chunks arrived since the last
 report but every one was refused for a reason other than a preempt (clock mismatch, too old,
-malformed): the robot cannot move.
+malformed): the robot cannot move. Preempts (empty chunks) and the old goal's in-flight chunks they
+refuse are expected and never an error. Values include chunk_rate_hz (input) and last_error.
 """
 from __future__ import annotations
 
 import dataclasses
 import sys
+import time
 
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Twist, TwistStamped
@@ -28,6 +30,7 @@ from std_msgs.msg import Bool
 from trajectory_msgs.msg import MultiDOFJointTrajectory
 
 from vla_nav.core.executor import ChunkExecutor, ExecutorConfig
+from vla_nav.core.stats import RateMeter
 from vla_nav.nodes import ros_io
 
 NODE_NAME = 'chunk_executor'
@@ -54,7 +57,9 @@ class ChunkExecutorNode(Node):
         self.create_subscription(Bool, params.estop_topic, self._on_estop, ros_io.reliable_qos())
         self.control_timer = self.create_timer(self.core.config.period, self._on_tick)
         self.diagnostics_timer = self.create_timer(params.diagnostics_period, self._on_diagnostics)
-        self._received = 0                    # chunks since the last diagnostics report
+        self._refused = 0                     # chunks refused (not by a preempt) since the last report
+        self.chunk_rate = RateMeter()         # chunk messages (preempts included) per second
+        self.last_error = ''                  # why the last chunk was refused or malformed
         self._accepted_at_report = 0
         self._trips_at_report = 0
         self._stopping = False
@@ -74,10 +79,12 @@ class ChunkExecutorNode(Node):
 
     def _on_chunk(self, msg: MultiDOFJointTrajectory) -> None:
         now = self._now()
-        self._received += 1
+        self.chunk_rate.tick(time.monotonic())
         try:
             stamp, actions, dt = ros_io.msg_to_chunk(msg)
         except ValueError as error:
+            self._refused += 1
+            self.last_error = f'malformed chunk: {error}'
             self.get_logger().error(f'malformed chunk ignored: {error}', throttle_duration_sec=THROTTLE_S)
             return
         if abs(now - stamp) > self.params.clock_mismatch_threshold:
@@ -93,8 +100,11 @@ class ChunkExecutorNode(Node):
         reason = self.core.last_reject_reason
         if 'preempt' in reason:   # in-flight chunk of the previous goal: expected, harmless
             self.get_logger().debug(f'chunk refused: {reason}')
-        else:
-            self.get_logger().warning(f'chunk refused: {reason}', throttle_duration_sec=THROTTLE_S)
+            return
+        if not self.core.estop:   # refused because of the e-stop: expected (its own WARN)
+            self._refused += 1
+            self.last_error = reason
+        self.get_logger().warning(f'chunk refused: {reason}', throttle_duration_sec=THROTTLE_S)
 
     def _on_estop(self, msg: Bool) -> None:
         if msg.data and not self.core.estop:
@@ -131,9 +141,8 @@ class ChunkExecutorNode(Node):
         accepted = core.accepted_chunks - self._accepted_at_report
         tripped = core.watchdog_trips - self._trips_at_report
         level, message = ros_io.OK, core.state
-        if self._received and not accepted and 'preempt' not in core.last_reject_reason \
-                and core.last_reject_reason and core.state != 'estop':
-            level, message = ros_io.ERROR, f'every chunk refused: {core.last_reject_reason}'
+        if self._refused and not accepted and not core.estop:
+            level, message = ros_io.ERROR, f'every chunk refused: {self.last_error}'
         elif core.estop:
             level, message = ros_io.WARN, 'e-stop latched'
         elif tripped:
@@ -141,6 +150,7 @@ class ChunkExecutorNode(Node):
         age = core.chunk_age(now)
         self.diagnostics_pub.publish(ros_io.diagnostic_array(self, NODE_NAME, level, message, {
             'state': core.state,
+            'chunk_rate_hz': self.chunk_rate.rate(time.monotonic()),
             'linear_x': core.command[0],
             'angular_z': core.command[1],
             'chunk_age_s': float('nan') if age is None else age,
@@ -150,8 +160,9 @@ class ChunkExecutorNode(Node):
             'last_refusal': core.last_reject_reason,
             'watchdog_trips': core.watchdog_trips,
             'estop': core.estop,
+            'last_error': self.last_error,
         }))
-        self._received, self._accepted_at_report = 0, core.accepted_chunks
+        self._refused, self._accepted_at_report = 0, core.accepted_chunks
         self._trips_at_report = core.watchdog_trips
 
     def on_shutdown(self) -> None:
