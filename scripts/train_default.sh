@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Reproduce models/default: record expert data, train with the default recipe, evaluate, publish.
+# Usage: scripts/train_default.sh   (from the repo root; data/ and runs/ stay untracked)
+set -euo pipefail
+PY=${PYTHON:-.venv/bin/python}
+TRAIN_EPISODES=${TRAIN_EPISODES:-1500}
+TEST_EPISODES=${TEST_EPISODES:-200}
+
+# 1. data (not counted in the training budget; resumable)
+$PY -m vla_nav record-sim --episodes "$TRAIN_EPISODES" --out data/train --split train --seed 0 --workers 2
+$PY -m vla_nav record-sim --episodes "$TEST_EPISODES" --out data/test --split test --seed 0 --workers 2
+
+# 2. the default recipe (trunk cache + training; <= 45 min on 2 CPU cores)
+$PY -m vla_nav train --data data/train --out runs/default --seed 0 --max-minutes 45 \
+    --epochs 12 --batch-size 64 --lr 1e-3
+
+# 3. evaluation + publish (offline MAE, eval-sim, fixed block -> models/default/eval.json)
+$PY -m vla_nav.training.default_model --model runs/default --test-data data/test \
+    --episodes 100 --seed 0 --publish models/default \
+    --recipe "scripts/train_default.sh (TRAIN_EPISODES=$TRAIN_EPISODES)"
