@@ -261,9 +261,12 @@ def test_camera_faster_than_inference_uses_only_the_newest_frame(stack):
     lags = [receipt - ros_io.stamp_to_sec(msg.header.stamp) for receipt, msg in run]
     assert max(lags) < 2 * delay + SCHEDULING_MARGIN_S                    # no backlog builds up
     assert rss_end - rss_warm < 20.0, (rss_warm, rss_end)                 # 240 queued frames: 55 MB
-    assert probe.spin_until(lambda: any(
-        {kv.key: kv.value for kv in a.status[0].values}.get('frames_overwritten', '0') != '0'
-        for _, a in diagnostics), 3.0)
+    reports = [array.status[0] for _, array in diagnostics]
+    assert any(status.values and {kv.key: kv.value for kv in status.values}['frames_overwritten'] != '0'
+               for status in reports), reports                            # the mailbox dropped frames
+    # vla_node's documented WARN: inference p99 above 2 x the chunk dt (0.25 s > 0.2 s)
+    assert any(status.level == bytes([ros_io.WARN]) and 'inference p99' in status.message
+               for status in reports), reports
     print(f'fast camera: {frames_in_run} frames, {len(run)} chunks in {time.monotonic() - started:.1f} s, '
           f'lag max {max(lags) * 1000:.0f} ms, RSS {rss_warm:.1f} -> {rss_end:.1f} MB')
     vla.signal(signal.SIGINT)
