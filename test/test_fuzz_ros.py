@@ -128,7 +128,12 @@ def bad_compressed(rng: random.Random, jpeg: bytes, png: bytes, others: list[byt
 
 
 def raw_string_cdr(payload: bytes) -> bytes:
-    """A serialized std_msgs/String whose bytes rclpy would never let us put in a str."""
+    """A serialized std_msgs/String carrying arbitrary bytes, published with publish(bytes).
+
+    rclpy refuses to publish a str with lone surrogates (UnicodeEncodeError in publish), so
+    invalid UTF-8 and CESU-8 surrogates (b'\\xed\\xa0\\x80') can only go out as raw CDR; the
+    receiving rclpy decodes them with U+FFFD replacement characters, which vla_node must reject.
+    """
     return b'\x00\x01\x00\x00' + struct.pack('<I', len(payload) + 1) + payload + b'\x00'
 
 
