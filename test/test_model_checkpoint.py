@@ -41,6 +41,7 @@ def test_round_trip(saved):
     policy, directory = saved
     assert sorted(p.name for p in directory.iterdir()) == ['config.json', 'model.safetensors']
     assert sum(p.stat().st_size for p in directory.iterdir()) < MAX_CHECKPOINT_BYTES
+    assert all(p.stat().st_mode & 0o044 for p in directory.iterdir()), 'others must be able to read it'
     document = json.loads((directory / 'config.json').read_text())
     assert document['format_version'] == 1 and document['metadata'] == {'note': 'test'}
     assert set(document['frozen']) == {'image_trunk', 'text_encoder'}

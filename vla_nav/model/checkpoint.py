@@ -61,6 +61,9 @@ def _atomic_write(path: Path, write) -> None:
     os.close(handle)
     try:
         write(temp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temp, 0o666 & ~umask)  # mkstemp makes 0600: a node running as another user must read it
         os.replace(temp, path)
     finally:
         if os.path.exists(temp):
