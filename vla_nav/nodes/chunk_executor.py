@@ -93,7 +93,8 @@ class ChunkExecutorNode(Node):
                 'mismatch (use_sim_time must match on every node)', throttle_duration_sec=THROTTLE_S)
         if len(actions) == 0:
             self.core.preempt(stamp, now)
-            self.get_logger().info(f'preempt at {stamp:.3f}: plan dropped, braking')
+            self.get_logger().info(f'preempt at {stamp:.3f}: plan dropped, braking',
+                                   throttle_duration_sec=THROTTLE_S)
             return
         if self.core.add_chunk(stamp, actions, dt if dt > 0 else self.core.config.period, now):
             return
