@@ -39,6 +39,7 @@ DEFAULT_TIME_LIMIT_S = 60.0      # when sim_node does not say
 GIF_PERIOD_S = 0.2               # robot-time seconds between GIF frames
 GIF_MAX_FRAMES = 300             # longer runs are thinned evenly
 FRAMES_KEPT_MAX = 3000
+ACK_TIME_S = 0.25               # episode clock of the status sim_node publishes on a new goal
 SETTLE_S = 0.5                   # between goals: let the executor brake before the next one
 OUTCOME_WORDS = {'success': 'reached', 'collision': 'collided', 'timeout': 'timed out',
                  'failure': 'failed', 'not_understood': 'not understood by the sim',
@@ -163,8 +164,22 @@ def drive_goal(observer, suite, goal, index: int, count: int, real_time_factor: 
     observer.send_instruction(goal.text)
     label = f'[{index}/{count}] {goal.text}'
 
+    acknowledged: list[int] = []
+
     def newest_status() -> dict | None:
-        for status in reversed(observer.statuses[first_status:]):
+        """The sim's latest word on THIS goal: statuses from its acknowledgement on (the status
+        sim_node publishes on receipt, episode clock at 0), so a late status of an earlier goal
+        with the same words is never taken for this one."""
+        if not acknowledged:
+            for index in range(first_status, len(observer.statuses)):
+                status = observer.statuses[index]
+                if _status_matches(status, goal.text) and float(status.get('time') or 0.0) \
+                        <= ACK_TIME_S and (status.get('outcome') == 'running' or not status.get('kind')):
+                    acknowledged.append(index)
+                    break
+            else:
+                return None
+        for status in reversed(observer.statuses[acknowledged[0]:]):
             if _status_matches(status, goal.text):
                 return status
         return None
