@@ -95,6 +95,18 @@ def test_stale_export_is_detected(model_dir, tmp_path):
     assert find_fresh_export(copy, 'fp32') is None
 
 
+def test_cached_graphs_never_hide_corrupt_weights(model_dir, tmp_path):
+    copy = shutil.copytree(model_dir, tmp_path / 'model')
+    assert find_fresh_export(copy, 'fp32') == copy / 'onnx'   # graphs cached: weights not needed to run
+    weights = copy / 'model.safetensors'
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(ModelLoadError, match='model.safetensors.*sha256'):
+        OnnxEngine(copy)
+    weights.unlink()
+    with pytest.raises(ModelLoadError, match='model.safetensors.*missing'):
+        OnnxEngine(copy)
+
+
 @pytest.mark.parametrize('device', ['cuda', 'tensorrt'])
 def test_provider_fallback_warns(model_dir, device, caplog, tmp_path):
     import onnxruntime

@@ -27,6 +27,8 @@ import tempfile
 import warnings
 from pathlib import Path
 
+from vla_nav.runtime.base import ModelLoadError
+
 EXPORT_VERSION = 1
 EXPORT_INFO_FILE = 'export.json'
 ONNX_SUBDIR = 'onnx'
@@ -41,6 +43,22 @@ def export_checksum(model_dir: str | os.PathLike) -> str:
     digest = hashlib.sha256(Path(model_dir, CONFIG_FILE).read_bytes())
     digest.update(f'export-version={EXPORT_VERSION}'.encode())
     return digest.hexdigest()
+
+
+def verify_weights_file(model_dir: str | os.PathLike) -> None:
+    """The checkpoint's weights must match the sha256 in config.json even when cached graphs exist:
+    a truncated or replaced model.safetensors must stop start-up, not run on stale graphs."""
+    from vla_nav.model.config import CONFIG_FILE, WEIGHTS_FILE
+    config_path, weights_path = Path(model_dir, CONFIG_FILE), Path(model_dir, WEIGHTS_FILE)
+    try:
+        expected = (json.loads(config_path.read_text(encoding='utf-8')).get('weights') or {}).get('sha256')
+    except (OSError, ValueError, AttributeError) as error:
+        raise ModelLoadError(config_path, f'cannot read the checkpoint config: {error}') from error
+    if not weights_path.is_file():
+        raise ModelLoadError(weights_path, 'missing (the checkpoint needs its trained weights)')
+    if expected and hashlib.sha256(weights_path.read_bytes()).hexdigest() != expected:
+        raise ModelLoadError(weights_path, f'sha256 differs from the one in {CONFIG_FILE}: the file was '
+                                           'truncated, corrupted or replaced')
 
 
 def graph_file(name: str, precision: str) -> str:

@@ -22,7 +22,7 @@ class EngineSpec:
     chunk: int = 10            # actions per chunk
     action_dim: int = 2        # (linear.x m/s, angular.z rad/s)
     dt: float = 0.1            # s between consecutive actions of a chunk
-    state_dim: int = 0         # 0: the model takes no robot state; 2: last (v, w) per frame
+    state_dim: int = 0         # 0: no robot state; 4: vla_nav.core.robot_state (v, w, goal progress)
 
 
 class PolicyEngine(ABC):

@@ -28,6 +28,7 @@ from vla_nav.model.export import (
     find_fresh_export,
     graph_file,
     read_export_info,
+    verify_weights_file,
 )
 from vla_nav.runtime.base import EngineSpec, ModelLoadError, PolicyEngine
 from vla_nav.runtime.inputs import check_frames, check_window
@@ -41,6 +42,7 @@ EXPORT_TIMEOUT_S = 900
 
 def ensure_exported(model_dir: Path, precision: str = 'fp32', onnx_dir: Path | None = None) -> Path:
     """A folder with fresh graphs for the checkpoint, exporting in a subprocess if needed."""
+    verify_weights_file(model_dir)
     fresh = find_fresh_export(model_dir, precision, onnx_dir)
     if fresh is not None:
         return fresh
