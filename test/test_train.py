@@ -97,3 +97,22 @@ def test_train_cli(data_dir, tmp_path, capsys):
     assert load_checkpoint(tmp_path / 'cli').config.state_dim == 0
     assert main(['train', '--data', str(data_dir / 'bags'), '--out', str(tmp_path / 'bad'),
                  '--set', 'no_such_field=1', '--quiet']) == 2
+
+
+def test_hold_ticks_extend_episodes_that_end_stopped():
+    from vla_nav.training.feature_cache import CachedEpisode, FeatureCache
+    from vla_nav.training.trainer import build_windows
+    actions = np.array([[0.2, 0.1], [0.1, 0.0], [0.0, 0.0],      # ends stopped
+                        [0.3, 0.0], [0.3, 0.0]], np.float32)      # ends moving
+    cache = FeatureCache(path=None, trunk=np.zeros((5, 1, 1, 1), np.float16), actions=actions,
+                         states=np.zeros((5, 4), np.float32), texts=np.zeros((1, 384), np.float32),
+                         episodes=[CachedEpisode('a#0', 'x', 0, 0, 3), CachedEpisode('b#0', 'x', 0, 3, 2)],
+                         key='k')
+    plain = build_windows(cache, [0, 1], window=2, chunk=3)
+    held = build_windows(cache, [0, 1], window=2, chunk=3, hold_ticks=4)
+    assert len(plain) == 5 and len(held) == 5 + 4
+    stopped = held.frame_index[:7]
+    assert stopped.max() == 2 and stopped[-1].tolist() == [2, 2]     # the last frame repeats
+    assert held.mask[2, -1].all() and not held.target[2, -1].any()   # stay at zero, supervised
+    assert held.target[0, -1].tolist() == actions[:3].tolist()
+    assert held.frame_index[7:].min() == 3 and len(held.frame_index[7:]) == 2   # moving: no hold

@@ -35,6 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--resume', action='store_true', help='continue from OUT/training_state')
     parser.add_argument('--max-minutes', type=float, default=0.0, help='wall-clock budget (0: none)')
+    parser.add_argument('--hold-ticks', type=int, default=10,
+                        help='extend episodes that end with a zero command by N still ticks at the '
+                             'last frame (teaches staying stopped at the goal; 0: off)')
     parser.add_argument('--stop-after', type=int, default=0,
                         help='end this run after N epochs (resume later with --resume)')
     parser.add_argument('--cache-dir', default='', help='trunk feature cache root')
@@ -70,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
                              batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                              val_fraction=args.val_fraction, seed=args.seed, resume=args.resume,
                              max_minutes=args.max_minutes, stop_after=args.stop_after,
+                             hold_ticks=args.hold_ticks,
                              cache_dir=args.cache_dir,
                              threads=args.threads, progress=not args.quiet)
     except (ValueError, TypeError) as error:

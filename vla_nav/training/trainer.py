@@ -5,7 +5,9 @@
 - Data: every bag under `data` is read at the policy's dt (vla_nav.data.dataset), its frames go
   through the frozen trunk once (feature_cache). Each tick t of each episode is one sample: the
   window of 8 ticks ending at t, every window position supervised with its own 10-step chunk,
-  masked past the episode end (vla_nav.data.dataset.window_indices).
+  masked past the episode end (vla_nav.data.dataset.window_indices). With `hold_ticks`, episodes
+  that end with a zero command get that many extra ticks of their last frame and zero commands
+  (training only; validation scores the recordings as they are).
 - Validation: `val_data` when given, else a seeded `val_fraction` of the bags (split by
   recording, so no segment of a validation bag is trained on). Validation MAE is the deployed
   prediction: the chunk of the NEWEST window position, in physical units (m/s, rad/s), masked.
@@ -76,6 +78,7 @@ class TrainConfig:
     resume: bool = False
     cache_dir: str = ''
     threads: int = 0                  # torch intra-op threads; 0: torch's default
+    hold_ticks: int = 0               # extend episodes that end stopped by this many still ticks
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -92,6 +95,8 @@ class TrainConfig:
             problems.append(f'val_fraction must be in [0, 1), got {self.val_fraction}')
         if not 0.0 <= self.warmup_fraction < 1.0 or not 0.0 <= self.min_lr_fraction <= 1.0:
             problems.append('warmup_fraction in [0, 1) and min_lr_fraction in [0, 1] required')
+        if self.hold_ticks < 0:
+            problems.append(f'hold_ticks must be >= 0, got {self.hold_ticks}')
         if self.max_minutes < 0:
             problems.append(f'max_minutes must be >= 0, got {self.max_minutes}')
         if problems:
@@ -128,14 +133,29 @@ class WindowSet:
         return len(self.text_index)
 
 
-def build_windows(cache: FeatureCache, episode_ids: list[int], window: int, chunk: int) -> WindowSet:
+def ends_stopped(actions: np.ndarray, tolerance: float = 1e-3) -> bool:
+    """The recording ends with a zero command: the robot is meant to stay where it stopped."""
+    return bool(len(actions)) and bool(np.all(np.abs(actions[-1]) <= tolerance))
+
+
+def build_windows(cache: FeatureCache, episode_ids: list[int], window: int, chunk: int,
+                  hold_ticks: int = 0) -> WindowSet:
+    """Every tick of the episodes as a window. hold_ticks > 0: an episode that ends with a zero
+    command is extended by that many ticks of its last frame with zero commands, so the policy
+    also learns to STAY stopped at the goal (expert recordings end the moment the robot stops,
+    so without this a closed-loop policy never saw "arrived" and drifts off)."""
     frames, texts, targets, masks = [], [], [], []
     for episode_id in episode_ids:
         episode = cache.episodes[episode_id]
-        frame_index, action_index, mask = window_indices(episode.length, window, chunk)
-        frames.append(frame_index + episode.start)
-        texts.append(np.full(episode.length, episode.text_index, np.int64))
-        targets.append(cache.actions[action_index + episode.start] * mask[..., None])
+        actions = cache.actions[episode.start:episode.start + episode.length]
+        extra = hold_ticks if hold_ticks > 0 and ends_stopped(actions) else 0
+        length = episode.length + extra
+        if extra:
+            actions = np.concatenate([actions, np.zeros((extra, actions.shape[1]), actions.dtype)])
+        frame_index, action_index, mask = window_indices(length, window, chunk)
+        frames.append(np.minimum(frame_index, episode.length - 1) + episode.start)
+        texts.append(np.full(length, episode.text_index, np.int64))
+        targets.append(actions[action_index] * mask[..., None])
         masks.append(mask)
     if not frames:
         shape = (0, window)
@@ -289,7 +309,8 @@ def train(config: TrainConfig, policy_config: PolicyConfig,
         train_ids, val_ids = split_episodes(cache, config.val_fraction, config.seed)
         val_cache = cache
     use_states = bool(policy_config.state_dim)
-    train_set = Batches(cache, build_windows(cache, train_ids, window, chunk), use_states)
+    train_set = Batches(cache, build_windows(cache, train_ids, window, chunk, config.hold_ticks),
+                        use_states)
     val_set = Batches(val_cache, build_windows(val_cache, val_ids, window, chunk), use_states)
     if not len(train_set.windows):
         raise ValueError('no training windows: the data has no usable episodes')
