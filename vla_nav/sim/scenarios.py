@@ -64,10 +64,17 @@ TARGET_BEARING = math.radians(28.0)
 TEMPLATES = {
     'train': {
         'goto': ('go to the {target}', 'drive to the {target}', 'move to the {target}',
-                 'get close to the {target}'),
+                 'get close to the {target}', 'go over to the {target}', 'drive up to the {target}',
+                 'move toward the {target}', 'find the {target} and stop next to it'),
         'turn': ('turn {direction}', 'turn to the {direction}', 'rotate {direction}',
-                 'turn {direction} ninety degrees'),
-        'forward': ('go forward {distance}', 'drive forward {distance}', 'move ahead {distance}'),
+                 'turn {direction} ninety degrees', 'turn {direction} by 90 degrees',
+                 'take a {direction} turn', 'rotate to your {direction}', 'spin {direction}',
+                 'turn in place to the {direction}', 'please turn {direction}',
+                 'face {direction}'),
+        'forward': ('go forward {distance}', 'drive forward {distance}', 'move ahead {distance}',
+                    'move forward {distance}', 'drive ahead {distance}', 'go {distance} forward',
+                    'roll forward {distance}', 'continue forward for {distance}',
+                    'head forward {distance}'),
         'stop': ('stop', 'halt', 'stop now'),
     },
     'test': {
