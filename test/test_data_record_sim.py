@@ -6,9 +6,10 @@ import pytest
 
 from vla_nav.cli import main
 from vla_nav.data import find_bags, read_episodes
-from vla_nav.data.bags import bag_custom_data
+from vla_nav.data.bags import BagTopics, bag_custom_data, iter_bag_messages, twist_of
 from vla_nav.sim import NavSim
 from vla_nav.sim.navsim import StepResult
+from vla_nav.sim.robot import RobotLimits
 from vla_nav.tools import record_sim
 
 SIZE = 32
@@ -92,3 +93,56 @@ def test_failed_episodes_are_dropped_unless_kept(tmp_path, capsys, monkeypatch):
     assert bag_custom_data(bag)['outcome'] == 'collision'
     assert (bag / f'{bag.name}.db3').is_file()   # named after its final folder
     assert not (tmp_path / '.failed' / 'train_s0_e000000.json').exists()
+
+
+def _executed_commands(bag):
+    topics = BagTopics.from_config(cmd_vel=record_sim.EXECUTED_TOPIC)
+    return [twist_of(m.msg) for m in iter_bag_messages(bag, topics, kinds=('cmd_vel',))]
+
+
+def test_noise_labels_are_the_clean_expert_of_the_reached_state(tmp_path, capsys):
+    """--noise: the base is driven off the expert's path, /cmd_vel keeps the expert's label."""
+    args = ('--episodes', 1, '--seed', 2, '--workers', 1, '--noise', 0.5, '--keep-failures')
+    assert _record(tmp_path, *args) == 0
+    (bag,) = find_bags(tmp_path)
+    (episode,) = read_episodes(bag, dt=0.1)
+    executed = np.asarray(_executed_commands(bag))
+    labels = episode.actions[:-1]                   # the final frame's zero has no executed twin
+    assert executed.shape == labels.shape
+    assert np.abs(executed - labels).max() > 0.05   # the motion really was perturbed
+    assert bag_custom_data(bag)['noise'] == '0.5'
+
+    # replaying the executed commands reaches the recorded states, where the clean expert's
+    # action is exactly the recorded label
+    with NavSim(split='train', seed=2, image_size=(SIZE, SIZE)) as sim:
+        observation = sim.reset(0)
+        for tick, (label, command) in enumerate(zip(labels, executed, strict=True)):
+            np.testing.assert_allclose(episode.states[tick], observation.state, atol=1e-5)
+            np.testing.assert_allclose(label, sim.expert_action(), atol=1e-6)
+            observation = sim.step(*command).observation
+
+    # deterministic: the same episode recorded again is the same bag content; resuming with
+    # another noise scale is refused
+    again = tmp_path / 'again'
+    assert main(['record-sim', '--out', str(again), '--image-size', str(SIZE), '--quiet',
+                 *map(str, args)]) == 0
+    (copy,) = read_episodes(again, dt=0.1)
+    np.testing.assert_array_equal(copy.actions, episode.actions)
+    np.testing.assert_array_equal(np.asarray(_executed_commands(find_bags(again)[0])), executed)
+    with pytest.raises(SystemExit, match='differ'):
+        _record(tmp_path, '--episodes', 1, '--seed', 2, '--noise', 0.2)
+
+
+def test_command_noise_pauses_and_clamps():
+    limits = RobotLimits.from_config()
+    config = record_sim.NoiseConfig(0.3, pause_rate=10.0, max_pauses=1)
+    noise = record_sim.CommandNoise(config, (0.4, 0.8), limits, seed=0, episode=0)
+    commands = [noise.perturb((0.4, 0.0), (0.4, 0.0), 0.1) for _ in range(100)]
+    assert (0.0, 0.0) in commands                           # a pause happened
+    assert all(limits.min_linear_vel <= v <= limits.max_linear_vel
+               and abs(w) <= limits.max_angular_vel for v, w in commands)
+    assert noise.perturb((0.0, 0.0), (0.1, 0.0), 0.1) == (0.0, 0.0)   # done: never pushed
+    clean = record_sim.CommandNoise(record_sim.NoiseConfig(0.0), (0.4, 0.8), limits, 0, 0)
+    assert clean.perturb((0.3, -0.2), (0.0, 0.0), 0.1) == (0.3, -0.2)
+    with pytest.raises(ValueError, match='noise scale'):
+        record_sim.NoiseConfig(1.5)

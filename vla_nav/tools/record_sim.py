@@ -3,7 +3,16 @@
 One bag per episode, named `<split>_s<seed>_e<episode>`: the instruction once at the start, then
 per control step the camera frame (rgb8) and odom at the observation time and the expert's cmd_vel
 at the same stamp (the command issued for that frame; the final frame gets a zero command).
-Stamps are the sim clock plus BAG_START_S. The bag's custom_data holds split, seed, episode, kind and outcome.
+Stamps are the sim clock plus BAG_START_S. The bag's custom_data holds split, seed, episode, kind,
+outcome and noise.
+
+--noise SCALE (DART-style recovery data, default 0 = clean): the EXECUTED command is the expert's
+action plus a seeded perturbation (`CommandNoise`: Ornstein-Uhlenbeck offsets in bursts, scaled to
+the expert's cruise speed and turn rate, clamped to the robot limits, and short pauses that stop
+the base, more often while the expert brakes so "stopped short" states occur), but /cmd_vel
+always carries the clean `expert_action()` of the state actually reached, so a policy trained on
+it learns to recover from states the clean expert never visits. The executed command goes to
+EXECUTED_TOPIC (the dataset reader ignores it); odom reflects the executed motion.
 
 Resumable: a bag is written under a hidden `.partial-<pid>/` folder and moved when complete, so an
 interrupted run leaves no half bag under its final name; the next run removes stale partial
@@ -25,12 +34,16 @@ from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
+import numpy as np
+
 from vla_nav.config import node_defaults
 
 SETTINGS_FILE = 'record_sim.json'
 BAG_START_S = 1.0   # stamps = this + sim time: a zero stamp reads as "unset" to ROS tools
 PARTIAL_PREFIX = '.partial-'
 FAILED_DIR = '.failed'
+EXECUTED_TOPIC = '/record_sim/executed_cmd_vel'   # what the base was driven with (--noise > 0)
+NOISE_SALT = 0x5EED_DA27                          # keeps the noise stream apart from the scenes'
 
 
 @dataclass(frozen=True)
@@ -43,8 +56,11 @@ class RecordSettings:
     control_dt: float
     storage: str
     compress: bool
+    noise: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.noise <= 1.0:
+            raise ValueError(f'noise scale must be in [0, 1], got {self.noise}')
         if self.split not in ('train', 'test'):
             raise ValueError(f'split must be train or test, got {self.split!r}')
         if self.image_size < 8:
@@ -53,6 +69,93 @@ class RecordSettings:
             raise ValueError(f'control dt must be > 0, got {self.control_dt}')
         if self.storage not in ('mcap', 'sqlite3'):
             raise ValueError(f'format must be mcap or sqlite3, got {self.storage!r}')
+
+
+@dataclass(frozen=True)
+class NoiseConfig:
+    """The perturbation of the executed command, relative to the expert's nominal speeds.
+
+    scale: OU standard deviation as a fraction of the expert's (cruise speed, turn rate); 0 = clean.
+    The OU offsets act in bursts (a two-state on/off chain) so the base also drives unperturbed
+    stretches. Pauses (executed command zero for a while) start at `pause_rate * scale / 0.3` per
+    second, `brake_pause_factor` times as often while the expert slows down from its peak (the
+    final approach: "stopped short" states), at most `max_pauses` per episode.
+    """
+
+    scale: float
+    time_constant: float = 0.8           # s, OU correlation time
+    burst_on: float = 1.5                # s, mean length of a perturbed stretch
+    burst_off: float = 1.5               # s, mean length of an unperturbed stretch
+    pause_rate: float = 0.1              # pauses per s at scale 0.3
+    pause_duration: tuple[float, float] = (0.5, 1.5)   # s, uniform
+    brake_pause_factor: float = 4.0
+    max_pauses: int = 2
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.scale <= 1.0:
+            raise ValueError(f'noise scale must be in [0, 1], got {self.scale}')
+        if min(self.time_constant, self.burst_on, self.burst_off) <= 0:
+            raise ValueError('noise time constants must be > 0')
+        low, high = self.pause_duration
+        if (not 0.0 < low <= high or self.pause_rate < 0 or self.brake_pause_factor < 1
+                or self.max_pauses < 0):
+            raise ValueError(f'invalid pause settings: {self}')
+
+
+class CommandNoise:
+    """Seeded, temporally correlated perturbation of (linear, angular) commands for one episode.
+
+    `perturb(expert, twist, dt) -> executed`: the expert's command (the label) plus the current
+    offset, or zeros during a pause; clamped to the robot limits. An expert at rest is never
+    perturbed (it is done: the base must be able to settle at the goal). `nominal` is the
+    expert's (cruise speed, turn rate). Deterministic in (seed, episode).
+    """
+
+    def __init__(self, config: NoiseConfig, nominal: tuple[float, float], limits, seed: int,
+                 episode: int):
+        self.config = config
+        self.limits = limits
+        self._nominal = np.asarray(nominal, np.float64)
+        self._rng = np.random.default_rng(np.random.SeedSequence([NOISE_SALT, seed, episode]))
+        self._sigma = config.scale * self._nominal
+        self._offset = self._rng.normal(0.0, 1.0, 2) * self._sigma
+        self._bursting = bool(self._rng.uniform() < 0.5)
+        self._pause_left = 0.0
+        self._pauses = 0
+        self._peak = 0.0
+
+    @property
+    def pausing(self) -> bool:
+        return self._pause_left > 0.0
+
+    def perturb(self, expert: tuple[float, float], twist: tuple[float, float], dt: float
+                ) -> tuple[float, float]:
+        cfg = self.config
+        if cfg.scale == 0.0 or (expert[0] == 0.0 and expert[1] == 0.0 and not self.pausing):
+            return float(expert[0]), float(expert[1])   # at rest (done): let the base settle
+        rng = self._rng
+        decay = dt / cfg.time_constant
+        self._offset += -decay * self._offset + self._sigma * np.sqrt(2.0 * decay) * rng.normal(size=2)
+        mean_stretch = cfg.burst_on if self._bursting else cfg.burst_off
+        if rng.uniform() < dt / mean_stretch:
+            self._bursting = not self._bursting
+        effort = float(np.max(np.abs(expert) / self._nominal))
+        self._peak = max(self._peak, effort)
+        braking = 0.0 < effort < 0.8 * self._peak
+        hazard = cfg.pause_rate * cfg.scale / 0.3 * (cfg.brake_pause_factor if braking else 1.0)
+        if self._pause_left > 0.0:
+            self._pause_left = max(0.0, self._pause_left - dt)
+        elif self._pauses < cfg.max_pauses and rng.uniform() < hazard * dt:
+            self._pause_left = float(rng.uniform(*cfg.pause_duration))
+            self._pauses += 1
+        if self._pause_left > 0.0:
+            return 0.0, 0.0
+        linear, angular = expert
+        if self._bursting:
+            linear, angular = linear + self._offset[0], angular + self._offset[1]
+        lim = self.limits
+        return (float(np.clip(linear, lim.min_linear_vel, lim.max_linear_vel)),
+                float(np.clip(angular, -lim.max_angular_vel, lim.max_angular_vel)))
 
 
 def episode_name(settings: RecordSettings, episode: int) -> str:
@@ -77,6 +180,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='recording processes (rendering is the bottleneck)')
     parser.add_argument('--keep-failures', action='store_true',
                         help='also write expert episodes that ended in collision/timeout')
+    parser.add_argument('--noise', type=float, default=0.0, metavar='SCALE',
+                        help='DART-style recovery data: drive the base with the expert action plus '
+                             'seeded correlated noise (std SCALE x the expert cruise speed and turn '
+                             'rate, with pauses); /cmd_vel still records the clean expert label '
+                             '(0: clean, default)')
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
 
 
@@ -105,7 +213,7 @@ def _ns(sim_time: float) -> int:
 def record_episode(settings: RecordSettings, episode: int, out_dir: str, keep_failures: bool
                    ) -> dict:
     """Run the expert on one episode and write its bag; returns a summary dict."""
-    from vla_nav.data.bags import EpisodeBagWriter
+    from vla_nav.data.bags import EpisodeBagWriter, humble_typestore
 
     name = episode_name(settings, episode)
     final = Path(out_dir) / name
@@ -118,7 +226,12 @@ def record_episode(settings: RecordSettings, episode: int, out_dir: str, keep_fa
     sim = _sim_for(settings)
     observation = sim.reset(episode)
     scenario = sim.scenario
-    frames = 0
+    # a stop task is judged on not moving at all: perturbing it would only produce failures
+    scale = 0.0 if scenario.kind == 'stop' else settings.noise
+    nominal = (sim.expert.config.cruise_speed, sim.expert.config.turn_rate)
+    noise = CommandNoise(NoiseConfig(scale), nominal, sim.limits, settings.seed, episode)
+    types = humble_typestore().types
+    frames = perturbed = 0
     outcome = None
     with EpisodeBagWriter(partial, storage=settings.storage, compress=settings.compress) as writer:
         writer.write_instruction(_ns(observation.time), scenario.instruction)
@@ -131,16 +244,21 @@ def record_episode(settings: RecordSettings, episode: int, out_dir: str, keep_fa
             if outcome is not None:
                 writer.write_cmd_vel(stamp, 0.0, 0.0)
                 break
-            linear, angular = sim.expert_action()
+            linear, angular = sim.expert_action()        # the label, from the state reached
             writer.write_cmd_vel(stamp, linear, angular)
-            result = sim.step(linear, angular)
+            executed = noise.perturb((linear, angular), observation.twist, settings.control_dt)
+            if settings.noise > 0.0:
+                writer.write_message(EXECUTED_TOPIC, _twist_msg(types, *executed), stamp)
+                perturbed += executed != (linear, angular)
+            result = sim.step(*executed)
             observation = result.observation
             if result.done:
                 outcome = result.outcome or 'failure'
         summary = {'name': name, 'episode': episode, 'split': settings.split,
                    'seed': settings.seed, 'instruction': scenario.instruction,
                    'kind': scenario.kind, 'outcome': outcome, 'frames': frames,
-                   'duration_s': round(observation.time, 3)}
+                   'duration_s': round(observation.time, 3), 'noise': settings.noise,
+                   'perturbed_frames': perturbed}
         writer.set_metadata(**summary)
     if outcome != 'success' and not keep_failures:
         shutil.rmtree(partial)
@@ -156,6 +274,12 @@ def record_episode(settings: RecordSettings, episode: int, out_dir: str, keep_fa
     return {**summary, 'written': True, 'bytes': size}
 
 
+def _twist_msg(types, linear: float, angular: float):
+    vector = types['geometry_msgs/msg/Vector3']
+    return types['geometry_msgs/msg/Twist'](linear=vector(x=float(linear), y=0.0, z=0.0),
+                                            angular=vector(x=0.0, y=0.0, z=float(angular)))
+
+
 def _record_job(job: tuple) -> dict:
     return record_episode(*job)
 
@@ -169,6 +293,7 @@ def _check_settings(out_dir: Path, settings: RecordSettings) -> None:
     pinned = {key: value for key, value in asdict(settings).items() if key not in ('split', 'seed')}
     if path.exists():
         existing = json.loads(path.read_text())
+        existing.setdefault('noise', 0.0)   # folders recorded before --noise existed are clean
         if existing != pinned:
             raise SystemExit(f'record-sim: {path} was recorded with {existing}; these settings '
                              f'{pinned} differ. Use another --out folder.')
@@ -207,7 +332,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     settings = RecordSettings(split=args.split, seed=args.seed, image_size=args.image_size,
                               control_dt=args.control_dt, storage=args.storage,
-                              compress=args.compress and args.storage == 'mcap')
+                              compress=args.compress and args.storage == 'mcap', noise=args.noise)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     _check_settings(out_dir, settings)
