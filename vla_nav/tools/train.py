@@ -38,6 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--hold-ticks', type=int, default=10,
                         help='extend episodes that end with a zero command by N still ticks at the '
                              'last frame (teaches staying stopped at the goal; 0: off)')
+    parser.add_argument('--text-noise', type=float, default=0.0,
+                        help='std of Gaussian noise on the unit instruction embedding in training')
     parser.add_argument('--stop-after', type=int, default=0,
                         help='end this run after N epochs (resume later with --resume)')
     parser.add_argument('--cache-dir', default='', help='trunk feature cache root')
@@ -73,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
                              batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                              val_fraction=args.val_fraction, seed=args.seed, resume=args.resume,
                              max_minutes=args.max_minutes, stop_after=args.stop_after,
-                             hold_ticks=args.hold_ticks,
+                             hold_ticks=args.hold_ticks, text_noise=args.text_noise,
                              cache_dir=args.cache_dir,
                              threads=args.threads, progress=not args.quiet)
     except (ValueError, TypeError) as error:

@@ -7,7 +7,10 @@
   window of 8 ticks ending at t, every window position supervised with its own 10-step chunk,
   masked past the episode end (vla_nav.data.dataset.window_indices). With `hold_ticks`, episodes
   that end with a zero command get that many extra ticks of their last frame and zero commands
-  (training only; validation scores the recordings as they are).
+  (training only; validation scores the recordings as they are). With `text_noise`, the unit
+  instruction embedding gets Gaussian noise (then re-normalised) in training: a recording holds
+  only a few dozen phrasings, and the noise keeps the policy's response smooth around them, so an
+  unseen paraphrase acts like its nearest trained phrasings instead of an arbitrary point.
 - Validation: `val_data` when given, else a seeded `val_fraction` of the bags (split by
   recording, so no segment of a validation bag is trained on). Validation MAE is the deployed
   prediction: the chunk of the NEWEST window position, in physical units (m/s, rad/s), masked.
@@ -79,6 +82,8 @@ class TrainConfig:
     cache_dir: str = ''
     threads: int = 0                  # torch intra-op threads; 0: torch's default
     hold_ticks: int = 0               # extend episodes that end stopped by this many still ticks
+    text_noise: float = 0.0           # std of Gaussian noise added per component to the (unit)
+                                      # instruction embedding in training, then re-normalised
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -95,6 +100,8 @@ class TrainConfig:
             problems.append(f'val_fraction must be in [0, 1), got {self.val_fraction}')
         if not 0.0 <= self.warmup_fraction < 1.0 or not 0.0 <= self.min_lr_fraction <= 1.0:
             problems.append('warmup_fraction in [0, 1) and min_lr_fraction in [0, 1] required')
+        if self.text_noise < 0:
+            problems.append(f'text_noise must be >= 0, got {self.text_noise}')
         if self.hold_ticks < 0:
             problems.append(f'hold_ticks must be >= 0, got {self.hold_ticks}')
         if self.max_minutes < 0:
@@ -361,6 +368,9 @@ def train(config: TrainConfig, policy_config: PolicyConfig,
                 group['lr'] = lr
             rows = order[index * config.batch_size:(index + 1) * config.batch_size]
             trunk, text, states, target, mask = train_set.get(rows)
+            if config.text_noise > 0:
+                noisy = text + config.text_noise * torch.randn_like(text)
+                text = torch.nn.functional.normalize(noisy, dim=-1)
             features = policy.encode_window_from_trunk(trunk, text)
             loss, _ = policy.compute_loss(features, text, states, target, mask)
             optimizer.zero_grad(set_to_none=True)
