@@ -156,5 +156,9 @@ def test_live_replay_through_the_real_nodes_matches_offline(tmp_path, capsys, mo
                             tmp_path / 'offline', '--tolerance', 0.15)   # cmd_vel: loaded CI
     assert summary['live'] and summary['frames'] == 22
     chunk_report = summary['topics']['/vla/action_chunk']
-    assert chunk_report['max_abs_diff'] < 1e-6 and chunk_report['extra'] == 0
+    assert chunk_report['extra'] == 0
+    if chunk_report['missing'] == 0:   # every frame reached the policy: same history, same chunks
+        assert chunk_report['max_abs_diff'] < 1e-6, chunk_report
+    else:   # a loaded machine may drop a frame (vla_node keeps only the newest): the history shifts
+        assert chunk_report['missing'] <= 2 and chunk_report['max_abs_diff'] < 0.15, chunk_report
     assert code == 0, summary
