@@ -5,7 +5,7 @@ was trained on goto targets that start in the camera's view (bearing within TARG
 TARGET_DISTANCE away, straight path free), forward distances from FORWARD_DISTANCES and 90-degree
 turns, so the planner picks goals with those properties from the scene sim_node publishes on
 /sim/scene and the robot's pose now, and looks one goal ahead: a turn faces where a forward drive
-has room, a forward drive ends where another object is in view.
+has room, a forward drive is the shortest that ends where another object is in view.
 
 Phrasing: the training split's first template of each kind ("go to the red cone", "turn left",
 "go forward 2 meters", "stop") — the words an operator types. sim_node parses the same text with
@@ -108,9 +108,9 @@ def goto_candidates(layout: Layout, pose, exclude: tuple[str, ...] = (),
 
 
 def forward_options(layout: Layout, pose) -> list[float]:
-    """Trained forward distances that leave FORWARD_MARGIN of free floor, largest first."""
+    """Trained forward distances that leave FORWARD_MARGIN of free floor."""
     free = free_distance(layout, pose[0], pose[1], pose[2], ROBOT_RADIUS + PATH_CLEARANCE)
-    return sorted((d for d in FORWARD_DISTANCES if d + FORWARD_MARGIN <= free), reverse=True)
+    return sorted(d for d in FORWARD_DISTANCES if d + FORWARD_MARGIN <= free)
 
 
 def _after_forward(pose, distance: float) -> tuple[float, float, float]:
@@ -141,9 +141,10 @@ def plan_goal(kind: str, layout: Layout, pose, visited: tuple[str, ...] = ()) ->
         options = forward_options(layout, pose)
         if not options:
             return None
-        # prefer a distance after which another object is in view (the next goal is a goto)
+        # the shortest distance after which another object is in view (the next goal is a goto):
+        # short drives end closer to where they were meant to, with more of the room ahead
         leading = [d for d in options if goto_candidates(layout, _after_forward(pose, d), visited)]
-        distance = (leading or options)[0]
+        distance = min(leading or options)
         return PlannedGoal(instruction_for(PHRASING_SPLIT, 'forward', 0, distance=distance),
                            'forward', parameters={'distance': distance})
     if kind == 'turn':
