@@ -31,6 +31,9 @@ setup(
         (f'share/{PACKAGE}', ['package.xml']),
         (f'share/{PACKAGE}/launch', glob('launch/*.launch.py')),
         (f'share/{PACKAGE}/config', glob('config/*.yaml')),
+        # the small default checkpoint (trained weights + config + figures; ONNX graphs are a cache)
+        (f'share/{PACKAGE}/models/default', [path for path in glob('models/default/*')
+                                              if path.endswith(('.json', '.safetensors', '.md'))]),
     ] + LIB_WRAPPERS,
     install_requires=['setuptools'],
     zip_safe=True,
