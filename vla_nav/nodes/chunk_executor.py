@@ -87,7 +87,8 @@ class ChunkExecutorNode(Node):
             self.last_error = f'malformed chunk: {error}'
             self.get_logger().error(f'malformed chunk ignored: {error}', throttle_duration_sec=THROTTLE_S)
             return
-        if abs(now - stamp) > self.params.clock_mismatch_threshold:
+        # a preempt stamped 0 comes from a vla_node that has seen no frame yet: no clock to compare
+        if (len(actions) or stamp > 0.0) and abs(now - stamp) > self.params.clock_mismatch_threshold:
             self.get_logger().error(
                 f'chunk stamped {stamp:.3f} s but this node\'s clock reads {now:.3f} s: clock '
                 'mismatch (use_sim_time must match on every node)', throttle_duration_sec=THROTTLE_S)

@@ -114,14 +114,10 @@ class VlaNode(Node):
             self.get_logger().warning(f'instruction rejected: {result.reason}',
                                       throttle_duration_sec=THROTTLE_S)
             return
-        stamp = self._preempt_stamp(self.loop.goal_start_stamp)
+        stamp = self.loop.goal_start_stamp
         self.chunk_pub.publish(ros_io.preempt_msg(stamp, self.params.base_frame))
         self.get_logger().info(f'{result.kind} {result.text!r} (goal {self.loop.goal_id}, '
                                f'preempt at {stamp:.3f})')
-
-    def _preempt_stamp(self, frame_stamp: float) -> float:
-        """Before any frame was seen there is no camera stamp: use this node's clock instead of 0."""
-        return frame_stamp if frame_stamp > 0.0 else ros_io.now_sec(self)
 
     def _on_odometry(self, msg) -> None:
         self.loop.update_odometry(*ros_io.odometry_to_pose_twist(msg))
@@ -210,8 +206,7 @@ class VlaNode(Node):
         """Stop inference, then tell the executor to brake now (the context is still valid)."""
         self.mailbox.close()
         self.worker.join(timeout=2.0)
-        stamp = self._preempt_stamp(self.loop.preempt_stamp)
-        self.chunk_pub.publish(ros_io.preempt_msg(stamp, self.params.base_frame))
+        self.chunk_pub.publish(ros_io.preempt_msg(self.loop.preempt_stamp, self.params.base_frame))
         ros_io.wait_for_acks(self.chunk_pub)
         self.get_logger().info('shutdown: preempt published')
 
