@@ -255,6 +255,7 @@ def demo(args, line: ProgressLine) -> dict:
         SuiteError,
         SuiteObserver,
         exporting_onnx,
+        stop_suite,
         wait_for_suite,
     )
     from vla_nav.tools.procs import NodeSuite, private_domain_id
@@ -330,11 +331,7 @@ def demo(args, line: ProgressLine) -> dict:
         summary['figures'] = _figures(observer)
         _write_outputs(out, layout, trajectories, film, summary)
     finally:
-        summary['exit_codes'] = suite.stop()
-        if observer is not None:
-            observer.spin_for(0.3)
-            summary['final_cmd_vel'] = list(observer.last_cmd)
-            observer.close()
+        summary.update(stop_suite(suite, observer))
     return summary
 
 

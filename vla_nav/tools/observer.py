@@ -330,3 +330,13 @@ def exporting_onnx(suite) -> bool:
     """vla_node's log says the ONNX graphs are being exported (first run with a model)."""
     process = suite.processes.get('vla_node')
     return process is not None and 'exporting' in process.log_tail(40)
+
+
+def stop_suite(suite, observer: SuiteObserver | None) -> dict:
+    """Stop every node, then read the robot's last command (a clean stop leaves it at zero)."""
+    result: dict = {'exit_codes': suite.stop()}
+    if observer is not None:
+        observer.spin_for(0.3)
+        result['final_cmd_vel'] = list(observer.last_cmd)
+        observer.close()
+    return result

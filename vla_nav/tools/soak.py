@@ -96,7 +96,13 @@ def soak(args) -> dict:
 
     from vla_nav.config import use_loopback_ros
     from vla_nav.tools.goals import goal_sequence, layout_from_scene, plan_with_fallback
-    from vla_nav.tools.observer import SuiteError, SuiteObserver, raise_if_dead, wait_for_suite
+    from vla_nav.tools.observer import (
+        SuiteError,
+        SuiteObserver,
+        raise_if_dead,
+        stop_suite,
+        wait_for_suite,
+    )
     from vla_nav.tools.procs import NodeSuite, private_domain_id
 
     duration = float(args.seconds if args.seconds is not None else args.minutes * 60.0)
@@ -196,11 +202,7 @@ def soak(args) -> dict:
         report['rss_samples'] = {name: [(round(t, 1), round(v, 1)) for t, v in series]
                                  for name, series in rss_series.items()}
     finally:
-        report['exit_codes'] = suite.stop()
-        if observer is not None:
-            observer.spin_for(0.3)
-            report['final_cmd_vel'] = list(observer.last_cmd)
-            observer.close()
+        report.update(stop_suite(suite, observer))
     return report
 
 
