@@ -12,6 +12,7 @@ from vla_nav.sim.scenarios import (
     all_instructions,
     generate_episode,
     instruction_for,
+    paraphrases,
     parse_instruction,
     split_of_room,
 )
@@ -37,6 +38,22 @@ def test_phrasing_templates_of_the_two_splits_never_produce_the_same_sentence():
     for episode in range(100):
         assert generate_episode('train', 0, episode)[1].instruction in train
         assert generate_episode('test', 0, episode)[1].instruction in test
+
+
+def test_paraphrases_are_the_same_task_in_other_train_wordings_and_never_test_sentences():
+    room = generate_episode('train', 0, 0)[0]
+    group = paraphrases('go forward 2 meters')
+    assert 'go forward 2 meters' in group and 'drive ahead 2 meters' in group
+    assert len(group) == len(TEMPLATES['train']['forward'])
+    assert not set(group) & all_instructions('test')
+    assert {parse_instruction(s, room).parameters['distance'] for s in group} == {2.0}
+    assert len(paraphrases('turn left')) == len(TEMPLATES['train']['turn'])
+    assert all(parse_instruction(s, room).parameters['direction'] == 'left'
+               for s in paraphrases('turn left'))
+    assert set(paraphrases('stop')) == set(TEMPLATES['train']['stop'])
+    assert paraphrases('advance 2 meters') == ()                  # a test sentence: not offered
+    assert paraphrases('go to the kitchen') == ()
+    assert 'advance 2 meters' in paraphrases('go straight for 2 meters', split='test')
 
 
 def test_test_layouts_are_never_generated_for_training_whatever_the_seed():

@@ -116,3 +116,47 @@ def test_hold_ticks_extend_episodes_that_end_stopped():
     assert held.mask[2, -1].all() and not held.target[2, -1].any()   # stay at zero, supervised
     assert held.target[0, -1].tolist() == actions[:3].tolist()
     assert held.frame_index[7:].min() == 3 and len(held.frame_index[7:]) == 2   # moving: no hold
+
+
+def test_paraphrases_draw_only_equivalent_wordings_in_training(data_dir, tmp_path):
+    from vla_nav.training.feature_cache import CachedEpisode, FeatureCache
+    from vla_nav.training.trainer import Batches, build_paraphrase_table, build_windows
+    equivalents = {'go left': ('go left', 'head left', 'veer left'), 'halt': ('halt', 'stop')}
+    cache = FeatureCache(path=None, trunk=np.zeros((4, 1, 1, 1), np.float16),
+                         actions=np.zeros((4, 2), np.float32), states=np.zeros((4, 4), np.float32),
+                         texts=np.array([[1.0, 0.0], [0.0, 1.0], [5.0, 5.0]], np.float32),
+                         episodes=[CachedEpisode('a#0', 'go left', 0, 0, 2),
+                                   CachedEpisode('b#0', 'halt', 1, 2, 1),
+                                   CachedEpisode('c#0', 'unknown', 2, 3, 1)], key='k')
+    embedded = []
+
+    def embed(texts):
+        embedded.extend(texts)
+        vectors = {'head left': (11.0, 0.0), 'veer left': (12.0, 0.0), 'stop': (13.0, 0.0)}
+        return np.array([vectors[t] for t in texts], np.float32)
+
+    table = build_paraphrase_table(cache, lambda text: equivalents.get(text, ()), embed)
+    assert embedded == ['head left', 'veer left', 'stop']      # only the new sentences, once
+    assert table.counts.tolist() == [3, 2, 1]
+    windows = build_windows(cache, [0, 1, 2], window=1, chunk=1)
+    batches = Batches(cache, windows, use_states=False, paraphrase=table)
+    rng = np.random.default_rng(0)
+    seen = {0: set(), 1: set(), 2: set()}
+    rows = np.arange(len(windows))
+    for _ in range(60):
+        texts = batches.get(rows, rng)[1]
+        for row, text in zip(rows, texts.tolist(), strict=True):
+            seen[int(windows.text_index[row])].add(tuple(text))
+    assert seen[0] == {(1.0, 0.0), (11.0, 0.0), (12.0, 0.0)}    # go / head / veer left
+    assert seen[1] == {(0.0, 1.0), (13.0, 0.0)} and seen[2] == {(5.0, 5.0)}
+    assert batches.get(rows)[1].tolist() == cache.texts[windows.text_index].tolist()  # validation
+
+
+def test_paraphrase_option_is_checked():
+    with pytest.raises(ValueError, match='paraphrases'):
+        TrainConfig(data=['x'], out='y', paraphrases='nonsense')
+    from vla_nav.sim.scenarios import paraphrases
+    from vla_nav.training.trainer import resolve_paraphraser
+    assert resolve_paraphraser('sim') is paraphrases
+    with pytest.raises(ValueError, match='no_such'):
+        resolve_paraphraser('vla_nav.sim.scenarios:no_such')

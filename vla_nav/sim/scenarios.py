@@ -23,6 +23,7 @@ shape; clutter stands near the walls.
 """
 from __future__ import annotations
 
+import functools
 import math
 import re
 import zlib
@@ -150,21 +151,42 @@ def instruction_for(split: str, kind: str, template_index: int, *, target: str =
     return template.format(target=target, direction=direction, distance=format_distance(distance))
 
 
+@functools.cache
+def _sentences_by_task(split: str) -> dict[tuple, tuple[str, ...]]:
+    """Every sentence a split can generate, grouped by the task it asks for (kind + slot)."""
+    groups: dict[tuple, list[str]] = {}
+    for kind, templates in TEMPLATES[split].items():
+        if kind == 'goto':
+            slots = [('target', f'{colour} {shape}') for colour in COLOURS for shape in SHAPES]
+        elif kind == 'turn':
+            slots = [('direction', d) for d in ('left', 'right')]
+        elif kind == 'forward':
+            slots = [('distance', d) for d in FORWARD_DISTANCES]
+        else:
+            slots = [(None, None)]
+        for name, value in slots:
+            group = groups.setdefault((kind, value), [])
+            for index in range(len(templates)):
+                slot = {name: value} if name else {}
+                sentence = instruction_for(split, kind, index, **slot)
+                if sentence not in group:
+                    group.append(sentence)
+    return {task: tuple(sentences) for task, sentences in groups.items()}
+
+
 def all_instructions(split: str) -> set[str]:
     """Every sentence a split can generate (the disjointness test compares the two sets)."""
-    sentences = set()
-    for kind, templates in TEMPLATES[split].items():
-        for index in range(len(templates)):
-            if kind == 'goto':
-                sentences |= {instruction_for(split, kind, index, target=f'{colour} {shape}')
-                              for colour in COLOURS for shape in SHAPES}
-            elif kind == 'turn':
-                sentences |= {instruction_for(split, kind, index, direction=d) for d in ('left', 'right')}
-            elif kind == 'forward':
-                sentences |= {instruction_for(split, kind, index, distance=d) for d in FORWARD_DISTANCES}
-            else:
-                sentences.add(instruction_for(split, kind, index))
-    return sentences
+    return {sentence for group in _sentences_by_task(split).values() for sentence in group}
+
+
+def paraphrases(instruction: str, split: str = 'train') -> tuple[str, ...]:
+    """Every `split` sentence that asks for the same task as `instruction` (itself included), or ()
+    when `instruction` is not one of the split's generated sentences. Training uses it to show each
+    recording under all the split's wordings (`train --paraphrases sim`)."""
+    for group in _sentences_by_task(split).values():
+        if instruction in group:
+            return group
+    return ()
 
 
 # ---------------------------------------------------------------------------------------------

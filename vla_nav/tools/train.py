@@ -40,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              'last frame (teaches staying stopped at the goal; 0: off)')
     parser.add_argument('--text-noise', type=float, default=0.0,
                         help='std of Gaussian noise on the unit instruction embedding in training')
+    parser.add_argument('--paraphrases', default='', metavar='sim|MODULE:FUNCTION',
+                        help='train each window under a random equivalent wording of its '
+                             "instruction ('sim': the simulator's train-split phrasings; off by default)")
     parser.add_argument('--stop-after', type=int, default=0,
                         help='end this run after N epochs (resume later with --resume)')
     parser.add_argument('--cache-dir', default='', help='trunk feature cache root')
@@ -76,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
                              val_fraction=args.val_fraction, seed=args.seed, resume=args.resume,
                              max_minutes=args.max_minutes, stop_after=args.stop_after,
                              hold_ticks=args.hold_ticks, text_noise=args.text_noise,
+                             paraphrases=args.paraphrases,
                              cache_dir=args.cache_dir,
                              threads=args.threads, progress=not args.quiet)
     except (ValueError, TypeError) as error:

@@ -10,7 +10,11 @@
   (training only; validation scores the recordings as they are). With `text_noise`, the unit
   instruction embedding gets Gaussian noise (then re-normalised) in training: a recording holds
   only a few dozen phrasings, and the noise keeps the policy's response smooth around them, so an
-  unseen paraphrase acts like its nearest trained phrasings instead of an arbitrary point.
+  unseen paraphrase acts like its nearest trained phrasings instead of an arbitrary point. With
+  `paraphrases` ('sim', or 'module:function' mapping an instruction to its equivalent sentences),
+  each training window draws its instruction uniformly from the recording's equivalent sentences
+  (e.g. all train-split wordings of "go forward 2 meters"), so every recording teaches every
+  wording; validation keeps the recorded text.
 - Validation: `val_data` when given, else a seeded `val_fraction` of the bags (split by
   recording, so no segment of a validation bag is trained on). Validation MAE is the deployed
   prediction: the chunk of the NEWEST window position, in physical units (m/s, rad/s), masked.
@@ -84,6 +88,8 @@ class TrainConfig:
     hold_ticks: int = 0               # extend episodes that end stopped by this many still ticks
     text_noise: float = 0.0           # std of Gaussian noise added per component to the (unit)
                                       # instruction embedding in training, then re-normalised
+    paraphrases: str = ''             # '' off; 'sim' or 'module:function': instruction ->
+                                      # equivalent sentences, one drawn per training window
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -102,6 +108,8 @@ class TrainConfig:
             problems.append('warmup_fraction in [0, 1) and min_lr_fraction in [0, 1] required')
         if self.text_noise < 0:
             problems.append(f'text_noise must be >= 0, got {self.text_noise}')
+        if self.paraphrases and self.paraphrases != 'sim' and ':' not in self.paraphrases:
+            problems.append(f"paraphrases must be '', 'sim' or 'module:function', got {self.paraphrases!r}")
         if self.hold_ticks < 0:
             problems.append(f'hold_ticks must be >= 0, got {self.hold_ticks}')
         if self.max_minutes < 0:
@@ -184,22 +192,81 @@ def split_episodes(cache: FeatureCache, fraction: float, seed: int) -> tuple[lis
     return train_ids, val_ids
 
 
-class Batches:
-    """Tensors for a batch of windows from the cache."""
+def resolve_paraphraser(spec: str):
+    """'sim' -> vla_nav.sim.scenarios.paraphrases (train split); 'module:function' -> that callable."""
+    import importlib
 
-    def __init__(self, cache: FeatureCache, windows: WindowSet, use_states: bool) -> None:
+    module, _, name = ('vla_nav.sim.scenarios:paraphrases' if spec == 'sim' else spec).partition(':')
+    try:
+        function = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as error:
+        raise ValueError(f'paraphrases {spec!r}: {error}') from error
+    if not callable(function):
+        raise ValueError(f'paraphrases {spec!r} is not callable')
+    return function
+
+
+@dataclass
+class ParaphraseTable:
+    """Instruction embeddings with, for each cached instruction, the rows of its equivalents."""
+
+    texts: np.ndarray           # (U + extra, text_dim) float32: the cache's texts, then new ones
+    choices: np.ndarray         # (U, K) int64 rows of `texts`, padded by repeating
+    counts: np.ndarray          # (U,) int64 valid entries per row of `choices`
+
+    def draw(self, text_index: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        picks = (rng.random(len(text_index)) * self.counts[text_index]).astype(np.int64)
+        return self.choices[text_index, picks]
+
+
+def build_paraphrase_table(cache: FeatureCache, paraphraser, embed) -> ParaphraseTable:
+    """Embed (with `embed`: list[str] -> (B, text_dim) array) every equivalent sentence the
+    cache's instructions have; an instruction the paraphraser does not know keeps only itself."""
+    instructions = [''] * len(cache.texts)
+    for episode in cache.episodes:
+        instructions[episode.text_index] = episode.instruction
+    row_of = {text: row for row, text in enumerate(instructions)}
+    extra: list[str] = []
+    groups = []
+    for text in instructions:
+        group = [text] + [s for s in paraphraser(text) if s != text]
+        for sentence in group:
+            if sentence not in row_of:
+                row_of[sentence] = len(instructions) + len(extra)
+                extra.append(sentence)
+        groups.append([row_of[sentence] for sentence in group])
+    texts = cache.texts
+    if extra:
+        texts = np.concatenate([texts, np.asarray(embed(extra), np.float32).reshape(len(extra), -1)])
+    width = max(len(group) for group in groups)
+    choices = np.array([group + [group[0]] * (width - len(group)) for group in groups], np.int64)
+    counts = np.array([len(group) for group in groups], np.int64)
+    LOG.info('paraphrases: %d instructions -> %d sentences (%d new)', len(groups), len(texts), len(extra))
+    return ParaphraseTable(texts.astype(np.float32), choices, counts)
+
+
+class Batches:
+    """Tensors for a batch of windows from the cache (instructions optionally re-worded)."""
+
+    def __init__(self, cache: FeatureCache, windows: WindowSet, use_states: bool,
+                 paraphrase: ParaphraseTable | None = None) -> None:
         self.cache = cache
         self.windows = windows
         self.use_states = use_states
-        self.texts = torch.from_numpy(cache.texts)
+        self.paraphrase = paraphrase
+        self.texts = torch.from_numpy(paraphrase.texts if paraphrase else cache.texts)
 
-    def get(self, rows: np.ndarray) -> tuple[torch.Tensor, ...]:
+    def get(self, rows: np.ndarray, rng: np.random.Generator | None = None) -> tuple[torch.Tensor, ...]:
+        """rng given (training) and a paraphrase table: each window draws one equivalent wording."""
         w = self.windows
         frame_index = w.frame_index[rows]
         trunk = torch.from_numpy(self.cache.trunk[frame_index.reshape(-1)]).float()
         trunk = trunk.reshape(*frame_index.shape, *trunk.shape[1:])
         states = (torch.from_numpy(self.cache.states[frame_index]) if self.use_states else None)
-        return (trunk, self.texts[torch.from_numpy(w.text_index[rows])], states,
+        text_index = w.text_index[rows]
+        if self.paraphrase is not None and rng is not None:
+            text_index = self.paraphrase.draw(text_index, rng)
+        return (trunk, self.texts[torch.from_numpy(text_index)], states,
                 torch.from_numpy(w.target[rows]), torch.from_numpy(w.mask[rows]))
 
 
@@ -316,8 +383,13 @@ def train(config: TrainConfig, policy_config: PolicyConfig,
         train_ids, val_ids = split_episodes(cache, config.val_fraction, config.seed)
         val_cache = cache
     use_states = bool(policy_config.state_dim)
+    paraphrase = None
+    if config.paraphrases:
+        paraphrase = build_paraphrase_table(
+            cache, resolve_paraphraser(config.paraphrases),
+            lambda texts: policy.embed_instructions(texts).float().cpu().numpy())
     train_set = Batches(cache, build_windows(cache, train_ids, window, chunk, config.hold_ticks),
-                        use_states)
+                        use_states, paraphrase)
     val_set = Batches(val_cache, build_windows(val_cache, val_ids, window, chunk), use_states)
     if not len(train_set.windows):
         raise ValueError('no training windows: the data has no usable episodes')
@@ -367,7 +439,7 @@ def train(config: TrainConfig, policy_config: PolicyConfig,
             for group in optimizer.param_groups:
                 group['lr'] = lr
             rows = order[index * config.batch_size:(index + 1) * config.batch_size]
-            trunk, text, states, target, mask = train_set.get(rows)
+            trunk, text, states, target, mask = train_set.get(rows, rng)
             if config.text_noise > 0:
                 noisy = text + config.text_noise * torch.randn_like(text)
                 text = torch.nn.functional.normalize(noisy, dim=-1)
