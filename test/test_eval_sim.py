@@ -1,6 +1,7 @@
 """Closed-loop evaluation: outcome bookkeeping, and two real test-split episodes driven through
 PolicyLoop + ChunkExecutor by a fake policy whose outcomes are known."""
 import json
+import math
 
 import numpy as np
 import pytest
@@ -73,5 +74,7 @@ def test_eval_sim_verb_with_a_fake_policy(tmp_path, capsys):
     assert stop['kind'] == 'stop' and stop['outcome'] == 'success' and stop['chunks'] == 0
     assert forward['kind'] == 'forward' and forward['outcome'] in ('failure', 'collision')
     assert forward['chunks'] > 0 and forward['path_length'] > 1.0
+    travelled = math.dist(forward['start_pose'][:2], forward['end_pose'][:2])
+    assert stop['start_pose'] == stop['end_pose'] and travelled > 1.0
     assert summary['success_rate'] == 0.5
     assert plot.is_file() and plot.stat().st_size > 1000

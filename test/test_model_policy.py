@@ -88,6 +88,23 @@ def test_instruction_film_changes_features(policy):
     assert (first - second).abs().max() > 1e-3
 
 
+def test_extra_neck_layers_are_residual_and_instruction_conditioned():
+    """neck_layers=2: starts close to the one-layer neck (residual), and its own FiLM also reads the
+    instruction, so it can bind colour and shape at one position."""
+    torch.manual_seed(0)
+    policy = VLAPolicy(PolicyConfig(neck_layers=2), load_pretrained=False).eval()
+    backbone = policy.backbone
+    assert len(backbone.mix) == len(backbone.mix_film) == 1
+    assert not backbone.mix_film[0].weight.any()
+    trunk = torch.randn(2, *backbone.trunk_shape)
+    with torch.no_grad():
+        backbone.mix_film[0].weight.normal_(0.0, 0.5)
+        first = policy.encode_frame_from_trunk(trunk, unit_text(2, seed=1))
+        second = policy.encode_frame_from_trunk(trunk, unit_text(2, seed=2))
+    assert (first - second).abs().max() > 1e-3
+    assert any(name.startswith('backbone.mix') for name in policy.trainable_state_dict())
+
+
 def test_normalisation_round_trip_and_clipping(policy):
     physical = torch.tensor([[-0.2, -1.5], [0.5, 1.5], [0.15, 0.0], [0.3, -0.7]])
     normalised = policy.normalise_actions(physical)

@@ -28,8 +28,9 @@ GOAL = 'go to the blue ball on the left'
 
 @pytest.fixture(scope='module')
 def model_dir(tmp_path_factory):
-    """A random-weights checkpoint with a state input, exported once (fp32 + fp16)."""
-    directory = save_random_checkpoint(PolicyConfig(state_dim=4), tmp_path_factory.mktemp('onnx') / 'model')
+    """A random-weights checkpoint with a state input and a two-layer neck, exported once (fp32 + fp16)."""
+    directory = save_random_checkpoint(PolicyConfig(state_dim=4, neck_layers=2),
+                                       tmp_path_factory.mktemp('onnx') / 'model')
     export_onnx(directory, fp16=True)
     return directory
 

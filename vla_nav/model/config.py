@@ -11,6 +11,9 @@ Fields (validated in `__post_init__`; `to_dict()` / `from_dict()` round-trip thr
   image_size     square input resolution in pixels; callers resize frames to it
   trunk_blocks   edge: EfficientNet-Lite0 MBConv blocks kept in the frozen trunk (of 16)
   neck_channels  edge: channels after the trainable 1x1 reduction of the trunk feature map
+  neck_layers    edge: 1 = reduce + FiLM; each extra layer adds a residual 1x1 conv + FiLM + ReLU,
+                 which can combine channels per position after the instruction has scaled them
+                 (binding: "green AND ball at the same place", not just "green" and "ball")
   feature_dim    length of one per-frame feature (what the runtime caches per frame)
   window, chunk  8 frames of history in, 10 actions out
   action_dim, dt 2 = (linear.x m/s, angular.z rad/s); seconds between actions of a chunk
@@ -69,6 +72,7 @@ class PolicyConfig:
     image_size: int = 80
     trunk_blocks: int = 8
     neck_channels: int = 32
+    neck_layers: int = 1
     feature_dim: int = 256
     window: int = 8
     chunk: int = 10
@@ -111,8 +115,8 @@ class PolicyConfig:
             problems.append(f'image_size {self.image_size} outside [32, 1024]')
         if not 1 <= self.trunk_blocks <= EDGE_TRUNK_BLOCKS:
             problems.append(f'trunk_blocks {self.trunk_blocks} outside [1, {EDGE_TRUNK_BLOCKS}]')
-        for name in ('neck_channels', 'feature_dim', 'window', 'chunk', 'action_dim', 'head_hidden',
-                     'head_layers', 'head_attention_heads', 'text_max_tokens',
+        for name in ('neck_channels', 'neck_layers', 'feature_dim', 'window', 'chunk', 'action_dim',
+                     'head_hidden', 'head_layers', 'head_attention_heads', 'text_max_tokens',
                      'kosmos2_max_text_tokens'):
             if int(getattr(self, name)) < 1:
                 problems.append(f'{name} must be >= 1, got {getattr(self, name)}')

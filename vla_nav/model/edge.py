@@ -3,8 +3,9 @@
 Frame path: uint8 RGB -> trunk (first `trunk_blocks` MBConv blocks, ImageNet weights, frozen:
 its output is what training caches) -> 1x1 conv to `neck_channels` -> FiLM from the instruction
 embedding (scale and shift per channel, so "red cone" and "blue ball" select different channels)
--> ReLU -> flatten the WHOLE spatial map (keeps left/right/up/down: the policy must know where
-the target is) -> linear -> LayerNorm -> feature (feature_dim).
+-> ReLU [-> (neck_layers - 1) x residual (1x1 conv -> FiLM -> ReLU)] -> flatten the WHOLE
+spatial map (keeps left/right/up/down: the policy must know where the target is) -> linear ->
+LayerNorm -> feature (feature_dim).
 
 Instruction path: MiniLM tokens -> mean pool -> L2 normalise (384), once per goal.
 """
@@ -41,6 +42,13 @@ class EdgeBackbone(nn.Module):
         self.film = nn.Linear(MINILM_DIM, 2 * config.neck_channels)
         nn.init.zeros_(self.film.weight)  # starts as identity modulation
         nn.init.zeros_(self.film.bias)
+        self.mix = nn.ModuleList(nn.Conv2d(config.neck_channels, config.neck_channels, kernel_size=1)
+                                 for _ in range(config.neck_layers - 1))
+        self.mix_film = nn.ModuleList(nn.Linear(MINILM_DIM, 2 * config.neck_channels)
+                                      for _ in range(config.neck_layers - 1))
+        for film in self.mix_film:
+            nn.init.zeros_(film.weight)
+            nn.init.zeros_(film.bias)
         self.dropout = nn.Dropout(config.dropout)
         self.project = nn.Linear(config.neck_channels * height * width, config.feature_dim)
         self.norm = nn.LayerNorm(config.feature_dim)
@@ -51,10 +59,15 @@ class EdgeBackbone(nn.Module):
         with torch.no_grad():
             return self.trunk(images)
 
+    @staticmethod
+    def _modulate(x: torch.Tensor, film: nn.Linear, text_emb: torch.Tensor) -> torch.Tensor:
+        scale, shift = film(text_emb.to(x.dtype)).chunk(2, dim=-1)
+        return torch.relu(x * (1.0 + scale[:, :, None, None]) + shift[:, :, None, None])
+
     def neck(self, trunk: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
-        x = self.reduce(trunk.to(self.reduce.weight.dtype))
-        scale, shift = self.film(text_emb.to(x.dtype)).chunk(2, dim=-1)
-        x = torch.relu(x * (1.0 + scale[:, :, None, None]) + shift[:, :, None, None])
+        x = self._modulate(self.reduce(trunk.to(self.reduce.weight.dtype)), self.film, text_emb)
+        for conv, film in zip(self.mix, self.mix_film, strict=True):
+            x = x + self._modulate(conv(x), film, text_emb)
         x = self.dropout(x.flatten(1))
         return self.norm(self.project(x))
 

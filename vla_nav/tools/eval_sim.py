@@ -224,7 +224,7 @@ def summarise(records: list[dict]) -> dict:
     summary['records'] = [
         {key: record.get(key) for key in ('episode', 'instruction', 'kind', 'outcome', 'time',
                                           'time_to_goal', 'path_length', 'path_efficiency',
-                                          'collided_with', 'chunks')}
+                                          'start_pose', 'end_pose', 'collided_with', 'chunks')}
         for record in records]
     return summary
 
