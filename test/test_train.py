@@ -160,3 +160,29 @@ def test_paraphrase_option_is_checked():
     assert resolve_paraphraser('sim') is paraphrases
     with pytest.raises(ValueError, match='no_such'):
         resolve_paraphraser('vla_nav.sim.scenarios:no_such')
+
+
+def synthetic_equivalents(text):
+    """A paraphraser for the synthetic data: each instruction has one other wording."""
+    from vla_nav.training.synthetic import INSTRUCTIONS
+    return (text, f'please {text}') if text in INSTRUCTIONS else ()
+
+
+def test_instruction_loss_trains_a_task_probe_and_resumes_exactly(data_dir):
+    changes = dict(paraphrases='test_train:synthetic_equivalents', instruction_loss=0.5, epochs=4)
+    whole = train(_config(data_dir, data_dir / 'probe_whole', **changes), PolicyConfig(**TINY))
+    staged = data_dir / 'probe_staged'
+    train(_config(data_dir, staged, stop_after=2, **changes), PolicyConfig(**TINY))
+    from safetensors.torch import load_file
+    state = load_file(str(staged / STATE_DIR / 'model.safetensors'))
+    assert state['training.task_probe.weight'].shape == (2, TINY['text_head_dim'])   # two tasks
+    resumed = train(_config(data_dir, staged, resume=True, **changes), PolicyConfig(**TINY))
+    assert [r['val_mae'] for r in resumed.history] == [r['val_mae'] for r in whole.history]
+    saved = load_file(str(staged / 'model.safetensors'))
+    assert not any(key.startswith('training.') for key in saved)       # the probe is not shipped
+    load_checkpoint(staged)
+    plain = train(_config(data_dir, data_dir / 'probe_off', epochs=4,
+                          paraphrases='test_train:synthetic_equivalents'), PolicyConfig(**TINY))
+    assert [r['train_loss'] for r in plain.history] != [r['train_loss'] for r in whole.history]
+    with pytest.raises(ValueError, match='instruction_loss'):
+        TrainConfig(data=['x'], out='y', instruction_loss=0.5)

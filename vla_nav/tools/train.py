@@ -43,6 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--paraphrases', default='', metavar='sim|MODULE:FUNCTION',
                         help='train each window under a random equivalent wording of its '
                              "instruction ('sim': the simulator's train-split phrasings; off by default)")
+    parser.add_argument('--instruction-loss', type=float, default=0.0, metavar='WEIGHT',
+                        help='auxiliary loss: a probe on the projected instruction must name its task '
+                             '(needs --paraphrases; clusters wordings by meaning; 0: off)')
     parser.add_argument('--stop-after', type=int, default=0,
                         help='end this run after N epochs (resume later with --resume)')
     parser.add_argument('--cache-dir', default='', help='trunk feature cache root')
@@ -79,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
                              val_fraction=args.val_fraction, seed=args.seed, resume=args.resume,
                              max_minutes=args.max_minutes, stop_after=args.stop_after,
                              hold_ticks=args.hold_ticks, text_noise=args.text_noise,
-                             paraphrases=args.paraphrases,
+                             paraphrases=args.paraphrases, instruction_loss=args.instruction_loss,
                              cache_dir=args.cache_dir,
                              threads=args.threads, progress=not args.quiet)
     except (ValueError, TypeError) as error:

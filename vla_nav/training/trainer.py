@@ -14,7 +14,10 @@
   `paraphrases` ('sim', or 'module:function' mapping an instruction to its equivalent sentences),
   each training window draws its instruction uniformly from the recording's equivalent sentences
   (e.g. all train-split wordings of "go forward 2 meters"), so every recording teaches every
-  wording; validation keeps the recorded text.
+  wording; validation keeps the recorded text. `instruction_loss` (needs `paraphrases`) adds an
+  auxiliary cross-entropy: a linear probe on the head's projected instruction must name the task
+  (the set of equivalent sentences), so that projection clusters by meaning, not by wording, and
+  an unseen wording lands in its task's cluster. The probe is dropped after training.
 - Validation: `val_data` when given, else a seeded `val_fraction` of the bags (split by
   recording, so no segment of a validation bag is trained on). Validation MAE is the deployed
   prediction: the chunk of the NEWEST window position, in physical units (m/s, rad/s), masked.
@@ -90,6 +93,7 @@ class TrainConfig:
                                       # instruction embedding in training, then re-normalised
     paraphrases: str = ''             # '' off; 'sim' or 'module:function': instruction ->
                                       # equivalent sentences, one drawn per training window
+    instruction_loss: float = 0.0     # weight of the task-probe loss on the projected instruction
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -110,6 +114,9 @@ class TrainConfig:
             problems.append(f'text_noise must be >= 0, got {self.text_noise}')
         if self.paraphrases and self.paraphrases != 'sim' and ':' not in self.paraphrases:
             problems.append(f"paraphrases must be '', 'sim' or 'module:function', got {self.paraphrases!r}")
+        if self.instruction_loss < 0 or (self.instruction_loss > 0 and not self.paraphrases):
+            problems.append('instruction_loss must be >= 0 and needs paraphrases (the task labels), '
+                            f'got {self.instruction_loss} with paraphrases={self.paraphrases!r}')
         if self.hold_ticks < 0:
             problems.append(f'hold_ticks must be >= 0, got {self.hold_ticks}')
         if self.max_minutes < 0:
@@ -213,6 +220,7 @@ class ParaphraseTable:
     texts: np.ndarray           # (U + extra, text_dim) float32: the cache's texts, then new ones
     choices: np.ndarray         # (U, K) int64 rows of `texts`, padded by repeating
     counts: np.ndarray          # (U,) int64 valid entries per row of `choices`
+    task: np.ndarray            # (U,) int64 task id: equal for instructions with the same equivalents
 
     def draw(self, text_index: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         picks = (rng.random(len(text_index)) * self.counts[text_index]).astype(np.int64)
@@ -241,8 +249,11 @@ def build_paraphrase_table(cache: FeatureCache, paraphraser, embed) -> Paraphras
     width = max(len(group) for group in groups)
     choices = np.array([group + [group[0]] * (width - len(group)) for group in groups], np.int64)
     counts = np.array([len(group) for group in groups], np.int64)
-    LOG.info('paraphrases: %d instructions -> %d sentences (%d new)', len(groups), len(texts), len(extra))
-    return ParaphraseTable(texts.astype(np.float32), choices, counts)
+    task_of: dict[frozenset, int] = {}
+    task = np.array([task_of.setdefault(frozenset(group), len(task_of)) for group in groups], np.int64)
+    LOG.info('paraphrases: %d instructions -> %d sentences (%d new), %d tasks', len(groups), len(texts),
+             len(extra), len(task_of))
+    return ParaphraseTable(texts.astype(np.float32), choices, counts, task)
 
 
 class Batches:
@@ -274,10 +285,17 @@ class Batches:
 # Training state (no pickle)
 
 
-def _save_state(directory: Path, policy: VLAPolicy, optimizer: torch.optim.Optimizer, document: dict) -> None:
+TASK_PROBE_PREFIX = 'training.task_probe.'   # the instruction_loss probe inside training_state
+
+
+def _save_state(directory: Path, policy: VLAPolicy, optimizer: torch.optim.Optimizer, document: dict,
+                probe: torch.nn.Module | None = None) -> None:
     from safetensors.torch import save_file
     directory.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().cpu().contiguous() for k, v in policy.trainable_state_dict().items()},
+    weights = dict(policy.trainable_state_dict())
+    if probe is not None:
+        weights.update({TASK_PROBE_PREFIX + k: v for k, v in probe.state_dict().items()})
+    save_file({k: v.detach().cpu().contiguous() for k, v in weights.items()},
               str(directory / 'model.safetensors.tmp'))
     tensors: dict[str, torch.Tensor] = {'torch_rng': torch.get_rng_state()}
     optimizer_state = optimizer.state_dict()
@@ -295,10 +313,16 @@ def _save_state(directory: Path, policy: VLAPolicy, optimizer: torch.optim.Optim
         os.replace(directory / f'{name}.tmp', directory / name)
 
 
-def _load_state(directory: Path, policy: VLAPolicy, optimizer: torch.optim.Optimizer) -> dict:
+def _load_state(directory: Path, policy: VLAPolicy, optimizer: torch.optim.Optimizer,
+                probe: torch.nn.Module | None = None) -> dict:
     from safetensors.torch import load_file
     document = json.loads((directory / 'state.json').read_text(encoding='utf-8'))
-    policy.load_state_dict(load_file(str(directory / 'model.safetensors')), strict=False)
+    weights = load_file(str(directory / 'model.safetensors'))
+    if probe is not None:
+        probe.load_state_dict({k[len(TASK_PROBE_PREFIX):]: v for k, v in weights.items()
+                               if k.startswith(TASK_PROBE_PREFIX)})
+    policy.load_state_dict({k: v for k, v in weights.items() if not k.startswith(TASK_PROBE_PREFIX)},
+                           strict=False)
     tensors = load_file(str(directory / 'optimizer.safetensors'))
     torch.set_rng_state(tensors.pop('torch_rng'))
     state: dict[int, dict] = {}
@@ -397,13 +421,21 @@ def train(config: TrainConfig, policy_config: PolicyConfig,
              len(train_set.windows), len(val_ids), len(val_set.windows))
 
     parameters = policy.trainable_parameters()
+    probe = None
+    if config.instruction_loss > 0:
+        projection = getattr(policy.head_input, 'text_projection', None)
+        if projection is None:
+            raise ValueError('instruction_loss needs a policy whose head projects the instruction '
+                             '(edge backbone, text_head_dim > 0)')
+        probe = torch.nn.Linear(projection.out_features, int(paraphrase.task.max()) + 1)
+        parameters = list(parameters) + list(probe.parameters())
     optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(len(train_set.windows) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     rng = np.random.default_rng(config.seed)
     first_epoch, best_mae, best_epoch, history = 1, math.inf, 0, []
     if config.resume:
-        document = _load_state(state_dir, policy, optimizer)
+        document = _load_state(state_dir, policy, optimizer, probe)
         rng.bit_generator.state = document['numpy_rng']
         first_epoch = int(document['epoch']) + 1
         best_mae, best_epoch = float(document['best_val_mae']), int(document['best_epoch'])
@@ -445,6 +477,10 @@ def train(config: TrainConfig, policy_config: PolicyConfig,
                 text = torch.nn.functional.normalize(noisy, dim=-1)
             features = policy.encode_window_from_trunk(trunk, text)
             loss, _ = policy.compute_loss(features, text, states, target, mask)
+            if probe is not None:
+                tasks = torch.from_numpy(paraphrase.task[train_set.windows.text_index[rows]])
+                logits = probe(policy.head_input.text_projection(text))
+                loss = loss + config.instruction_loss * torch.nn.functional.cross_entropy(logits, tasks)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip > 0:
@@ -476,7 +512,7 @@ def train(config: TrainConfig, policy_config: PolicyConfig,
         _save_state(state_dir, policy, optimizer, {
             'epoch': epoch, 'numpy_rng': rng.bit_generator.state, 'best_val_mae': best_mae,
             'best_epoch': best_epoch, 'history': history, 'policy': policy_config.to_dict(),
-            'train': config.to_dict()})
+            'train': config.to_dict()}, probe)
         message = (f'epoch {epoch}: train loss {row["train_loss"]:.4f}, val loss {val_loss:.4f}, '
                    f'val MAE {val_mae:.4f} (linear {per_dim[0]:.4f} m/s, angular {per_dim[1]:.4f} '
                    f'rad/s){" *best*" if improved else ""} [{last_epoch_s:.0f} s]')
