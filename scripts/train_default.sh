@@ -4,15 +4,19 @@
 set -euo pipefail
 PY=${PYTHON:-.venv/bin/python}
 TRAIN_EPISODES=${TRAIN_EPISODES:-1500}
+VAL_EPISODES=${VAL_EPISODES:-150}
 TEST_EPISODES=${TEST_EPISODES:-200}
 
-# 1. data (not counted in the training budget; resumable)
+# 1. data (not counted in the training budget; resumable). Validation is a separate train-split
+#    recording (other seed): the best epoch is chosen on unseen train-split scenes, never on test.
 $PY -m vla_nav record-sim --episodes "$TRAIN_EPISODES" --out data/train --split train --seed 0 --workers 2
+$PY -m vla_nav record-sim --episodes "$VAL_EPISODES" --out data/val --split train --seed 1 --workers 2
 $PY -m vla_nav record-sim --episodes "$TEST_EPISODES" --out data/test --split test --seed 0 --workers 2
 
 # 2. the default recipe (trunk cache + training; <= 45 min on 2 CPU cores)
-$PY -m vla_nav train --data data/train --out runs/default --seed 0 --max-minutes 45 \
-    --epochs 6 --batch-size 64 --lr 1e-3 --hold-ticks 10 --text-noise 0.025
+$PY -m vla_nav train --data data/train --val-data data/val --out runs/default --seed 0 --max-minutes 45 \
+    --epochs 6 --batch-size 64 --lr 1e-3 --hold-ticks 10 --text-noise 0.025 \
+    --paraphrases sim --instruction-loss 0.1 --set neck_layers=2 --set neck_channels=64
 
 # 3. evaluation + publish (offline MAE, eval-sim, fixed block -> models/default/eval.json)
 $PY -m vla_nav.training.default_model --model runs/default --test-data data/test \
