@@ -15,7 +15,7 @@ $PY -m vla_nav record-sim --episodes "$TEST_EPISODES" --out data/test --split te
 
 # 2. the default recipe (trunk cache + training; <= 45 min on 2 CPU cores)
 $PY -m vla_nav train --data data/train --val-data data/val --out runs/default --seed 0 --max-minutes 45 \
-    --epochs 6 --batch-size 64 --lr 1e-3 --hold-ticks 10 --text-noise 0.025 \
+    --epochs 10 --batch-size 64 --lr 1e-3 --hold-ticks 10 --text-noise 0.025 \
     --paraphrases sim --instruction-loss 0.1 --set neck_layers=2 --set neck_channels=64
 
 # 3. evaluation + publish (offline MAE, eval-sim, fixed block -> models/default/eval.json)
