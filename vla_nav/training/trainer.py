@@ -429,6 +429,7 @@ def train(config: TrainConfig, policy_config: PolicyConfig,
                              '(edge backbone, text_head_dim > 0)')
         probe = torch.nn.Linear(projection.out_features, int(paraphrase.task.max()) + 1)
         parameters = list(parameters) + list(probe.parameters())
+        window_tasks = torch.from_numpy(paraphrase.task[train_set.windows.text_index])
     optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(len(train_set.windows) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
@@ -478,9 +479,9 @@ def train(config: TrainConfig, policy_config: PolicyConfig,
             features = policy.encode_window_from_trunk(trunk, text)
             loss, _ = policy.compute_loss(features, text, states, target, mask)
             if probe is not None:
-                tasks = torch.from_numpy(paraphrase.task[train_set.windows.text_index[rows]])
                 logits = probe(policy.head_input.text_projection(text))
-                loss = loss + config.instruction_loss * torch.nn.functional.cross_entropy(logits, tasks)
+                loss = loss + config.instruction_loss * torch.nn.functional.cross_entropy(
+                    logits, window_tasks[torch.from_numpy(rows)])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip > 0:
