@@ -287,10 +287,10 @@ def test_sigterm_of_vla_node_stops_the_base_before_the_watchdog(stack):
     preempt = stack.chunks[-1][1]
     assert ros_io.stamp_to_sec(preempt.header.stamp) >= ros_io.stamp_to_sec(last_point.header.stamp)
     assert stack.until(lambda: is_zero(stack.cmds[-1][1]), 3.0)
-    report = len(stack.diagnostics)
-    assert stack.until(lambda: len(stack.diagnostics) > report + 1, 3.0)
-    values = stack.executor_values()
-    assert values['watchdog_trips'] == trips and values['state'] == 'stopped', values
+    # the probe may still hold reports sent while braking (it drains topics at its own pace)
+    assert stack.until(lambda: stack.executor_values().get('state') == 'stopped', 3.0), \
+        stack.executor_values()
+    assert stack.executor_values()['watchdog_trips'] == trips, stack.executor_values()
 
 
 def test_sigkill_of_vla_node_mid_motion_brakes_within_the_watchdog_bound(stack):
