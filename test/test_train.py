@@ -9,6 +9,7 @@ import torch
 
 from vla_nav.model.checkpoint import load_checkpoint
 from vla_nav.model.config import PolicyConfig
+from vla_nav.model.policy import VLAPolicy
 from vla_nav.training import feature_cache
 from vla_nav.training.synthetic import write_synthetic_bags
 from vla_nav.training.trainer import METRICS_COLUMNS, STATE_DIR, TrainConfig, train
@@ -69,8 +70,33 @@ def test_trunk_cache_is_built_once_and_keyed_by_data(data_dir, full_run, monkeyp
     monkeypatch.setattr(feature_cache, '_build', must_not_build)
     first = feature_cache.data_checksum(data_dir / 'bags')
     train(_config(data_dir, data_dir / 'again', epochs=1), PolicyConfig(**TINY))
-    write_synthetic_bags(data_dir / 'more', episodes=1, length=30, image_size=32)
+    write_synthetic_bags(data_dir / 'more', episodes=2, length=30, image_size=32)
     assert feature_cache.data_checksum([data_dir / 'bags', data_dir / 'more']) != first
+
+    # a second folder gets its own cache: only it is encoded, then both are merged in memory
+    monkeypatch.undo()
+    built = []
+    real_build = feature_cache._build
+    monkeypatch.setattr(feature_cache, '_build', lambda paths, *rest: (built.append(paths),
+                                                                       real_build(paths, *rest)))
+    policy = VLAPolicy(PolicyConfig(**TINY))
+    cache_dir = data_dir / 'cache'
+    alone = feature_cache.load_or_build_cache(data_dir / 'bags', policy, cache_dir, progress=False)
+    more = feature_cache.load_or_build_cache(data_dir / 'more', policy, cache_dir, progress=False)
+    both = feature_cache.load_or_build_cache([data_dir / 'bags', data_dir / 'more'], policy,
+                                             cache_dir, progress=False)
+    assert built == [data_dir / 'more']
+    assert len(both.episodes) == 5 and both.frames == alone.frames + more.frames == 150
+    np.testing.assert_array_equal(both.trunk[:alone.frames], alone.trunk)
+    np.testing.assert_array_equal(both.actions[alone.frames:], more.actions)
+    origins = [(alone, e) for e in alone.episodes] + [(more, e) for e in more.episodes]
+    for episode, (origin, source) in zip(both.episodes, origins, strict=True):
+        assert episode.instruction == source.instruction and episode.length == source.length
+        rows = both.trunk[episode.start:episode.start + episode.length]
+        np.testing.assert_array_equal(rows, origin.trunk[source.start:source.start + source.length])
+        np.testing.assert_array_equal(both.texts[episode.text_index], origin.texts[source.text_index])
+    assert len(both.texts) == len({e.instruction for e in both.episodes})
+    assert both.key not in (alone.key, more.key)
 
 
 def test_same_seed_same_weights_and_resume_is_exact(data_dir, full_run):

@@ -14,6 +14,9 @@ cache dir is given):
     cache.json     episodes [{source, instruction, text_index, start, length}], key parts;
                    written LAST, so a folder without it is an interrupted build and is redone
 
+Several data folders (`--data A B`) get one cache each (under each folder, or all under the given
+cache dir), merged in memory: adding a folder to a recipe only encodes the new folder.
+
 Key = sha256 of (data checksum, trunk checksum, dt, image size, reader settings). The data
 checksum covers every bag's relative path and its files' names and sizes; the trunk checksum
 covers the backbone settings that shape the trunk output and the sha256 of the frozen weights.
@@ -106,15 +109,45 @@ def load_or_build_cache(paths, policy, cache_dir: str | os.PathLike | None = Non
                         batch_size: int = 256, progress: bool = True) -> FeatureCache:
     """The cache for `paths` (bag dirs or folders of them) under `policy`'s frozen trunk.
 
-    Built once (progress bar over bags), then loaded; see the module docstring for the key.
+    One cache per path, built once (progress bar over bags), then loaded; several are merged
+    in memory. See the module docstring for the key.
     """
+    roots = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    caches = [_load_or_build_one(root, policy, cache_dir, batch_size, progress) for root in roots]
+    return caches[0] if len(caches) == 1 else merge_caches(caches)
+
+
+def _load_or_build_one(path, policy, cache_dir, batch_size: int, progress: bool) -> FeatureCache:
     config = policy.config
-    root = Path(cache_dir) if cache_dir else default_cache_root(paths)
-    key = cache_key(data_checksum(paths), trunk_checksum(policy), config.dt, config.image_size)
+    root = Path(cache_dir) if cache_dir else default_cache_root(path)
+    key = cache_key(data_checksum(path), trunk_checksum(policy), config.dt, config.image_size)
     folder = root / key[:20]
     if not (folder / INDEX_FILE).is_file():
-        _build(paths, policy, folder, key, batch_size, progress)
+        _build(path, policy, folder, key, batch_size, progress)
     return _load(folder, key)
+
+
+def merge_caches(caches: list[FeatureCache]) -> FeatureCache:
+    """One cache holding every episode of `caches` in order (instructions shared by text)."""
+    texts: dict[str, int] = {}
+    rows: list[np.ndarray] = []
+    episodes: list[CachedEpisode] = []
+    offset = 0
+    for cache in caches:
+        for episode in cache.episodes:
+            if episode.instruction not in texts:
+                texts[episode.instruction] = len(texts)
+                rows.append(cache.texts[episode.text_index])
+            episodes.append(CachedEpisode(source=episode.source, instruction=episode.instruction,
+                                          text_index=texts[episode.instruction],
+                                          start=episode.start + offset, length=episode.length))
+        offset += cache.frames
+    key = hashlib.sha256(' '.join(cache.key for cache in caches).encode()).hexdigest()
+    return FeatureCache(path=caches[0].path,
+                        trunk=np.concatenate([cache.trunk for cache in caches]),
+                        actions=np.concatenate([cache.actions for cache in caches]),
+                        states=np.concatenate([cache.states for cache in caches]),
+                        texts=np.stack(rows), episodes=episodes, key=key)
 
 
 def _load(folder: Path, key: str) -> FeatureCache:
