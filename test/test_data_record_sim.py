@@ -7,6 +7,7 @@ import pytest
 from vla_nav.cli import main
 from vla_nav.data import find_bags, read_episodes
 from vla_nav.data.bags import BagTopics, bag_custom_data, iter_bag_messages, twist_of
+from vla_nav.runtime.base import EngineSpec, PolicyEngine
 from vla_nav.sim import NavSim
 from vla_nav.sim.navsim import StepResult
 from vla_nav.sim.robot import RobotLimits
@@ -146,3 +147,93 @@ def test_command_noise_pauses_and_clamps():
     assert clean.perturb((0.3, -0.2), (0.0, 0.0), 0.1) == (0.3, -0.2)
     with pytest.raises(ValueError, match='noise scale'):
         record_sim.NoiseConfig(1.5)
+
+
+class _ConstantPolicy(PolicyEngine):
+    """Drives with one fixed command whatever it sees (a policy that cannot stop, or never moves)."""
+
+    backend = 'test'
+
+    def __init__(self, action):
+        self.spec = EngineSpec(image_height=SIZE, image_width=SIZE, feature_dim=1)
+        self.action = np.float32(action)
+
+    def set_instruction(self, text):
+        pass
+
+    def encode_frame(self, rgb):
+        return np.zeros(1, np.float32)
+
+    def act(self, features, states=None):
+        return np.tile(self.action, (self.spec.chunk, 1))
+
+
+def make_ram_policy(**_):
+    return _ConstantPolicy([0.5, 0.3])
+
+
+def make_still_policy(**_):
+    return _ConstantPolicy([0.0, 0.0])
+
+
+def _driven(tmp_path, factory, episodes=3, seed=2):
+    out = tmp_path / factory
+    assert main(['record-sim', '--out', str(out), '--image-size', str(SIZE), '--quiet',
+                 '--episodes', str(episodes), '--seed', str(seed), '--workers', '1',
+                 '--driver', str(tmp_path), '--driver-backend',
+                 f'test_data_record_sim:{factory}']) == 0
+    bags = find_bags(out)
+    assert len(bags) == episodes            # every outcome is kept
+    return [(bag_custom_data(bag), next(iter(read_episodes(bag, dt=0.1))),
+             np.asarray(_executed_commands(bag))) for bag in bags]
+
+
+def _replay_labels(seed, episode_index, executed, episode):
+    """Driving a fresh sim with the executed commands reaches the recorded states, where the
+    expert's action is the recorded label (the final frame's too, unless it ended at the goal)."""
+    with NavSim(split='train', seed=seed, image_size=(SIZE, SIZE)) as sim:
+        observation = sim.reset(episode_index)
+        for tick, label in enumerate(episode.actions):
+            np.testing.assert_allclose(episode.states[tick], observation.state, atol=1e-5)
+            if tick == len(executed):
+                return label, sim.expert_action(), sim.metrics()['outcome']
+            np.testing.assert_allclose(label, sim.expert_action(), atol=1e-6)
+            observation = sim.step(*executed[tick]).observation
+    raise AssertionError('the episode ended early')
+
+
+@pytest.mark.slow
+def test_a_driving_policy_is_labelled_by_the_expert_and_failures_are_kept(tmp_path, capsys):
+    """--driver (DAgger): a policy that cannot stop drives; the labels are the expert's action in
+    every state it reached, and its failed episodes are written, not dropped."""
+    outcomes = []
+    for metadata, episode, executed in _driven(tmp_path, 'make_ram_policy'):
+        index = int(metadata['episode'])
+        assert metadata['driver'] == str(tmp_path)
+        assert executed.shape == (len(episode) - 1, 2)
+        if metadata['kind'] != 'stop':                   # a stop task is the expert's, as with noise
+            assert np.abs(executed[3:] - episode.actions[3:-1]).max() > 0.1   # the policy drove
+        final, expert, outcome = _replay_labels(2, index, executed, episode)
+        assert outcome == metadata['outcome']
+        np.testing.assert_allclose(final, (0.0, 0.0) if outcome == 'success' else expert, atol=1e-6)
+        outcomes.append(outcome)
+    assert any(outcome != 'success' for outcome in outcomes)
+
+
+def test_a_stalled_policy_hands_over_to_the_expert(tmp_path, capsys):
+    """A policy that never moves: after STALL_S at rest while the expert wants to move, the expert
+    drives to the goal; the handover time is in the bag's metadata."""
+    (metadata, episode, executed), = _driven(tmp_path, 'make_still_policy', episodes=1, seed=4)
+    assert metadata['kind'] != 'stop' and metadata['outcome'] == 'success'
+    stalled = int(round(record_sim.STALL_S / 0.1))
+    assert float(metadata['takeover_s']) == pytest.approx(record_sim.STALL_S, abs=0.11)
+    assert not executed[:stalled - 1].any()                                   # the policy's zeros
+    np.testing.assert_allclose(executed[stalled:], episode.actions[stalled:-1], atol=1e-6)
+    assert 'the expert took over in 1 episodes' in capsys.readouterr().out
+
+
+def test_driver_settings_are_checked(tmp_path, capsys):
+    assert _record(tmp_path, '--episodes', 1, '--driver', tmp_path / 'missing') == 2
+    assert '--driver' in capsys.readouterr().err
+    assert _record(tmp_path / 'n', '--episodes', 1, '--noise', 0.2, '--driver', tmp_path) == 2
+    assert 'exclude each other' in capsys.readouterr().err

@@ -14,6 +14,13 @@ always carries the clean `expert_action()` of the state actually reached, so a p
 it learns to recover from states the clean expert never visits. The executed command goes to
 EXECUTED_TOPIC (the dataset reader ignores it); odom reflects the executed motion.
 
+--driver MODEL (DAgger data): the trained policy drives, through the real PolicyLoop and
+ChunkExecutor as in eval-sim, and /cmd_vel carries the expert's label of every state the policy
+reached; so the data shows what to do in the states the policy's own mistakes lead to (heading for
+a distractor, stopping short, brushing an obstacle). When the policy keeps the base at rest for
+STALL_S while the expert wants to move, the expert takes over for the rest of the episode and the
+recording goes on to the goal. Every outcome is kept: the labels are right whatever happened.
+
 Resumable: a bag is written under a hidden `.partial-<pid>/` folder and moved when complete, so an
 interrupted run leaves no half bag under its final name; the next run removes stale partial
 folders and skips finished episodes. Failed expert episodes (collision/timeout) are dropped unless
@@ -44,6 +51,7 @@ PARTIAL_PREFIX = '.partial-'
 FAILED_DIR = '.failed'
 EXECUTED_TOPIC = '/record_sim/executed_cmd_vel'   # what the base was driven with (--noise > 0)
 NOISE_SALT = 0x5EED_DA27                          # keeps the noise stream apart from the scenes'
+STALL_S = 1.0       # s the driving policy may sit still while the expert wants to move
 
 
 @dataclass(frozen=True)
@@ -57,10 +65,15 @@ class RecordSettings:
     storage: str
     compress: bool
     noise: float = 0.0
+    driver: str = ''               # model dir of the policy that drives (DAgger); '' = the expert
+    driver_backend: str = 'onnx'
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.noise <= 1.0:
             raise ValueError(f'noise scale must be in [0, 1], got {self.noise}')
+        if self.noise and self.driver:
+            raise ValueError('--noise and --driver exclude each other: the policy drives or the '
+                             'noisy expert does')
         if self.split not in ('train', 'test'):
             raise ValueError(f'split must be train or test, got {self.split!r}')
         if self.image_size < 8:
@@ -158,6 +171,50 @@ class CommandNoise:
                 float(np.clip(angular, -lim.max_angular_vel, lim.max_angular_vel)))
 
 
+class PolicyDriver:
+    """DAgger: a trained policy drives through PolicyLoop + ChunkExecutor (the vla_node and
+    chunk_executor logic, as eval-sim runs it); the expert only labels.
+
+    `command(observation, label, now)` is what drives the base for one control step. If the base
+    has been at rest for STALL_S while the expert's label says move (stopped short, stopped at a
+    distractor), the expert takes over until the episode ends (`takeover_at`, the stamp).
+    """
+
+    def __init__(self, engine, executor_config, control_dt: float):
+        self.engine = engine
+        self.executor_config = executor_config
+        self.control_dt = control_dt
+        self.takeover_at: float | None = None
+
+    def start(self, instruction: str) -> None:
+        from vla_nav.core.executor import ChunkExecutor
+        from vla_nav.runtime.loop import PolicyLoop
+
+        self.loop = PolicyLoop(self.engine)
+        self.executor = ChunkExecutor(self.executor_config)
+        self.loop.set_instruction(instruction)
+        self.executor.preempt(self.loop.preempt_stamp)
+        self.takeover_at = None
+        self._still = 0.0
+
+    def command(self, observation, label: tuple[float, float], now: float) -> tuple[float, float]:
+        from vla_nav.sim.episode import STOPPED_ANGULAR, STOPPED_LINEAR
+
+        if self.takeover_at is not None:
+            return label
+        chunk = self.loop.step(observation.rgb, now, now=now, state=observation.state)
+        if chunk is not None:
+            self.executor.add_chunk(chunk.stamp, chunk.actions, chunk.dt, now=now)
+        linear, angular = self.executor.tick(now)
+        resting = abs(linear) < STOPPED_LINEAR and abs(angular) < STOPPED_ANGULAR
+        wants_motion = label != (0.0, 0.0)
+        self._still = self._still + self.control_dt if resting and wants_motion else 0.0
+        if self._still >= STALL_S - 1e-9:
+            self.takeover_at = now
+            return label
+        return linear, angular
+
+
 def episode_name(settings: RecordSettings, episode: int) -> str:
     return f'{settings.split}_s{settings.seed}_e{episode:06d}'
 
@@ -185,6 +242,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              'seeded correlated noise (std SCALE x the expert cruise speed and turn '
                              'rate, with pauses); /cmd_vel still records the clean expert label '
                              '(0: clean, default)')
+    parser.add_argument('--driver', default='', metavar='MODEL',
+                        help='DAgger data: this trained policy drives (PolicyLoop + ChunkExecutor), '
+                             '/cmd_vel records the expert label of every state it reaches; the '
+                             'expert takes over when the policy stalls; every outcome is kept')
+    parser.add_argument('--driver-backend', default='onnx', help='onnx | torch | module:factory')
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
 
 
@@ -204,6 +266,24 @@ def _sim_for(settings: RecordSettings):
                             image_size=(settings.image_size, settings.image_size),
                             control_dt=settings.control_dt)
     return _SIMS[key]
+
+
+_DRIVERS: dict = {}
+
+
+def _driver_for(settings: RecordSettings) -> PolicyDriver | None:
+    """One loaded policy per process and model (None when the expert drives)."""
+    if not settings.driver:
+        return None
+    key = (settings.driver, settings.driver_backend, settings.control_dt)
+    if key not in _DRIVERS:
+        from vla_nav.core.executor import ExecutorConfig
+        from vla_nav.runtime import load_engine
+        _DRIVERS.clear()
+        engine = load_engine(settings.driver, backend=settings.driver_backend)
+        _DRIVERS[key] = PolicyDriver(engine, ExecutorConfig.from_params(node_defaults('chunk_executor')),
+                                     settings.control_dt)
+    return _DRIVERS[key]
 
 
 def _ns(sim_time: float) -> int:
@@ -230,6 +310,9 @@ def record_episode(settings: RecordSettings, episode: int, out_dir: str, keep_fa
     scale = 0.0 if scenario.kind == 'stop' else settings.noise
     nominal = (sim.expert.config.cruise_speed, sim.expert.config.turn_rate)
     noise = CommandNoise(NoiseConfig(scale), nominal, sim.limits, settings.seed, episode)
+    driver = _driver_for(settings) if scenario.kind != 'stop' else None
+    if driver is not None:
+        driver.start(scenario.instruction)
     types = humble_typestore().types
     frames = perturbed = 0
     outcome = None
@@ -241,13 +324,17 @@ def record_episode(settings: RecordSettings, episode: int, out_dir: str, keep_fa
             x, y, yaw = observation.pose
             writer.write_odom(stamp, x, y, yaw, *observation.twist)
             frames += 1
-            if outcome is not None:
-                writer.write_cmd_vel(stamp, 0.0, 0.0)
+            if outcome is not None:   # at the goal: stay stopped; anywhere else: the expert's way
+                writer.write_cmd_vel(stamp, *((0.0, 0.0) if outcome == 'success'
+                                              else sim.expert_action()))
                 break
             linear, angular = sim.expert_action()        # the label, from the state reached
             writer.write_cmd_vel(stamp, linear, angular)
-            executed = noise.perturb((linear, angular), observation.twist, settings.control_dt)
-            if settings.noise > 0.0:
+            if driver is not None:
+                executed = driver.command(observation, (linear, angular), stamp * 1e-9)
+            else:
+                executed = noise.perturb((linear, angular), observation.twist, settings.control_dt)
+            if settings.noise > 0.0 or settings.driver:
                 writer.write_message(EXECUTED_TOPIC, _twist_msg(types, *executed), stamp)
                 perturbed += executed != (linear, angular)
             result = sim.step(*executed)
@@ -258,7 +345,9 @@ def record_episode(settings: RecordSettings, episode: int, out_dir: str, keep_fa
                    'seed': settings.seed, 'instruction': scenario.instruction,
                    'kind': scenario.kind, 'outcome': outcome, 'frames': frames,
                    'duration_s': round(observation.time, 3), 'noise': settings.noise,
-                   'perturbed_frames': perturbed}
+                   'perturbed_frames': perturbed, 'driver': settings.driver,
+                   'takeover_s': (None if driver is None or driver.takeover_at is None
+                                  else round(driver.takeover_at - BAG_START_S, 3))}
         writer.set_metadata(**summary)
     if outcome != 'success' and not keep_failures:
         shutil.rmtree(partial)
@@ -294,6 +383,8 @@ def _check_settings(out_dir: Path, settings: RecordSettings) -> None:
     if path.exists():
         existing = json.loads(path.read_text())
         existing.setdefault('noise', 0.0)   # folders recorded before --noise existed are clean
+        existing.setdefault('driver', '')
+        existing.setdefault('driver_backend', 'onnx')
         if existing != pinned:
             raise SystemExit(f'record-sim: {path} was recorded with {existing}; these settings '
                              f'{pinned} differ. Use another --out folder.')
@@ -330,14 +421,28 @@ def run(args: argparse.Namespace) -> int:
     if args.episodes < 0 or args.workers < 1:
         print('record-sim: --episodes must be >= 0 and --workers >= 1', file=sys.stderr)
         return 2
-    settings = RecordSettings(split=args.split, seed=args.seed, image_size=args.image_size,
-                              control_dt=args.control_dt, storage=args.storage,
-                              compress=args.compress and args.storage == 'mcap', noise=args.noise)
+    try:
+        settings = RecordSettings(split=args.split, seed=args.seed, image_size=args.image_size,
+                                  control_dt=args.control_dt, storage=args.storage,
+                                  compress=args.compress and args.storage == 'mcap',
+                                  noise=args.noise, driver=args.driver,
+                                  driver_backend=args.driver_backend)
+        if settings.driver:   # a clear error now, not one per worker; exports the ONNX graphs once
+            from vla_nav.runtime import ModelLoadError, load_engine
+            try:
+                load_engine(settings.driver, backend=settings.driver_backend)
+            except ModelLoadError as error:
+                raise ValueError(f'--driver: {error}') from error
+    except ValueError as error:
+        print(f'record-sim: {error}', file=sys.stderr)
+        return 2
+    # with a driver every outcome is kept: the expert's labels are right wherever the policy went
+    keep_failures = args.keep_failures or bool(settings.driver)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     _check_settings(out_dir, settings)
-    pending, already = _pending_episodes(out_dir, settings, args.episodes, args.keep_failures)
-    jobs = [(settings, episode, str(out_dir), args.keep_failures) for episode in pending]
+    pending, already = _pending_episodes(out_dir, settings, args.episodes, keep_failures)
+    jobs = [(settings, episode, str(out_dir), keep_failures) for episode in pending]
     started = time.monotonic()
     results: list[dict] = []
     progress = tqdm(total=len(jobs), unit='ep', desc='record-sim', disable=args.quiet,
@@ -371,4 +476,8 @@ def run(args: argparse.Namespace) -> int:
           f'{len(written)} bags written, {len(results) - len(written)} failures dropped, '
           f'{already} already done; {frames} frames in {elapsed:.1f} s '
           f'({frames / max(elapsed, 1e-9):.0f} frames/s); {out_dir}: {_format_bytes(disk)}')
+    if settings.driver:
+        takeovers = sum(r['takeover_s'] is not None for r in results)
+        print(f'record-sim: driven by {settings.driver}; the expert took over in {takeovers} '
+              'episodes where the policy stalled')
     return 0
