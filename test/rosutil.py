@@ -140,6 +140,15 @@ class Probe:
     def wait_for_publishers(self, topic: str, count: int = 1, timeout: float = 15.0) -> bool:
         return self.spin_until(lambda: self.node.count_publishers(topic) >= count, timeout)
 
+    def wait_for_message(self, messages: list, accept=None, timeout: float = 15.0) -> bool:
+        """Until `messages` (a record() list) holds one that `accept`s. Seeing a publisher
+        (wait_for_publishers) does not mean it sees this probe yet: what it sends before then is
+        lost. A received message proves it does, for this reader and every reader the probe
+        created before it (a participant's readers are announced in order), so wait for one
+        before triggering a message that must not be missed (a goal's single preempt)."""
+        return self.spin_until(lambda: any(accept is None or accept(msg) for _, msg in messages),
+                               timeout)
+
     def close(self) -> None:
         self.executor.shutdown()
         self.node.destroy_node()

@@ -9,6 +9,7 @@ import pytest
 
 pytest.importorskip('rclpy')
 
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from geometry_msgs.msg import Twist  # noqa: E402
 from rosutil import NodeProcess, Probe, domain_id_for  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.ros
 DOMAIN = domain_id_for(__file__)
 TEST_POLICY = {'backend': 'policies:make_engine'}
 WHITE = np.full((48, 64, 3), 255, np.uint8)
-CHUNK_TOPIC, CMD_TOPIC = '/vla/action_chunk', '/cmd_vel'
+CHUNK_TOPIC, CMD_TOPIC, DIAGNOSTICS_TOPIC = '/vla/action_chunk', '/cmd_vel', '/diagnostics'
 
 
 class Rig:
@@ -31,6 +32,7 @@ class Rig:
         self.probe = probe
         self.chunks = probe.record(MultiDOFJointTrajectory, CHUNK_TOPIC, ros_io.reliable_qos())
         self.cmds = probe.record(Twist, CMD_TOPIC, ros_io.reliable_qos())
+        self.diagnostics = probe.record(DiagnosticArray, DIAGNOSTICS_TOPIC)    # the last reader
         self.image_pub = probe.publisher(Image, '/camera/image_raw', ros_io.sensor_qos())
         self.instruction_pub = probe.publisher(String, '/instruction', ros_io.latched_qos())
         self.chunk_pub = probe.publisher(MultiDOFJointTrajectory, CHUNK_TOPIC, ros_io.reliable_qos())
@@ -86,6 +88,9 @@ def start_stack(rig, start, **vla_params):
     assert rig.probe.wait_for_subscribers(rig.image_pub), vla.output
     assert rig.probe.wait_for_subscribers(rig.instruction_pub), vla.output
     assert rig.probe.wait_for_publishers(CMD_TOPIC), executor.output
+    # vla_node's report proves it sees every reader of the probe: no preempt can be lost
+    assert rig.probe.wait_for_message(rig.diagnostics, lambda msg: msg.status[0].name == 'vla_node'), \
+        vla.output
     return vla, executor
 
 
@@ -142,8 +147,7 @@ def test_stop_word_brakes_to_zero(rig, start):
 
 
 def test_estop_is_latched_until_released(rig, start):
-    from diagnostic_msgs.msg import DiagnosticArray
-    diagnostics = rig.probe.record(DiagnosticArray, '/diagnostics')
+    diagnostics = rig.diagnostics
     executor = start('chunk_executor', diagnostics_period=0.2)
     assert rig.probe.wait_for_subscribers(rig.chunk_pub) and rig.probe.wait_for_subscribers(rig.estop_pub)
     feed = lambda: rig.send_chunk(0.3, 0.2)  # noqa: E731
@@ -212,8 +216,7 @@ def test_bad_model_path_is_one_fatal_error(start, tmp_path):
 
 def test_bad_input_never_kills_vla_node(rig, start):
     vla = start('vla_node', **TEST_POLICY, diagnostics_period=0.3)
-    from diagnostic_msgs.msg import DiagnosticArray
-    diagnostics = rig.probe.record(DiagnosticArray, '/diagnostics')
+    diagnostics = rig.diagnostics
     assert rig.probe.wait_for_subscribers(rig.image_pub)
     rig.instruct('go')
     broken = ros_io.rgb_to_image_msg(WHITE, time.time())
