@@ -2,7 +2,8 @@
 
 One bag per episode, named `<split>_s<seed>_e<episode>`: the instruction once at the start, then
 per control step the camera frame (rgb8) and odom at the observation time and the expert's cmd_vel
-at the same stamp (the command issued for that frame; the final frame gets a zero command).
+at the same stamp (the command issued for that frame; the final frame gets a zero command at the
+goal, the expert's action anywhere else: a kept collision or timeout).
 Stamps are the sim clock plus BAG_START_S. The bag's custom_data holds split, seed, episode, kind,
 outcome and noise.
 
@@ -49,7 +50,7 @@ SETTINGS_FILE = 'record_sim.json'
 BAG_START_S = 1.0   # stamps = this + sim time: a zero stamp reads as "unset" to ROS tools
 PARTIAL_PREFIX = '.partial-'
 FAILED_DIR = '.failed'
-EXECUTED_TOPIC = '/record_sim/executed_cmd_vel'   # what the base was driven with (--noise > 0)
+EXECUTED_TOPIC = '/record_sim/executed_cmd_vel'   # what drove the base (--noise > 0 or --driver)
 NOISE_SALT = 0x5EED_DA27                          # keeps the noise stream apart from the scenes'
 STALL_S = 1.0       # s the driving policy may sit still while the expert wants to move
 
