@@ -140,6 +140,11 @@ class Probe:
     def wait_for_publishers(self, topic: str, count: int = 1, timeout: float = 15.0) -> bool:
         return self.spin_until(lambda: self.node.count_publishers(topic) >= count, timeout)
 
+    @staticmethod
+    def report_of(node_name: str):
+        """accept= for wait_for_message on a diagnostics topic: a report from `node_name`."""
+        return lambda array: array.status[0].name == node_name
+
     def wait_for_message(self, messages: list, accept=None, timeout: float = 15.0) -> bool:
         """Until `messages` (a record() list) holds one that `accept`s. Seeing a publisher
         (wait_for_publishers) does not mean it sees this probe yet: what it sends before then is

@@ -174,10 +174,6 @@ def bad_chunk(rng: random.Random) -> MultiDOFJointTrajectory:
 
 
 # --- the suite -------------------------------------------------------------------------------------
-def _from_vla_node(array) -> bool:
-    return array.status[0].name == 'vla_node'
-
-
 class Suite:
     def __init__(self) -> None:
         self.probe = Probe(DOMAIN, 'fuzz_probe')
@@ -207,8 +203,8 @@ class Suite:
                 and probe.wait_for_subscribers(self.chunk_pub)
                 and probe.wait_for_publishers(EXECUTOR['cmd_vel_topic'])
                 # a report from each vla_node: each sees the probe's chunk readers (made earlier)
-                and probe.wait_for_message(self.raw_diagnostics, _from_vla_node)
-                and probe.wait_for_message(self.compressed_diagnostics, _from_vla_node))
+                and probe.wait_for_message(self.raw_diagnostics, probe.report_of('vla_node'))
+                and probe.wait_for_message(self.compressed_diagnostics, probe.report_of('vla_node')))
 
     def outputs(self) -> str:
         return '\n'.join(f'--- {p.module} ---\n{p.output[-3000:]}' for p in self.processes)

@@ -89,8 +89,7 @@ def start_stack(rig, start, **vla_params):
     assert rig.probe.wait_for_subscribers(rig.instruction_pub), vla.output
     assert rig.probe.wait_for_publishers(CMD_TOPIC), executor.output
     # vla_node's report proves it sees every reader of the probe: no preempt can be lost
-    assert rig.probe.wait_for_message(rig.diagnostics, lambda msg: msg.status[0].name == 'vla_node'), \
-        vla.output
+    assert rig.probe.wait_for_message(rig.diagnostics, rig.probe.report_of('vla_node')), vla.output
     return vla, executor
 
 
