@@ -1,8 +1,12 @@
 """kosmos2 backbone end to end on a tiny, randomly initialised Kosmos-2 saved to a temp folder:
-forward, loss, training steps, checkpoint round trip, ONNX export + engine parity, errors."""
+forward, loss, training steps, checkpoint round trip, ONNX export (inline and external data,
+fp32 and fp16) + engine parity, and the errors of a user's folder (missing, partial, other
+architecture, no network). The same code at full size: scripts/kosmos2_fullsize.py."""
 from __future__ import annotations
 
 import json
+import shutil
+import socket
 
 import numpy as np
 import pytest
@@ -12,37 +16,37 @@ transformers = pytest.importorskip('transformers')
 
 from vla_nav.model.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from vla_nav.model.config import PolicyConfig  # noqa: E402
-from vla_nav.model.export import export_onnx  # noqa: E402
+from vla_nav.model.export import export_onnx, find_fresh_export  # noqa: E402
+from vla_nav.model.kosmos2 import (  # noqa: E402
+    RANDOM_MARKER,
+    STAND_IN_VOCABULARY,
+    is_random_kosmos2,
+    load_kosmos2,
+    write_random_kosmos2,
+)
 from vla_nav.model.policy import VLAPolicy  # noqa: E402
 from vla_nav.runtime.base import ModelLoadError  # noqa: E402
 from vla_nav.runtime.onnx_engine import OnnxEngine  # noqa: E402
 from vla_nav.runtime.torch_engine import TorchEngine  # noqa: E402
 
-WORDS = ['<s>', '<pad>', '</s>', '<unk>', '<image>', '</image>', 'go', 'to', 'the', 'red', 'blue',
-         'cone', 'ball', 'turn', 'left', 'right']
 IMAGE_SIZE = 32
 
 
-@pytest.fixture(scope='module')
-def kosmos2_dir(tmp_path_factory):
-    """Tiny Kosmos-2 (2 text layers of width 32, 1 vision layer) + a word-level tokenizer.json."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
-    from transformers import Kosmos2Config, Kosmos2Model
-    transformers.utils.logging.disable_progress_bar()
-    folder = tmp_path_factory.mktemp('kosmos2') / 'tiny-kosmos2'
-    tokenizer = Tokenizer(models.WordLevel({w: i for i, w in enumerate(WORDS)}, unk_token='<unk>'))
-    tokenizer.normalizer = normalizers.Lowercase()
-    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    config = Kosmos2Config(
-        text_config={'vocab_size': len(WORDS), 'embed_dim': 32, 'layers': 2, 'ffn_dim': 64,
+def tiny_kosmos2_config():
+    """Kosmos-2 with 2 text layers of width 32 and 1 vision layer (the full size is the default)."""
+    from transformers import Kosmos2Config
+    return Kosmos2Config(
+        text_config={'vocab_size': len(STAND_IN_VOCABULARY), 'embed_dim': 32, 'layers': 2, 'ffn_dim': 64,
                      'attention_heads': 2, 'max_position_embeddings': 128},
         vision_config={'hidden_size': 32, 'intermediate_size': 64, 'num_hidden_layers': 1,
                        'num_attention_heads': 2, 'image_size': IMAGE_SIZE, 'patch_size': 8},
         latent_query_num=4)
-    torch.manual_seed(0)
-    Kosmos2Model(config).save_pretrained(folder)
-    tokenizer.save(str(folder / 'tokenizer.json'))
-    return folder
+
+
+@pytest.fixture(scope='module')
+def kosmos2_dir(tmp_path_factory):
+    """Tiny random Kosmos-2 + the stand-in word-level tokenizer.json, as write_random_kosmos2 makes them."""
+    return write_random_kosmos2(tmp_path_factory.mktemp('kosmos2') / 'tiny-kosmos2', tiny_kosmos2_config())
 
 
 def make_config(folder, **changes) -> PolicyConfig:
@@ -139,3 +143,118 @@ def test_onnx_export_and_engines(checkpoint):
 def test_kosmos2_is_loaded_from_a_local_folder_only(tmp_path):
     with pytest.raises(ModelLoadError, match='local folder'):
         VLAPolicy(make_config(tmp_path / 'microsoft/kosmos-2-patch14-224'))
+
+
+# --- a user's folder: what is accepted, what is refused ----------------------------------------
+def test_random_folder_is_marked_and_complete(kosmos2_dir):
+    assert is_random_kosmos2(kosmos2_dir) and (kosmos2_dir / 'config.json').is_file()
+    assert json.loads((kosmos2_dir / RANDOM_MARKER).read_text())['random_weights'] is True
+    model = load_kosmos2(kosmos2_dir)
+    assert not model.training and next(model.parameters()).dtype == torch.float32
+
+
+def test_published_format_loads_without_network(kosmos2_dir, tmp_path, monkeypatch):
+    """microsoft/kosmos-2-patch14-224 is a Kosmos2ForConditionalGeneration save, in shards here;
+    it loads into the backbone's Kosmos2Model with every tensor, and no socket is ever opened."""
+    from transformers import Kosmos2ForConditionalGeneration
+    folder = tmp_path / 'kosmos-2-patch14-224'
+    reference = load_kosmos2(kosmos2_dir)
+    full = Kosmos2ForConditionalGeneration(reference.config)
+    full.load_state_dict(reference.state_dict(), strict=False)
+    full.save_pretrained(folder, max_shard_size='100KB')
+    shutil.copy(kosmos2_dir / 'tokenizer.json', folder)
+    assert (folder / 'model.safetensors.index.json').is_file()
+
+    def no_network(*args, **kwargs):
+        raise AssertionError('network access while loading a local Kosmos-2 folder')
+    monkeypatch.setattr(socket.socket, 'connect', no_network)
+    monkeypatch.setattr(socket, 'create_connection', no_network)
+    loaded = load_kosmos2(folder)
+    for name, tensor in reference.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], tensor), name
+    policy = VLAPolicy(make_config(folder))
+    assert policy.backbone.frozen_references()['kosmos2']['files'][0].endswith('.safetensors')
+
+
+def test_missing_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(ModelLoadError, match='does not exist'):
+        load_kosmos2(tmp_path / 'no-such-folder')
+    (tmp_path / 'empty').mkdir()
+    with pytest.raises(ModelLoadError, match='config.json missing'):
+        load_kosmos2(tmp_path / 'empty')
+
+
+def test_another_architecture_is_refused(kosmos2_dir, tmp_path):
+    folder = shutil.copytree(kosmos2_dir, tmp_path / 'clip')
+    document = json.loads((folder / 'config.json').read_text())
+    document.update(model_type='clip', architectures=['CLIPModel'])
+    (folder / 'config.json').write_text(json.dumps(document))
+    with pytest.raises(ModelLoadError, match="model_type is 'clip'.*another model"):
+        load_kosmos2(folder)
+    with pytest.raises(ModelLoadError, match="model_type is 'clip'"):
+        VLAPolicy(make_config(folder))
+
+
+def test_missing_shard_is_named(kosmos2_dir, tmp_path):
+    folder = tmp_path / 'sharded'
+    load_kosmos2(kosmos2_dir).save_pretrained(folder, max_shard_size='100KB')
+    shutil.copy(kosmos2_dir / 'tokenizer.json', folder)
+    shards = sorted(folder.glob('*.safetensors'))
+    assert len(shards) >= 2
+    shards[-1].unlink()
+    with pytest.raises(ModelLoadError, match=f'1 of {len(shards)} weight shards missing: {shards[-1].name}'):
+        load_kosmos2(folder)
+
+
+def test_missing_tensors_are_refused_not_randomised(kosmos2_dir, tmp_path):
+    from safetensors.torch import load_file, save_file
+    folder = shutil.copytree(kosmos2_dir, tmp_path / 'partial')
+    (weights,) = sorted(folder.glob('*.safetensors'))
+    tensors = load_file(str(weights))
+    dropped = [name for name in tensors if '.layers.1.' in name and name.startswith('text_model')]
+    assert dropped
+    save_file({k: v for k, v in tensors.items() if k not in dropped}, str(weights), metadata={'format': 'pt'})
+    with pytest.raises(ModelLoadError, match=f'{len(dropped)} tensors missing'):
+        load_kosmos2(folder)
+    weights.write_bytes(weights.read_bytes()[:1000])  # truncated
+    with pytest.raises(ModelLoadError, match='cannot load Kosmos-2'):
+        load_kosmos2(folder)
+    weights.unlink()
+    with pytest.raises(ModelLoadError, match=r'no \*.safetensors'):
+        load_kosmos2(folder)
+
+
+# --- export: external data and fp16, the options a full-size Kosmos-2 needs --------------------
+def test_external_data_and_fp16_export(checkpoint, tmp_path):
+    import onnx
+    policy, directory = checkpoint
+    out = export_onnx(directory, tmp_path / 'onnx', fp16=True, external_data=True, size_threshold=64)
+    info = json.loads((out / 'export.json').read_text())
+    assert info['external_data'] == {'frame_encoder.onnx': 'frame_encoder.onnx.data',
+                                     'frame_encoder.fp16.onnx': 'frame_encoder.fp16.onnx.data'}
+    fp32_data, fp16_data = out / 'frame_encoder.onnx.data', out / 'frame_encoder.fp16.onnx.data'
+    vlm_bytes = sum(p.numel() * 4 for p in policy.backbone.vlm.parameters())
+    # the weights really live in the data files, the graphs hold structure only
+    assert fp32_data.stat().st_size > 0.9 * vlm_bytes > (out / 'frame_encoder.onnx').stat().st_size
+    assert 0.4 * vlm_bytes < fp16_data.stat().st_size < 0.7 * vlm_bytes
+    for name in ('frame_encoder.onnx', 'frame_encoder.fp16.onnx'):
+        onnx.checker.check_model(str(out / name))  # by path: the form that works past 2 GB
+        assert any(t.data_location == onnx.TensorProto.EXTERNAL
+                   for t in onnx.load(str(out / name), load_external_data=False).graph.initializer)
+    assert not list(out.glob('.*scratch*'))
+
+    torch_engine = TorchEngine(directory)
+    torch_engine.set_instruction('go to the red cone')
+    frames = np.random.default_rng(1).integers(0, 256, (8, IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8)
+    expected = torch_engine.encode_frames(frames)
+    for precision, tolerance in (('fp32', 1e-4), ('fp16', 5e-2)):
+        engine = OnnxEngine(directory, onnx_dir=out, precision=precision)
+        engine.set_instruction('go to the red cone')
+        features = np.stack([engine.encode_frame(frame) for frame in frames])
+        np.testing.assert_allclose(features, expected, atol=tolerance)
+        # the ring + head path reads the same per-frame features as before
+        np.testing.assert_allclose(engine.act(features), torch_engine.act(expected), atol=2 * tolerance)
+
+    fp32_data.unlink()  # a graph without its weights is not a usable export
+    assert find_fresh_export(directory, 'fp32', out) is None
+    assert find_fresh_export(directory, 'fp16', out) == out

@@ -33,6 +33,9 @@ EXPORT_VERSION = 1
 EXPORT_INFO_FILE = 'export.json'
 ONNX_SUBDIR = 'onnx'
 OPSET = 17
+# protobuf cannot hold a graph over 2 GiB; weights past this go to external data (Kosmos-2: 6.7 GB)
+EXTERNAL_DATA_AUTO_BYTES = 1 << 30
+EXTERNAL_DATA_THRESHOLD = 1024  # tensors of at least this many bytes move to the .data file
 LOG = logging.getLogger('vla_nav.model.export')
 
 
@@ -97,6 +100,7 @@ def find_fresh_export(model_dir: str | os.PathLike, precision: str = 'fp32',
         if not info or info.get('checksum') != checksum or precision not in info.get('precisions', []):
             continue
         needed = [graph_file(name, precision) for name in info.get('graphs', [])]
+        needed += [data for graph, data in (info.get('external_data') or {}).items() if graph in needed]
         if all((candidate / name).is_file() for name in needed):
             return candidate
     return None
@@ -128,29 +132,96 @@ def _graph_modules(policy):
     return FrameEncoder().eval(), PolicyHead().eval()
 
 
-def _export(module, args: tuple, path: Path, input_names, output_names, dynamic_axes) -> None:
+def _export(module, args: tuple, path: Path, input_names, output_names, dynamic_axes,
+            external: bool = False, size_threshold: int = EXTERNAL_DATA_THRESHOLD) -> None:
+    """TorchScript export to `path`; external=True: weights in one `<path>.data` file beside it."""
     import torch
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        torch.onnx.export(module, args, str(path), input_names=input_names, output_names=output_names,
-                          dynamic_axes=dynamic_axes, opset_version=OPSET, dynamo=False,
-                          do_constant_folding=True)
+    scratch = path.parent / f'.{path.stem}.scratch'  # over 2 GB torch writes one file per tensor
+    scratch.mkdir()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            torch.onnx.export(module, args, str(scratch / path.name), input_names=input_names,
+                              output_names=output_names, dynamic_axes=dynamic_axes, opset_version=OPSET,
+                              dynamo=False, do_constant_folding=True)
+        if external:
+            save_with_external_data(scratch / path.name, path, size_threshold)
+        else:
+            os.replace(scratch / path.name, path)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _to_fp16(source: Path, target: Path) -> None:
+def external_data_file(graph: str) -> str:
+    return f'{graph}.data'
+
+
+def save_with_external_data(source: Path, target: Path,
+                            size_threshold: int = EXTERNAL_DATA_THRESHOLD) -> None:
+    """Re-save ONNX `source` as `target` + ONE `<target>.data` file holding every initializer of at
+    least size_threshold bytes (4 KiB aligned), one tensor in memory at a time: a graph over 2 GB
+    never passes through a single protobuf. `source` may itself use external data files."""
+    import onnx
+    from onnx.external_data_helper import uses_external_data
+    model = onnx.load(str(source), load_external_data=False)
+    data_name = external_data_file(target.name)
+    with open(target.parent / data_name, 'wb') as data:
+        for tensor in model.graph.initializer:
+            if uses_external_data(tensor):
+                entries = {entry.key: entry.value for entry in tensor.external_data}
+                with open(source.parent / entries['location'], 'rb') as stream:
+                    stream.seek(int(entries.get('offset', 0)))
+                    length = entries.get('length')
+                    raw = stream.read(int(length)) if length is not None else stream.read()
+            elif tensor.HasField('raw_data') and len(tensor.raw_data) >= size_threshold:
+                raw = tensor.raw_data
+            else:
+                continue
+            data.write(b'\0' * (-data.tell() % 4096))
+            offset = data.tell()
+            data.write(raw)
+            tensor.ClearField('raw_data')
+            del tensor.external_data[:]
+            for key, value in (('location', data_name), ('offset', offset), ('length', len(raw))):
+                entry = tensor.external_data.add()
+                entry.key, entry.value = key, str(value)
+            tensor.data_location = onnx.TensorProto.EXTERNAL
+    onnx.save(model, str(target))
+
+
+def _to_fp16(source: Path, target: Path, external: bool = False,
+             size_threshold: int = EXTERNAL_DATA_THRESHOLD) -> None:
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
-    model = onnx.load(str(source))
+    from onnxruntime.transformers.onnx_model import OnnxModel
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        # keep_io_types: callers always feed uint8/float32 and read float32
-        converted = convert_float_to_float16(model, keep_io_types=True)
-    onnx.save(converted, str(target))
+        # keep_io_types: callers always feed uint8/float32 and read float32; a path (not a loaded
+        # model) lets shape inference run on graphs over 2 GB
+        converted = convert_float_to_float16(str(source), keep_io_types=True)
+    # the converter appends its input casts at the end; the ONNX checker wants topological order
+    OnnxModel.graph_topological_sort(converted.graph)
+    if external:
+        onnx.save_model(converted, str(target), save_as_external_data=True, all_tensors_to_one_file=True,
+                        location=external_data_file(target.name), size_threshold=size_threshold)
+    else:
+        onnx.save(converted, str(target))
+
+
+def _wants_external_data(policy, external_data: bool | None) -> bool:
+    if external_data is not None:
+        return external_data
+    return sum(p.numel() * p.element_size() for p in policy.parameters()) > EXTERNAL_DATA_AUTO_BYTES
 
 
 def export_onnx(model_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None,
-                fp16: bool = False) -> Path:
-    """Export the checkpoint's graphs to out_dir (default: default_onnx_dir) and return it."""
+                fp16: bool = False, external_data: bool | None = None,
+                size_threshold: int = EXTERNAL_DATA_THRESHOLD) -> Path:
+    """Export the checkpoint's graphs to out_dir (default: default_onnx_dir) and return it.
+
+    external_data: frame_encoder weights in `frame_encoder.onnx.data` (and
+    `frame_encoder.fp16.onnx.data`) beside the graph; None = when the policy's weights exceed
+    EXTERNAL_DATA_AUTO_BYTES (a full-size Kosmos-2). ONNX Runtime finds the file by itself."""
     import torch
 
     from vla_nav.model.checkpoint import load_checkpoint
@@ -159,6 +230,7 @@ def export_onnx(model_dir: str | os.PathLike, out_dir: str | os.PathLike | None 
     out_dir = Path(out_dir) if out_dir else default_onnx_dir(model_dir, checksum)
     policy = load_checkpoint(model_dir).eval()
     config = policy.config
+    external = _wants_external_data(policy, external_data)
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out_dir, prefix='.export-'))
     try:
@@ -167,8 +239,10 @@ def export_onnx(model_dir: str | os.PathLike, out_dir: str | os.PathLike | None 
         image = torch.randint(0, 256, (1, size, size, 3), dtype=torch.uint8)
         instruction = policy.embed_instructions(['go to the red cone'])
         features = torch.randn(1, window, config.feature_dim)
-        _export(frame_encoder, (image, instruction), staging / graph_file('frame_encoder', 'fp32'),
-                ['image', 'instruction'], ['feature'], {'image': {0: 'batch'}, 'feature': {0: 'batch'}})
+        with torch.no_grad():
+            _export(frame_encoder, (image, instruction), staging / graph_file('frame_encoder', 'fp32'),
+                    ['image', 'instruction'], ['feature'], {'image': {0: 'batch'}, 'feature': {0: 'batch'}},
+                    external, size_threshold)
         head_args, head_inputs = (features, instruction), ['features', 'instruction']
         if config.state_dim:
             head_args += (torch.zeros(1, window, config.state_dim),)
@@ -190,10 +264,12 @@ def export_onnx(model_dir: str | os.PathLike, out_dir: str | os.PathLike | None 
                     'max_tokens': config.kosmos2_max_text_tokens, 'dim': config.text_dim,
                     'pad_value': -1, 'add_special_tokens': False}
         shutil.copyfile(tokenizer.path, staging / 'tokenizer.json')
+        del policy, frame_encoder, head  # the fp16 conversion of a large graph needs the memory
         precisions = ['fp32']
         if fp16:
             for name in graphs:
-                _to_fp16(staging / graph_file(name, 'fp32'), staging / graph_file(name, 'fp16'))
+                _to_fp16(staging / graph_file(name, 'fp32'), staging / graph_file(name, 'fp16'),
+                         external and name == 'frame_encoder', size_threshold)
             precisions.append('fp16')
         info = {
             'checksum': checksum, 'export_version': EXPORT_VERSION, 'opset': OPSET,
@@ -202,6 +278,8 @@ def export_onnx(model_dir: str | os.PathLike, out_dir: str | os.PathLike | None 
                      'window': window, 'chunk': config.chunk, 'action_dim': config.action_dim,
                      'dt': config.dt, 'state_dim': config.state_dim},
             'text': text,
+            'external_data': {name: external_data_file(name) for name in
+                              [graph_file('frame_encoder', p) for p in precisions] if external},
             'torch_version': torch.__version__,
         }
         (out_dir / EXPORT_INFO_FILE).unlink(missing_ok=True)
