@@ -5,8 +5,11 @@ architecture, no network). The same code at full size: scripts/kosmos2_fullsize.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -258,3 +261,22 @@ def test_external_data_and_fp16_export(checkpoint, tmp_path):
     fp32_data.unlink()  # a graph without its weights is not a usable export
     assert find_fresh_export(directory, 'fp32', out) is None
     assert find_fresh_export(directory, 'fp16', out) == out
+
+
+def test_bench_kosmos2_json(kosmos2_dir, tmp_path):
+    """The bench path of the full-size check, on the tiny folder: prepare, export, ONNX + torch workers."""
+    result = subprocess.run(
+        [sys.executable, '-m', 'vla_nav', 'bench', '--backbone', 'kosmos2', '--kosmos2-path',
+         str(kosmos2_dir), '--steps', '3', '--threads', '1', '--json'],
+        capture_output=True, text=True, timeout=600,
+        env=dict(os.environ, HF_HUB_OFFLINE='1', VLA_NAV_CACHE=str(tmp_path / 'cache')))
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report['backend'] == 'onnx' and report['steps'] == 3 and report['image_size'] == IMAGE_SIZE
+    assert report['weights'].startswith('RANDOM') and report['random_vlm'] is True
+    assert report['torch_imported'] is False  # the ONNX inference process stays torch-free
+    for key in ('steps_per_s', 'p50_ms', 'p99_ms', 'peak_rss_mb', 'torch_steps_per_s', 'gflops_per_step'):
+        assert report[key] > 0, key
+    assert report['p99_ms'] >= report['p50_ms']
+    vlm = sum(p.numel() for p in load_kosmos2(kosmos2_dir).parameters()) / 1e6
+    assert report['vlm_params_m'] == pytest.approx(vlm)

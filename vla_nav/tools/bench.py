@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+DEFAULT_STEPS = 2000
 TARGET_STEPS_PER_S = 750.0
 TARGET_RSS_MB = 400.0
 TARGET_NAIVE_SPEEDUP = 6.0
@@ -42,12 +43,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--resolution', type=int, default=0,
                         help='input size; differs from the model -> same architecture, random weights')
     parser.add_argument('--precision', choices=('fp32', 'fp16'), default='fp32')
-    parser.add_argument('--steps', type=int, default=2000)
+    parser.add_argument('--steps', type=int, default=None,
+                        help=f'timed steps (default {DEFAULT_STEPS}; kosmos2: 10, each takes seconds)')
     parser.add_argument('--threads', type=int, default=0,
                         help='intra-op threads of ONNX Runtime / torch (0: VLA_NAV_ORT_THREADS or 1)')
     parser.add_argument('--engine-cache-dir', default='', help='TensorRT engine cache')
     parser.add_argument('--json', action='store_true', help='print one JSON object instead of a table')
     parser.add_argument('--worker', action='store_true', help=argparse.SUPPRESS)
+    parser.add_argument('--backbone', choices=('default', 'kosmos2'), default='default',
+                        help="kosmos2: the paper's full-size Kosmos-2 (vla_nav/tools/bench_kosmos2.py)")
+    from vla_nav.tools import bench_kosmos2
+    bench_kosmos2.add_arguments(parser)
 
 
 # --- worker: runs in its own process ------------------------------------------------------------
@@ -224,6 +230,10 @@ def run_worker(args: argparse.Namespace, model_dir: Path, backend: str, steps: i
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.backbone == 'kosmos2' and not args.worker:
+        from vla_nav.tools import bench_kosmos2
+        return bench_kosmos2.run(args)
+    args.steps = args.steps or DEFAULT_STEPS
     if args.worker:
         print(json.dumps(measure(args)))
         return 0
