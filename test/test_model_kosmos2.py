@@ -19,7 +19,7 @@ transformers = pytest.importorskip('transformers')
 
 from vla_nav.model.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from vla_nav.model.config import PolicyConfig  # noqa: E402
-from vla_nav.model.export import export_onnx, find_fresh_export  # noqa: E402
+from vla_nav.model.export import export_onnx, find_fresh_export, save_with_external_data  # noqa: E402
 from vla_nav.model.kosmos2 import (  # noqa: E402
     RANDOM_MARKER,
     STAND_IN_VOCABULARY,
@@ -228,6 +228,37 @@ def test_missing_tensors_are_refused_not_randomised(kosmos2_dir, tmp_path):
 
 
 # --- export: external data and fp16, the options a full-size Kosmos-2 needs --------------------
+def test_external_data_gathers_per_tensor_files_and_constants(tmp_path):
+    """Over 2 GB torch writes one file per tensor, Constant node values included; the export
+    gathers them all into one .data file, and the graph runs without the scattered files."""
+    import onnx
+    import onnxruntime
+    from onnx import TensorProto, helper, numpy_helper
+    rng = np.random.default_rng(0)
+    weight, offset = rng.normal(size=(64, 64)).astype(np.float32), rng.normal(size=(64,)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node('Constant', [], ['offset'], value=numpy_helper.from_array(offset, 'offset_value')),
+         helper.make_node('MatMul', ['x', 'weight'], ['y']), helper.make_node('Add', ['y', 'offset'], ['z'])],
+        'g', [helper.make_tensor_value_info('x', TensorProto.FLOAT, [1, 64])],
+        [helper.make_tensor_value_info('z', TensorProto.FLOAT, [1, 64])],
+        [numpy_helper.from_array(weight, 'weight')])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 17)], ir_version=8)
+    scattered = tmp_path / 'scattered'
+    scattered.mkdir()
+    onnx.save_model(model, str(scattered / 'm.onnx'), save_as_external_data=True,
+                    all_tensors_to_one_file=False, size_threshold=0, convert_attribute=True)
+    assert len(list(scattered.iterdir())) == 3  # graph + one file per tensor (the Constant's too)
+    target = tmp_path / 'one' / 'm.onnx'
+    target.parent.mkdir()
+    save_with_external_data(scattered / 'm.onnx', target)
+    shutil.rmtree(scattered)
+    assert sorted(p.name for p in target.parent.iterdir()) == ['m.onnx', 'm.onnx.data']
+    onnx.checker.check_model(str(target))
+    x = rng.normal(size=(1, 64)).astype(np.float32)
+    (z,) = onnxruntime.InferenceSession(str(target), providers=['CPUExecutionProvider']).run(None, {'x': x})
+    np.testing.assert_allclose(z, x @ weight + offset, rtol=1e-5, atol=1e-5)
+
+
 def test_external_data_and_fp16_export(checkpoint, tmp_path):
     import onnx
     policy, directory = checkpoint

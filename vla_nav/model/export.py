@@ -158,22 +158,23 @@ def external_data_file(graph: str) -> str:
 
 def save_with_external_data(source: Path, target: Path,
                             size_threshold: int = EXTERNAL_DATA_THRESHOLD) -> None:
-    """Re-save ONNX `source` as `target` + ONE `<target>.data` file holding every initializer of at
-    least size_threshold bytes (4 KiB aligned), one tensor in memory at a time: a graph over 2 GB
-    never passes through a single protobuf. `source` may itself use external data files."""
+    """Re-save ONNX `source` as `target` + ONE `<target>.data` file (4 KiB aligned) holding every
+    initializer of at least size_threshold bytes and every tensor `source` keeps outside (over
+    2 GB torch writes one file per tensor, Constant values included), one tensor in memory at a
+    time: a graph over 2 GB never passes through a single protobuf."""
     import onnx
     from onnx.external_data_helper import uses_external_data
     model = onnx.load(str(source), load_external_data=False)
     data_name = external_data_file(target.name)
     with open(target.parent / data_name, 'wb') as data:
-        for tensor in model.graph.initializer:
+        for tensor, initializer in _all_tensors(model.graph):
             if uses_external_data(tensor):
                 entries = {entry.key: entry.value for entry in tensor.external_data}
                 with open(source.parent / entries['location'], 'rb') as stream:
                     stream.seek(int(entries.get('offset', 0)))
                     length = entries.get('length')
                     raw = stream.read(int(length)) if length is not None else stream.read()
-            elif tensor.HasField('raw_data') and len(tensor.raw_data) >= size_threshold:
+            elif initializer and tensor.HasField('raw_data') and len(tensor.raw_data) >= size_threshold:
                 raw = tensor.raw_data
             else:
                 continue
@@ -187,6 +188,21 @@ def save_with_external_data(source: Path, target: Path,
                 entry.key, entry.value = key, str(value)
             tensor.data_location = onnx.TensorProto.EXTERNAL
     onnx.save(model, str(target))
+
+
+def _all_tensors(graph):
+    """(tensor, is_initializer) for initializers and tensor attributes (Constant values), subgraphs too."""
+    import onnx
+    yield from ((tensor, True) for tensor in graph.initializer)
+    for node in graph.node:
+        for attribute in node.attribute:
+            if attribute.type == onnx.AttributeProto.TENSOR:
+                yield attribute.t, False
+            yield from ((tensor, False) for tensor in attribute.tensors)
+            if attribute.type == onnx.AttributeProto.GRAPH:
+                yield from _all_tensors(attribute.g)
+            for subgraph in attribute.graphs:
+                yield from _all_tensors(subgraph)
 
 
 def _to_fp16(source: Path, target: Path, external: bool = False,
