@@ -38,8 +38,9 @@ os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
 os.environ.setdefault('ROS_LOCALHOST_ONLY', '1')
 
 STAGES = ('prepare', 'train', 'reference', 'export', 'onnx-fp32', 'onnx-fp16')
-ATOL_FP32 = 1e-3   # features are LayerNorm outputs (~unit scale) after 48 fp32 transformer layers
-ATOL_FP16 = 0.25   # fp16 weights/activations through 48 layers, compared with fp32 torch
+# features are LayerNorm outputs (unit scale) after 48 transformer layers; chunks are in m/s, rad/s
+ATOL_FP32 = 1e-4   # measured 4.8e-6 (features) with random full-size weights
+ATOL_FP16 = 0.05   # fp16 graph vs fp32 torch; measured 3.4e-3 with random full-size weights
 FRAMES = 3
 INSTRUCTION = 'go to the red cone'
 

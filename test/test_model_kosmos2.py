@@ -276,6 +276,7 @@ def test_external_data_and_fp16_export(checkpoint, tmp_path):
         assert any(t.data_location == onnx.TensorProto.EXTERNAL
                    for t in onnx.load(str(out / name), load_external_data=False).graph.initializer)
     assert not list(out.glob('.*scratch*'))
+    assert all(path.stat().st_mode & 0o044 == 0o044 for path in (fp32_data, fp16_data))  # others read them
 
     torch_engine = TorchEngine(directory)
     torch_engine.set_instruction('go to the red cone')

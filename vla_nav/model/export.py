@@ -220,6 +220,10 @@ def _to_fp16(source: Path, target: Path, external: bool = False,
     if external:
         onnx.save_model(converted, str(target), save_as_external_data=True, all_tensors_to_one_file=True,
                         location=external_data_file(target.name), size_threshold=size_threshold)
+        umask = os.umask(0)
+        os.umask(umask)
+        # onnx creates the data file 0600: a vla_node running as another user must read it
+        os.chmod(target.parent / external_data_file(target.name), 0o666 & ~umask)
     else:
         onnx.save(converted, str(target))
 
