@@ -312,3 +312,18 @@ def test_bench_kosmos2_json(kosmos2_dir, tmp_path):
     assert report['p99_ms'] >= report['p50_ms']
     vlm = sum(p.numel() for p in load_kosmos2(kosmos2_dir).parameters()) / 1e6
     assert report['vlm_params_m'] == pytest.approx(vlm)
+
+
+def test_train_cli_with_a_kosmos2_folder(kosmos2_dir, tmp_path):
+    """The README's training command, at tiny size: the [ACT] token, projection and head train."""
+    from vla_nav.cli import main
+    from vla_nav.training.synthetic import write_synthetic_bags
+    write_synthetic_bags(tmp_path / 'bags', episodes=2, length=12, image_size=IMAGE_SIZE)
+    out = tmp_path / 'kosmos2-model'
+    assert main(['train', '--backbone', 'kosmos2', '--resolution', str(IMAGE_SIZE),
+                 '--set', f'kosmos2_path={kosmos2_dir}', '--set', 'kosmos2_max_text_tokens=8',
+                 '--data', str(tmp_path / 'bags'), '--out', str(out), '--epochs', '1', '--batch-size', '4',
+                 '--val-fraction', '0.5', '--cache-dir', str(tmp_path / 'cache'), '--quiet']) == 0
+    policy = load_checkpoint(out)
+    assert policy.config.backbone == 'kosmos2' and policy.config.kosmos2_path == str(kosmos2_dir)
+    assert json.loads((out / 'config.json').read_text())['frozen']['kosmos2']['sha256']

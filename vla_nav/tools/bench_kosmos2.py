@@ -187,8 +187,10 @@ def run(args: argparse.Namespace) -> int:
                        *common])
         report = dict(main, **info)
         if args.backend == 'onnx':
-            report['torch_steps_per_s'] = _child(['measure', '--model', str(model_dir), '--backend', 'torch',
-                                                  '--steps', str(max(steps // 2, 3)), *common])['steps_per_s']
+            torch_run = _child(['measure', '--model', str(model_dir), '--backend', 'torch',
+                                '--steps', str(max(steps // 2, 3)), *common])
+            report.update(torch_steps_per_s=torch_run['steps_per_s'], torch_p50_ms=torch_run['p50_ms'],
+                          torch_peak_rss_mb=torch_run['peak_rss_mb'])
     except RuntimeError as error:
         print(f'bench --backbone kosmos2 failed: {error}', file=sys.stderr)
         return 1
@@ -196,6 +198,7 @@ def run(args: argparse.Namespace) -> int:
                          if info['random_vlm'] else f"Kosmos-2 from {info['folder']}")
     report['naive_steps_per_s_estimate'] = 1e3 / (8 * main['encode_p50_ms'] + main['head_p50_ms'])
     report['cpu_count'] = os.cpu_count()
+    report['load_average_1min'] = os.getloadavg()[0]  # other jobs on the machine slow every figure
     if args.json:
         print(json.dumps(report))
     else:
@@ -214,12 +217,13 @@ def print_table(report: dict) -> None:
         ('latency p50 / p99', f"{report['p50_ms']:.0f} / {report['p99_ms']:.0f} ms"),
         ('  encode / head p50', f"{report['encode_p50_ms']:.0f} / {report['head_p50_ms']:.2f} ms"),
         ('naive steps/s (re-encode 8)', f"{report['naive_steps_per_s_estimate']:.4f} (estimate: 8 x encode)"),
-        ('torch eager steps/s', f"{report['torch_steps_per_s']:.3f}" if 'torch_steps_per_s' in report
-         else 'this run'),
+        ('torch eager steps/s', f"{report['torch_steps_per_s']:.3f} (p50 {report['torch_p50_ms']:.0f} ms, "
+         f"peak RSS {report['torch_peak_rss_mb']:.0f} MB)" if 'torch_steps_per_s' in report else 'this run'),
         ('instruction', f"{report['instruction_ms']:.2f} ms (tokenising only: the VLM reads the ids)"),
         ('load', f"{report['load_s']:.0f} s"),
         ('peak RSS (inference process)', f"{report['peak_rss_mb']:.0f} MB"),
         ('params / GFLOPs per step', f"{report['params_m']:.0f} M / {report['gflops_per_step']:.0f}"),
+        ('machine', f"{report['cpu_count']} CPUs, load average {report['load_average_1min']:.1f} at the end"),
         ('targets (edge: 750 steps/s, 400 MB)', 'NOT met, by design: see README "Kosmos-2 at full size"'),
     ]
     width = max(len(name) for name, _ in rows)
