@@ -6,8 +6,9 @@ Graphs (fp32 always; `<name>.fp16.onnx` too with fp16=True; inputs/outputs keep 
                  -> chunk (1,C,D) in PHYSICAL units (tanh/bins + denormalisation inside)
   text_encoder   input_ids, attention_mask int64 (1,L) -> instruction (1,384)   (edge backbone;
                  a kosmos2 policy's instruction input is its token ids, made by the runtime,
-                 so it has no text graph; its frame_encoder holds the whole Kosmos-2: a real
-                 1.6B model exports with external data files beside the .onnx)
+                 so it has no text graph; its frame_encoder holds the whole Kosmos-2: a 1.6B
+                 model exports with its weights in ONE external-data file beside the graph,
+                 `frame_encoder[.fp16].onnx.data`, automatically past EXTERNAL_DATA_AUTO_BYTES)
 plus tokenizer.json and export.json ({"checksum", "precisions", "spec", "text", ...}). The
 checksum covers the checkpoint's config.json (which holds the weights' sha256) and
 EXPORT_VERSION, so the engine can tell a stale cache from a fresh one without torch.
