@@ -25,6 +25,10 @@ LOG = logging.getLogger('vla_nav.training')
 T = TypeVar('T')
 
 
+class RankFailedError(RuntimeError):
+    """Rank 0 failed in work the other ranks were waiting for (its error is in the message)."""
+
+
 @dataclass(frozen=True)
 class Distributed:
     """This process's place in the run; the collectives are no-ops with one process."""
@@ -87,7 +91,7 @@ class Distributed:
             return result
         failure = self.broadcast(None)
         if failure is not None:
-            raise RuntimeError(f'rank 0 failed: {failure}')
+            raise RankFailedError(f'rank 0 failed: {failure}')
         return work()
 
 

@@ -371,7 +371,7 @@ class _Run:
             DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(self.step, ignored)
         device = self.ranks.device
         self.model = DistributedDataParallel(
-            self.step, device_ids=[device] if device.type == 'cuda' else None, broadcast_buffers=False)
+            self.step, device_ids=[device] if device.type == 'cuda' else None)
 
     def _resume(self) -> None:
         document = load_state(self.out / STATE_DIR, self.policy, self.optimizer, self.probe,
