@@ -131,9 +131,8 @@ def distributed(device: str = 'auto', timeout_minutes: float = 30.0) -> Iterator
     created = False
     if world_size > 1 and not torch.distributed.is_initialized():
         backend = 'nccl' if resolved.type == 'cuda' else 'gloo'
-        torch.distributed.init_process_group(
-            backend=backend, timeout=datetime.timedelta(minutes=timeout_minutes),
-            device_id=resolved if resolved.type == 'cuda' else None)
+        torch.distributed.init_process_group(backend=backend,
+                                             timeout=datetime.timedelta(minutes=timeout_minutes))
         created = True
         LOG.info('distributed training: rank %d of %d (local rank %d), %s on %s', rank, world_size,
                  local_rank, backend, resolved)
