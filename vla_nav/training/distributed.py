@@ -5,8 +5,10 @@ there is one process and nothing here touches torch.distributed. With WORLD_SIZE
 group is initialised from the environment (`env://`): NCCL when training on CUDA (each process
 takes the GPU of its LOCAL_RANK), gloo on the CPU.
 
-Rank 0 is the main process: it alone builds the trunk cache (the others wait, then read it),
-shows progress bars and logs, and writes the checkpoint, metrics.csv and training_state/.
+Rank 0 is the main process: it builds the trunk cache (the others wait, then read it; on a node
+that does not share rank 0's filesystem, that node's first process builds its own copy first),
+shows progress bars and logs, and writes the checkpoint, metrics.csv and training_state/. Runs
+over several nodes need `--out` on a filesystem every node sees (resume reads it everywhere).
 """
 from __future__ import annotations
 
@@ -76,23 +78,31 @@ class Distributed:
         return values
 
     def main_first(self, work: Callable[[], T]) -> T:
-        """Rank 0 runs `work` (which may write files, e.g. build the trunk cache) while the
-        others wait; then the others run it (finding what rank 0 wrote, so they only read).
-        An error on rank 0 is raised on every rank instead of leaving them waiting."""
+        """Run `work` (which may write files, e.g. build the trunk cache) on rank 0 first, then on
+        the first process of each other node (which finds rank 0's files on a shared filesystem,
+        or builds its node's own copy on a local one), then on the rest (they only read). No two
+        processes write the same folder. An error anywhere is raised on every rank instead of
+        leaving the others waiting."""
         if not self.active:
             return work()
-        if self.is_main:
-            try:
-                result = work()
-            except Exception as error:
-                self.broadcast(f'{type(error).__name__}: {error}')
-                raise
-            self.broadcast(None)
-            return result
-        failure = self.broadcast(None)
-        if failure is not None:
-            raise RankFailedError(f'rank 0 failed: {failure}')
-        return work()
+        stages = (self.is_main, self.local_rank == 0 and not self.is_main, self.local_rank != 0)
+        result = None
+        for mine in stages:
+            error: BaseException | None = None
+            if mine:
+                try:
+                    result = work()
+                except Exception as failure:
+                    error = failure
+            failures = [(rank, text) for rank, text in
+                        enumerate(self.gather(None if error is None else f'{type(error).__name__}: {error}'))
+                        if text is not None]
+            if error is not None:
+                raise error
+            if failures:
+                rank, text = failures[0]
+                raise RankFailedError(f'rank {rank} failed: {text}')
+        return result
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
