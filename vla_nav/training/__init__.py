@@ -6,6 +6,7 @@
     samples        every tick of every episode as a window; batches of windows as tensors
     paraphrases    equivalent wordings of the recorded instructions, drawn per training window
     state          training_state/ for resume (safetensors + JSON, kill-safe) and metrics.csv
+    step           one optimisation step (TrainingStep + train_step) and a validation pass
     distributed    one process or several (torchrun / accelerate / srun): ranks, collectives
     trainer        AdamW over cached windows: validation split by episode, metrics CSV, best
                    checkpoint by validation MAE, resumable, seeded; DDP under torchrun

@@ -21,7 +21,8 @@
   prediction: the chunk of the NEWEST window position, in physical units (m/s, rad/s), masked.
 - Optimiser: AdamW, linear warm-up then cosine decay of the learning rate (a pure function of the
   step, so resuming needs no scheduler state), gradient-norm clipping. One optimisation step is
-  `train_step(TrainingStep(policy), ...)`, usable on its own (e.g. one step of a large backbone).
+  `train_step(TrainingStep(policy), ...)` (vla_nav.training.step), usable on its own (e.g. one
+  step of a large backbone).
 - Outputs in `out`: the best checkpoint by validation MAE (config.json + model.safetensors,
   vla_nav.model.checkpoint), `metrics.csv` (one row per epoch), and `training_state/` for
   `resume` (vla_nav.training.state: safetensors + JSON, no pickle, safe against a kill at any
@@ -76,6 +77,7 @@ from vla_nav.training.state import (
     save_state,
     write_metrics,
 )
+from vla_nav.training.step import TrainingStep, evaluate_windows, train_step
 
 LOG = logging.getLogger('vla_nav.training')
 
@@ -166,56 +168,6 @@ class TrainResult:
     history: list[dict]
 
 
-# --------------------------------------------------------------------------------------------
-# One step
-
-
-class TrainingStep(torch.nn.Module):
-    """The training loss of one batch of cached windows, as a module: the unit that
-    DistributedDataParallel wraps (its forward is the whole trainable computation)."""
-
-    def __init__(self, policy: VLAPolicy, probe: torch.nn.Module | None = None,
-                 instruction_loss: float = 0.0) -> None:
-        super().__init__()
-        self.policy = policy
-        self.probe = probe
-        self.instruction_loss = instruction_loss
-
-    def forward(self, trunk: torch.Tensor, text: torch.Tensor, states: torch.Tensor | None,
-                target: torch.Tensor, mask: torch.Tensor, tasks: torch.Tensor | None = None,
-                loss_scale: float = 1.0, probe_scale: float = 1.0) -> torch.Tensor:
-        """Masked chunk loss (+ instruction_loss x the task probe's cross-entropy on `tasks`);
-        the scales weight a rank's part of a global batch (1.0: the batch is whole)."""
-        policy = self.policy
-        features = policy.encode_window_from_trunk(trunk, text)
-        loss, _ = policy.compute_loss(features, text, states, target, mask)
-        if loss_scale != 1.0:
-            loss = loss * loss_scale
-        if self.probe is not None and tasks is not None:
-            probe_loss = torch.nn.functional.cross_entropy(
-                self.probe(policy.head_input.text_projection(text)), tasks)
-            if probe_scale != 1.0:
-                probe_loss = probe_loss * probe_scale
-            loss = loss + self.instruction_loss * probe_loss
-        return loss
-
-
-def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, parameters: list,
-               batch: tuple, lr: float, grad_clip: float = 1.0) -> torch.Tensor:
-    """One optimisation step of `model` (a TrainingStep, or one wrapped in DDP) on `batch` (its
-    forward arguments): set the learning rate, backward, clip the gradient norm, step. Returns
-    the (detached) loss."""
-    for group in optimizer.param_groups:
-        group['lr'] = lr
-    loss = model(*batch)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_(parameters, grad_clip)
-    optimizer.step()
-    return loss.detach()
-
-
 def learning_rate(step: int, total: int, config: TrainConfig) -> float:
     warmup = max(int(config.warmup_fraction * total), 1)
     if step < warmup:
@@ -223,34 +175,6 @@ def learning_rate(step: int, total: int, config: TrainConfig) -> float:
     progress = min((step - warmup) / max(total - warmup, 1), 1.0)
     floor = config.min_lr_fraction
     return config.lr * (floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress)))
-
-
-def evaluate_windows(policy: VLAPolicy, batches: Batches, batch_size: int = 512,
-                     ranks: Distributed | None = None) -> tuple[float, ChunkMAE]:
-    """(mean loss, MAE of the newest position's chunk) over every window of `batches`; with
-    `ranks`, each rank scores its contiguous part and the sums are all-reduced."""
-    ranks = ranks or Distributed()
-    cfg = policy.config
-    errors = ChunkMAE(cfg.chunk, cfg.action_dim)
-    total_loss, total_weight = 0.0, 0
-    mine = np.array_split(np.arange(len(batches)), ranks.world_size)[ranks.rank]
-    policy.eval()
-    with torch.no_grad():
-        for start in range(0, len(mine), batch_size):
-            rows = mine[start:start + batch_size]
-            trunk, text, states, target, mask = (None if t is None else t.to(policy.device)
-                                                 for t in batches.get(rows))
-            features = policy.encode_window_from_trunk(trunk, text)
-            loss, _ = policy.compute_loss(features, text, states, target, mask)
-            newest = policy.predict_chunk(features, text, states)
-            errors.add(newest.cpu().numpy(), target[:, -1].cpu().numpy(), mask[:, -1].cpu().numpy())
-            weight = int(mask.sum())
-            total_loss += float(loss) * weight
-            total_weight += weight
-    if ranks.active:
-        total_loss, total_weight = ranks.all_sum(np.array([total_loss, total_weight]))
-        errors.set_totals(ranks.all_sum(errors.totals()))
-    return total_loss / max(total_weight, 1), errors
 
 
 # --------------------------------------------------------------------------------------------
