@@ -19,6 +19,7 @@ ONNX engine runs that command in a subprocess when graphs are missing or stale.
 """
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
@@ -331,7 +332,8 @@ def export_onnx(model_dir: str | os.PathLike, out_dir: str | os.PathLike | None 
                     'max_tokens': config.kosmos2_max_text_tokens, 'dim': config.text_dim,
                     'pad_value': -1, 'add_special_tokens': False}
         shutil.copyfile(tokenizer.path, staging / 'tokenizer.json')
-        del policy, frame_encoder, head  # the fp16 conversion of a large graph needs the memory
+        del policy, frame_encoder, head  # the fp16 conversion of a large graph needs the memory:
+        gc.collect()  # the dynamo exporter leaves reference cycles that hold the whole model
         precisions = ['fp32']
         if fp16:
             for name in graphs:
