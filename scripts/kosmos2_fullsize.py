@@ -18,7 +18,8 @@ same code paths as the tiny-config tests (test/test_model_kosmos2.py) run at ful
   onnx-fp16  the fp16 graph: ONNX checker, load, and agreement with fp32 torch (ATOL_FP16)
 
 Each stage runs in its own subprocess (one model in memory at a time; its peak RSS is reported).
-Heavy: check `free -g` first (peaks ~20 GB during export). Figures: README "Kosmos-2 at full size".
+Heavy: check `free -g` first (peak RSS ~15 GB during the export, ~10 GB in training).
+Figures: README "Kosmos-2 at full size".
 """
 from __future__ import annotations
 
@@ -39,8 +40,8 @@ os.environ.setdefault('ROS_LOCALHOST_ONLY', '1')
 
 STAGES = ('prepare', 'train', 'reference', 'export', 'onnx-fp32', 'onnx-fp16')
 # features are LayerNorm outputs (unit scale) after 48 transformer layers; chunks are in m/s, rad/s
-ATOL_FP32 = 1e-4   # measured 4.8e-6 (features) with random full-size weights
-ATOL_FP16 = 0.05   # fp16 graph vs fp32 torch; measured 3.4e-3 with random full-size weights
+ATOL_FP32 = 1e-4   # measured 5.1e-6 (features) with random full-size weights
+ATOL_FP16 = 0.05   # fp16 graph vs fp32 torch; measured 2.9e-3 with random full-size weights
 FRAMES = 3
 INSTRUCTION = 'go to the red cone'
 
