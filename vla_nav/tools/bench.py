@@ -10,6 +10,9 @@ cached loop (what vla_node holds); the ONNX worker never imports torch. The pare
 model (random weights when there is no trained one: it says so), exports the graphs, counts
 parameters and FLOPs with torch, and runs a shorter torch-eager worker for `torch_steps_per_s`.
 
+`--backbone kosmos2` measures the paper's full-size Kosmos-2 instead (vla_nav/tools/bench_kosmos2.py:
+random weights unless --kosmos2-path, few steps, torch imported only in its subprocesses).
+
 Targets on the 2-core dev CPU with ONNX Runtime: >= 750 steps/s (aim 1000), peak RSS <= 400 MB,
 >= 6x the naive loop. Figures are printed, never asserted (timing belongs here, not in tests).
 """
