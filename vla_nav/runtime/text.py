@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vla_nav.runtime.base import ModelLoadError
+from vla_nav.core.engine import ModelLoadError
 
 
 class InstructionTokenizer:

@@ -32,6 +32,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vla_nav.cli import add_model_arguments
+
 CLOCK_OFFSET = 1.0          # s added to sim time for stamps (a preempt at stamp 0 is ambiguous)
 OUTCOMES = ('success', 'collision', 'timeout', 'failure')
 PLOT_EPISODES = 12          # trajectories drawn in the PNG
@@ -60,21 +62,23 @@ class ClosedLoopSettings:
 
     @classmethod
     def from_config(cls, latency: float | None = None) -> ClosedLoopSettings:
-        from vla_nav.config import node_defaults
-        executor, sim = node_defaults('chunk_executor'), node_defaults('sim_node')
-        return cls(control_rate=float(executor['control_rate']), camera_rate=float(sim['camera_rate']),
-                   latency=latency, image_size=(int(sim['image_height']), int(sim['image_width'])))
+        from vla_nav.config import load_config
+        config = load_config()
+        executor, sim = config.executor, config.sim_node
+        return cls(control_rate=executor.control_rate, camera_rate=sim.camera_rate,
+                   latency=latency, image_size=(sim.image_height, sim.image_width))
 
 
 def run_episode(engine, sim, episode: int, settings: ClosedLoopSettings, executor_config,
                 keep_trajectory: bool = False) -> dict:
     """One closed-loop episode; returns the simulator's metrics plus timing figures."""
+    from vla_nav.config import load_config
     from vla_nav.core.executor import ChunkExecutor
-    from vla_nav.runtime.loop import PolicyLoop
+    from vla_nav.core.loop import PolicyLoop
 
     observation = sim.reset(episode)
     scenario = sim.scenario
-    loop = PolicyLoop(engine)
+    loop = PolicyLoop.from_config(engine, load_config().vla_node)
     executor = ChunkExecutor(executor_config)
     period = 1.0 / settings.control_rate
     loop.set_instruction(scenario.instruction)
@@ -126,16 +130,19 @@ _WORKER: dict = {}
 
 def _init_worker(model_dir: str, backend: str, device: str, split: str, seed: int,
                  settings: ClosedLoopSettings) -> None:
-    from vla_nav.config import node_defaults
-    from vla_nav.core.executor import ExecutorConfig
+    from vla_nav.config import load_config
     from vla_nav.runtime import load_engine
     from vla_nav.sim import NavSim
+    from vla_nav.sim.robot import RobotLimits
 
+    config = load_config()
     _WORKER['engine'] = load_engine(model_dir, backend=backend, device=device)
     _WORKER['sim'] = NavSim(split=split, seed=seed, image_size=settings.image_size,
-                            control_dt=1.0 / settings.control_rate)
+                            control_dt=1.0 / settings.control_rate,
+                            limits=RobotLimits.from_executor(config.executor),
+                            stop_words=config.stop_words)
     _WORKER['settings'] = settings
-    _WORKER['executor'] = ExecutorConfig.from_params(node_defaults('chunk_executor'))
+    _WORKER['executor'] = config.executor
 
 
 def _run_in_worker(episode: int, keep_trajectory: bool) -> tuple[dict, object]:
@@ -264,13 +271,11 @@ def plot_trajectories(plotted: list, path: str) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('--model', default='', help='checkpoint dir (default: models/default)')
+    add_model_arguments(parser)
     parser.add_argument('--episodes', type=int, default=50)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--first-episode', type=int, default=0, help='episode indices start here')
     parser.add_argument('--split', choices=('train', 'test'), default='test')
-    parser.add_argument('--backend', default='onnx', help='onnx | torch | module:factory')
-    parser.add_argument('--device', default='cpu')
     parser.add_argument('--latency', type=float, default=None,
                         help='s from frame to chunk arrival (default: measured per inference)')
     parser.add_argument('--workers', type=int, default=1, help='episode processes')

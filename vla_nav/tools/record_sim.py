@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vla_nav.config import node_defaults
+from vla_nav.config import load_config
 
 SETTINGS_FILE = 'record_sim.json'
 BAG_START_S = 1.0   # stamps = this + sim time: a zero stamp reads as "unset" to ROS tools
@@ -189,9 +189,9 @@ class PolicyDriver:
 
     def start(self, instruction: str) -> None:
         from vla_nav.core.executor import ChunkExecutor
-        from vla_nav.runtime.loop import PolicyLoop
+        from vla_nav.core.loop import PolicyLoop
 
-        self.loop = PolicyLoop(self.engine)
+        self.loop = PolicyLoop.from_config(self.engine, load_config().vla_node)
         self.executor = ChunkExecutor(self.executor_config)
         self.loop.set_instruction(instruction)
         self.executor.preempt(self.loop.preempt_stamp)
@@ -221,15 +221,15 @@ def episode_name(settings: RecordSettings, episode: int) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sim = node_defaults('sim_node')
+    sim = load_config().sim_node
     parser.add_argument('--episodes', type=int, required=True,
                         help='episode indices 0..N-1 are recorded (deterministic per split+seed)')
     parser.add_argument('--out', required=True, help='output folder (one bag folder per episode)')
     parser.add_argument('--split', choices=('train', 'test'), default='train')
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--image-size', type=int, default=int(sim['image_width']),
+    parser.add_argument('--image-size', type=int, default=sim.image_width,
                         help='square camera resolution in px (default: sim_node image_width)')
-    parser.add_argument('--control-dt', type=float, default=1.0 / float(sim['camera_rate']),
+    parser.add_argument('--control-dt', type=float, default=1.0 / sim.camera_rate,
                         help='s per control step = camera period (default: 1 / sim_node camera_rate)')
     parser.add_argument('--format', dest='storage', choices=('mcap', 'sqlite3'), default='mcap')
     parser.add_argument('--no-compress', dest='compress', action='store_false',
@@ -262,10 +262,14 @@ def _sim_for(settings: RecordSettings):
     key = (settings.split, settings.seed, settings.image_size, settings.control_dt)
     if key not in _SIMS:
         from vla_nav.sim import NavSim
+        from vla_nav.sim.robot import RobotLimits
         _SIMS.clear()
+        config = load_config()
         _SIMS[key] = NavSim(split=settings.split, seed=settings.seed,
                             image_size=(settings.image_size, settings.image_size),
-                            control_dt=settings.control_dt)
+                            control_dt=settings.control_dt,
+                            limits=RobotLimits.from_executor(config.executor),
+                            stop_words=config.stop_words)
     return _SIMS[key]
 
 
@@ -278,12 +282,10 @@ def _driver_for(settings: RecordSettings) -> PolicyDriver | None:
         return None
     key = (settings.driver, settings.driver_backend, settings.control_dt)
     if key not in _DRIVERS:
-        from vla_nav.core.executor import ExecutorConfig
         from vla_nav.runtime import load_engine
         _DRIVERS.clear()
         engine = load_engine(settings.driver, backend=settings.driver_backend)
-        _DRIVERS[key] = PolicyDriver(engine, ExecutorConfig.from_params(node_defaults('chunk_executor')),
-                                     settings.control_dt)
+        _DRIVERS[key] = PolicyDriver(engine, load_config().executor, settings.control_dt)
     return _DRIVERS[key]
 
 

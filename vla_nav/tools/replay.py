@@ -38,7 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vla_nav.config import node_defaults, resolve_model_dir
+from vla_nav.cli import add_model_arguments
+from vla_nav.config import load_config, resolve_model_dir
 
 LOG = logging.getLogger('vla_nav.replay')
 
@@ -56,12 +57,8 @@ class ReplayError(RuntimeError):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    node = node_defaults('vla_node')
     parser.add_argument('bag', help='rosbag2 folder (mcap or sqlite3) with camera + instruction')
-    parser.add_argument('--model', default=node['model'], help='checkpoint dir (default: models/default)')
-    parser.add_argument('--backend', default=node['backend'],
-                        help="onnx | torch | 'module:factory' (default from config)")
-    parser.add_argument('--device', default=node['device'])
+    add_model_arguments(parser)
     parser.add_argument('--golden', help='golden output bag to compare against')
     parser.add_argument('--out', help=f'output bag folder (default: {DEFAULT_OUT_DIR}/<bag name>)')
     parser.add_argument('--format', dest='storage', choices=('mcap', 'sqlite3'), default='mcap')
@@ -105,13 +102,13 @@ def _frame_stamp_ns(msg, receive_ns: int) -> int:
 
 def replay_offline(bag: Path, engine, topics, fast: bool = True) -> ReplayOutput:
     """Feed the bag through PolicyLoop + ChunkExecutor on the bag's clock (see module doc)."""
-    from vla_nav.core.executor import ChunkExecutor, ExecutorConfig
+    from vla_nav.core.executor import ChunkExecutor
     from vla_nav.core.instruction import GOAL, STOP
+    from vla_nav.core.loop import PolicyLoop
     from vla_nav.data.bags import camera_to_rgb, in_stamp_order, iter_bag_messages, odom_of
-    from vla_nav.runtime.loop import PolicyLoop
 
-    loop = PolicyLoop(engine)
-    executor = ChunkExecutor(ExecutorConfig.from_params(node_defaults('chunk_executor')))
+    loop = PolicyLoop.from_config(engine, load_config().vla_node)
+    executor = ChunkExecutor(load_config().executor)
     period_ns = int(round(NS / executor.config.control_rate))
     output = ReplayOutput()
     next_tick: int | None = None
@@ -239,7 +236,7 @@ def replay_live(bag: Path, topics, args) -> ReplayOutput:
     from std_msgs.msg import String
     from trajectory_msgs.msg import MultiDOFJointTrajectory
 
-    stamped = bool(node_defaults('chunk_executor')['stamped'])
+    stamped = load_config().chunk_executor.stamped
     output = ReplayOutput()
     published: dict[int, int] = {}            # published frame stamp ns -> bag stamp ns
     received_chunks: list = []
@@ -325,7 +322,7 @@ def replay_live(bag: Path, topics, args) -> ReplayOutput:
             camera_pub.publish(frame)
             output.frames += 1
         if offset_ns is not None:   # let the last chunks and the executor's braking arrive
-            tail = float(node_defaults('chunk_executor')['watchdog_timeout']) + 0.5
+            tail = load_config().executor.watchdog_timeout + 0.5
             time.sleep(tail)
     finally:
         spinning.clear()
@@ -373,7 +370,7 @@ def write_output(path: Path, output: ReplayOutput, topics, storage: str, source:
             raise ReplayError(f'{path} exists and is not a replay output; not overwriting')
         shutil.rmtree(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    stamped = bool(node_defaults('chunk_executor')['stamped'])
+    stamped = load_config().chunk_executor.stamped
     records = ([(ns, 0, 'instruction', text) for ns, text in output.instructions]
                + [(receive, 1, 'chunk', (stamp, actions, dt))
                   for stamp, receive, actions, dt in output.chunks]
@@ -482,7 +479,7 @@ def compare_recorded(output: ReplayOutput, bag: Path, topics, tolerance: float) 
     recorded = np.array(recorded, np.float64)
     times = recorded[:, 0].astype(np.int64)
     end_ns = int(times[-1])
-    timeout_ns = int(round(float(node_defaults('sim_node')['cmd_vel_timeout']) * NS))
+    timeout_ns = int(round(load_config().sim_node.cmd_vel_timeout * NS))
     goal_starts = np.array(sorted(ns for ns, _ in output.instructions), np.int64)
 
     def reference(query: np.ndarray, since_ns) -> np.ndarray:
