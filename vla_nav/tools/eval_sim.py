@@ -26,7 +26,6 @@ import json
 import math
 import os
 import sys
-import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
@@ -71,38 +70,25 @@ class ClosedLoopSettings:
 
 def run_episode(engine, sim, episode: int, settings: ClosedLoopSettings, executor_config,
                 keep_trajectory: bool = False) -> dict:
-    """One closed-loop episode; returns the simulator's metrics plus timing figures."""
+    """One closed-loop episode (vla_nav.core.closed_loop: chunks reach the executor after the
+    measured or the fixed latency); returns the simulator's metrics plus timing figures."""
     from vla_nav.config import load_config
-    from vla_nav.core.executor import ChunkExecutor
-    from vla_nav.core.loop import PolicyLoop
+    from vla_nav.core.closed_loop import ClosedLoop
 
     observation = sim.reset(episode)
     scenario = sim.scenario
-    loop = PolicyLoop.from_config(engine, load_config().vla_node)
-    executor = ChunkExecutor(executor_config)
+    closed = ClosedLoop.build(engine, load_config().vla_node, executor_config,
+                              latency=settings.latency)
     period = 1.0 / settings.control_rate
-    loop.set_instruction(scenario.instruction)
-    executor.preempt(loop.preempt_stamp)
-    pending: list[tuple[float, object]] = []
-    step_seconds: list[float] = []
+    closed.instruct(scenario.instruction, CLOCK_OFFSET + observation.time)
     poses = [observation.pose]
     limit = int(math.ceil((scenario.time_limit + settings.time_margin) / period))
     outcome = None
     for tick in range(limit):
         now = CLOCK_OFFSET + observation.time
         if tick % settings.ticks_per_frame == 0:
-            started = time.perf_counter()
-            chunk = loop.step(observation.rgb, now, now=now, state=observation.state)
-            elapsed = time.perf_counter() - started
-            step_seconds.append(elapsed)
-            if chunk is not None:
-                latency = elapsed if settings.latency is None else settings.latency
-                pending.append((now + latency, chunk))
-        arrived = [item for item in pending if item[0] <= now + 1e-9]
-        pending = [item for item in pending if item[0] > now + 1e-9]
-        for arrival, chunk in arrived:
-            executor.add_chunk(chunk.stamp, chunk.actions, chunk.dt, now=arrival)
-        linear, angular = executor.tick(now)
+            closed.frame(observation.rgb, now, now, state=observation.state)
+        linear, angular = closed.tick(now)
         render = (tick + 1) % settings.ticks_per_frame == 0
         result = sim.step(linear, angular, render=render)
         observation = result.observation
@@ -115,9 +101,9 @@ def run_episode(engine, sim, episode: int, settings: ClosedLoopSettings, executo
         record['outcome'] = record['outcome'] or 'timeout'
     record.update({
         'episode': episode,
-        'inference_ms_p50': round(1000.0 * float(np.median(step_seconds)), 3) if step_seconds else None,
-        'chunks': loop.chunk_count,
-        'watchdog_trips': executor.watchdog_trips,
+        'inference_ms_p50': closed.inference_ms_p50(),
+        'chunks': closed.loop.chunk_count,
+        'watchdog_trips': closed.executor.watchdog_trips,
     })
     if keep_trajectory:
         record['trajectory'] = [[round(float(v), 4) for v in pose] for pose in poses]

@@ -187,14 +187,12 @@ class PolicyDriver:
         self.control_dt = control_dt
         self.takeover_at: float | None = None
 
-    def start(self, instruction: str) -> None:
-        from vla_nav.core.executor import ChunkExecutor
-        from vla_nav.core.loop import PolicyLoop
+    def start(self, instruction: str, now: float) -> None:
+        from vla_nav.core.closed_loop import ClosedLoop
 
-        self.loop = PolicyLoop.from_config(self.engine, load_config().vla_node)
-        self.executor = ChunkExecutor(self.executor_config)
-        self.loop.set_instruction(instruction)
-        self.executor.preempt(self.loop.preempt_stamp)
+        self.closed = ClosedLoop.build(self.engine, load_config().vla_node, self.executor_config,
+                                       latency=0.0)
+        self.closed.instruct(instruction, now)
         self.takeover_at = None
         self._still = 0.0
 
@@ -203,10 +201,8 @@ class PolicyDriver:
 
         if self.takeover_at is not None:
             return label
-        chunk = self.loop.step(observation.rgb, now, now=now, state=observation.state)
-        if chunk is not None:
-            self.executor.add_chunk(chunk.stamp, chunk.actions, chunk.dt, now=now)
-        linear, angular = self.executor.tick(now)
+        self.closed.frame(observation.rgb, now, now, state=observation.state)
+        linear, angular = self.closed.tick(now)
         resting = abs(linear) < STOPPED_LINEAR and abs(angular) < STOPPED_ANGULAR
         wants_motion = label != (0.0, 0.0)
         self._still = self._still + self.control_dt if resting and wants_motion else 0.0
@@ -315,7 +311,7 @@ def record_episode(settings: RecordSettings, episode: int, out_dir: str, keep_fa
     noise = CommandNoise(NoiseConfig(scale), nominal, sim.limits, settings.seed, episode)
     driver = _driver_for(settings) if scenario.kind != 'stop' else None
     if driver is not None:
-        driver.start(scenario.instruction)
+        driver.start(scenario.instruction, _ns(observation.time) * 1e-9)
     types = humble_typestore().types
     frames = perturbed = 0
     outcome = None
