@@ -104,7 +104,7 @@ class Kosmos2Backbone(nn.Module):
 
     def tokenizer(self):
         if self._tokenizer is None:
-            from vla_nav.runtime.text import InstructionTokenizer
+            from vla_nav.model.text import InstructionTokenizer
             self._tokenizer = InstructionTokenizer(self.folder / 'tokenizer.json',
                                                    self.config.kosmos2_max_text_tokens,
                                                    add_special_tokens=False)
