@@ -13,6 +13,7 @@ from vla_nav.sim import NavSim
 from vla_nav.sim.navsim import StepResult
 from vla_nav.sim.robot import RobotLimits
 from vla_nav.tools import record_sim
+from vla_nav.tools.record_sim.driver import STALL_S
 
 SIZE = 32
 ROBOT = {'limits': RobotLimits.from_executor(load_config().executor),
@@ -228,8 +229,8 @@ def test_a_stalled_policy_hands_over_to_the_expert(tmp_path, capsys):
     drives to the goal; the handover time is in the bag's metadata."""
     (metadata, episode, executed), = _driven(tmp_path, 'make_still_policy', episodes=1, seed=4)
     assert metadata['kind'] != 'stop' and metadata['outcome'] == 'success'
-    stalled = int(round(record_sim.STALL_S / 0.1))
-    assert float(metadata['takeover_s']) == pytest.approx(record_sim.STALL_S, abs=0.11)
+    stalled = int(round(STALL_S / 0.1))
+    assert float(metadata['takeover_s']) == pytest.approx(STALL_S, abs=0.11)
     assert not executed[:stalled - 1].any()                                   # the policy's zeros
     np.testing.assert_allclose(executed[stalled:], episode.actions[stalled:-1], atol=1e-6)
     assert 'the expert took over in 1 episodes' in capsys.readouterr().out
