@@ -79,7 +79,7 @@ _NEGATION = re.compile(r"\b(don't|dont|do not|not|never|avoid|except|but not|oth
 _BACKWARD = re.compile(r'\b(back|backward|backwards|reverse)\b')
 _SPLIT = re.compile(r'\s*(?:;|\.\s|,?\s*and then\s|,?\s*then\s|,?\s*after that,?\s|'
                     r',?\s*and afterwards,?\s|,?\s*afterwards,?\s|,\s*and\s|\sand\s|,\s*)\s*')
-_GOTO_VERBS = re.compile(r'\b(go|drive|move|head|approach|navigate|find|get|reach|come|face|roll|'
+_GOTO_VERBS = re.compile(r'\b(go|drive|move|head|approach|navigate|find|get|reach|come|face|roll|make|'
                          r'travel|walk|proceed|visit|stop)\b')
 _TURN_WORDS = re.compile(r'\b(turn|rotate|spin|face|pivot|swivel|around)\b')
 _FORWARD_WORDS = re.compile(r'\b(forward|forwards|ahead|straight|advance|onward)\b')
