@@ -83,10 +83,15 @@ def dimensions(category: str, scale: float) -> tuple[float, float, float]:
 
 
 def footprint_radius(category: str, size) -> float:
-    hx, hy, _ = size
-    if category in ('box', 'table', 'chair', 'person'):
-        return math.hypot(hx, hy)
-    return max(hx, hy)
+    """The smallest circle about the object's origin that covers every part (planning, judging)."""
+    reach = 0.0
+    for part in parts(category, size):
+        if part.kind == 'box':
+            half = math.hypot(part.size[0], part.size[1])
+        else:  # sphere, cylinder, capsule, cone: radius first
+            half = part.size[0]
+        reach = max(reach, math.hypot(part.pos[0], part.pos[1]) + half)
+    return math.ceil(reach * 1e4) / 1e4
 
 
 def parts(category: str, size) -> tuple[Part, ...]:

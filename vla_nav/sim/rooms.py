@@ -20,13 +20,13 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from vla_nav.sim.layout import ROBOT_RADIUS, WALL_THICKNESS, Layout, SceneObject
+from vla_nav.sim.layout import WALL_THICKNESS, Layout, SceneObject
 
 ROOM_SHAPES = ('box', 'L', 'two_rooms')
 FLOOR_MATERIALS = ('checker', 'checker_fine', 'tiles', 'flat', 'marble', 'gradient')
 WALL_MATERIALS = ('plain', 'gradient', 'speckle', 'panels', 'noise')
 # Camera mount jitter per episode (uniform within these ranges; v1's fixed mount is inside them).
-CAMERA_RANGES = {'height': (0.26, 0.36), 'pitch_deg': (5.0, 15.0), 'fovy_deg': (72.0, 88.0)}
+CAMERA_RANGES = {'height': (0.3, 0.38), 'pitch_deg': (5.0, 15.0), 'fovy_deg': (72.0, 88.0)}
 GRID = 0.1   # m, planner cell
 
 

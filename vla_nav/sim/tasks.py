@@ -114,16 +114,17 @@ TEMPLATES = {
     'test': {
         'goto': ('head over to the {t}', 'navigate toward the {t}', 'approach the {t}',
                  'make your way to the {t}'),
-        'turn': ('pivot {d} {a}', 'swivel {a} to your {d}', 'make a {a} turn to the {d}',
+        'turn': ('pivot {d} {a}', 'swivel {a} to your {d}', 'make a turn of {a} to the {d}',
                  'do half a turn [180]'),
         'forward': ('advance {m}', 'go straight for {m}', 'drive {m} straight ahead',
                     'proceed forward {m}'),
         'stop': ('freeze', 'stand still', 'stay'),
-        'then': ('; after that ', ', afterwards ', ' then '),
+        'then': ('; after that ', ', afterwards ', '; then '),
     },
 }
 
 ROOM_WIDTH, ROOM_DEPTH = (5.0, 9.0), (4.0, 7.0)
+MAX_PER_CATEGORY = 4
 MAX_TARGET_DISTANCE = 6.0
 SEARCH_TIME = 2 * math.pi / NOMINAL_TURN_RATE + 4.0
 
@@ -410,6 +411,8 @@ class _Scene:
         sx, sy, _ = self.args['start_pose']
         if math.hypot(x - sx, y - sy) < obj.radius + ROBOT_RADIUS + 0.45:
             return False
+        if sum(o.shape == obj.shape for o in self.objects) >= MAX_PER_CATEGORY:
+            return False  # the renderer's pools hold this many per category
         return all(math.hypot(x - o.position[0], y - o.position[1]) >= obj.radius + o.radius + gap
                    for o in self.objects)
 
@@ -441,7 +444,7 @@ def _reachable(layout: RoomLayout, target: SceneObject) -> float | None:
                         goal_radius=target.radius + ROBOT_RADIUS + STOP_GAP)
     if path is None:
         return None
-    return sum(math.hypot(b[0] - a[0], b[1] - a[1]) for a, b in zip(path, path[1:]))
+    return sum(math.hypot(b[0] - a[0], b[1] - a[1]) for a, b in zip(path, path[1:], strict=False))
 
 
 def _target_phrase(rng, scene: _Scene, target: SceneObject, test_words: bool) -> str:
@@ -473,7 +476,7 @@ def generate_task(split: str, seed: int, episode: int, attempt: int = 0, tier: s
     tier = tier or drawn
     if tier not in TIERS + (TEST_TIERS if split == 'test' else ()):
         raise ValueError(f'tier must be one of {TIERS} (+ {TEST_TIERS} on the test split), got {tier!r}')
-    for retry in range(200):
+    for _retry in range(200):
         result = _try_generate(rng, split, tier, seed, episode)
         if result is not None:
             return result
@@ -525,8 +528,9 @@ def _try_generate(rng, split, tier, seed, episode):
                            check=check, gap=0.6)
 
     layout0 = scene.layout(())
-    in_view = (lambda o: visible(layout0, pose, o) and line_is_free(layout0, pose[:2], o.position,
-                                                                    ROBOT_RADIUS + 0.05, ()))
+    def in_view(o):
+        return (visible(layout0, pose, o) and line_is_free(layout0, pose[:2], o.position,
+                                                                        ROBOT_RADIUS + 0.05, ()))
     relation_phrase = None
     if tier in ('goto', 'held_out_pair', 'held_out_words', 'distractor', 'relational'):
         if tier == 'relational':
@@ -591,7 +595,7 @@ def _try_generate(rng, split, tier, seed, episode):
     # the round trip: the one parser reads the instruction back into these steps
     read, reason = task_from_text(text, layout, pose)
     if read is None or len(read.steps) != len(steps) or any(
-            a.kind != b.kind or a.target is not b.target for a, b in zip(read.steps, steps)):
+            a.kind != b.kind or a.target is not b.target for a, b in zip(read.steps, steps, strict=False)):
         return None
     return layout, task
 
@@ -669,8 +673,9 @@ def _relational(rng, scene, pairs, pose, test_words):
         colour = colour or _pick(rng, colours)
         return lambda p: _make_object(rng, colour, category, p, role)
 
-    seen = (lambda o: visible(layout0, pose, o) and line_is_free(layout0, pose[:2], o.position,
-                                                                 ROBOT_RADIUS + 0.05))
+    def seen(o):
+        return (visible(layout0, pose, o) and line_is_free(layout0, pose[:2], o.position,
+                                                                     ROBOT_RADIUS + 0.05))
     word = _category_word(category, rng, test_words)
     if kind == 'nearest':
         near = scene.place(make('target'), lambda: scene.view_point((1.2, 3.0)), check=seen, gap=0.6)
