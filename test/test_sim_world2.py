@@ -20,7 +20,8 @@ def sim():
         yield simulator
 
 
-def _room(objects, style=Style(), camera=CameraMount()):
+def _room(objects, style=None, camera=None):
+    style, camera = style or Style(), camera or CameraMount()
     rects, walls = build_room('box', 8.0, 6.0, np.random.default_rng(0))
     return RoomLayout(8.0, 6.0, tuple(objects), (0.0, 0.0, 0.0), shape='box', wall_boxes=walls,
                       free_rects=rects, style=style, camera=camera)

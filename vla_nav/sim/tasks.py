@@ -359,7 +359,7 @@ def _style(rng, split: str) -> Style:
         light_diffuse=round(float(rng.uniform(0.35, 0.85)), 3),
         ambient=round(float(rng.uniform(0.12, 0.38)), 3),
         lamp_pos=(round(float(rng.uniform(-3, 3)), 2), round(float(rng.uniform(-3, 3)), 2), 2.4),
-        lamp_diffuse=round(float(rng.uniform(0.0, 0.5)), 3))
+        lamp_diffuse=round(float(rng.uniform(0.15, 0.5)), 3) if rng.uniform() < 0.5 else 0.0)
 
 
 def _camera(rng) -> CameraMount:

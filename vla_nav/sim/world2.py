@@ -210,6 +210,7 @@ class World2:
         model.light_ambient[self._sun] = (style.ambient,) * 3
         model.light_pos[self._lamp] = style.lamp_pos
         model.light_diffuse[self._lamp] = (style.lamp_diffuse,) * 3
+        model.light_active[self._lamp] = style.lamp_diffuse > 0.0   # an unlit lamp costs frame time
         camera = layout.camera
         model.cam_pos[self._camera] = (CAMERA_FORWARD, 0.0, camera.height)
         model.cam_quat[self._camera] = camera_quat(camera.pitch_deg)
