@@ -196,3 +196,10 @@ def test_camera_heading_matches_visibility_geometry(sim):
     redness = rgb[..., 0] - rgb[..., 1]
     columns = np.argwhere(redness > 80)[:, 1]
     assert columns.size and columns.mean() > 64
+
+
+def test_the_floor_in_front_of_the_robot_is_drawn(sim):
+    """No near-plane band: the bottom rows show floor (or the hull's edge), never the clear colour."""
+    for episode in range(6):
+        rgb = sim.reset(episode).rgb
+        assert (rgb[-10:].reshape(-1, 3).max(axis=1) > 0).mean() > 0.95, episode

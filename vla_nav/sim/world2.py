@@ -17,9 +17,10 @@ import numpy as np
 from vla_nav.sim import catalog
 from vla_nav.sim.layout import ROBOT_RADIUS, WALL_HEIGHT
 from vla_nav.sim.rooms import FLOOR_MATERIALS, WALL_MATERIALS, RoomLayout
-from vla_nav.sim.world import CAMERA_FORWARD, HULL_HEIGHT, PARKED_Z, _cone_vertices, _yaw_quat
+from vla_nav.sim.world import HULL_HEIGHT, PARKED_Z, _cone_vertices, _yaw_quat
 
 OBJECTS_PER_CATEGORY = 4     # the generator never places more of one category
+CAMERA_FORWARD_V2 = 0.18     # m ahead of the robot centre: at the hull's front, little hull in view
 CRATES = 8
 WALLS = 12
 _HIDDEN_GROUP = 5
@@ -89,6 +90,9 @@ def _model_xml(height: int, width: int) -> str:
 <mujoco model="vla_nav_room_v2">
   <compiler angle="radian"/>
   <option timestep="0.01"/>
+  <!-- znear/zfar are fractions of the extent: without this, the parked pool far away makes the
+       extent large and the near plane clips the floor in front of the robot (v1 has that band) -->
+  <statistic extent="1" center="0 0 0.5"/>
   <visual>
     <global offwidth="{max(width, 64)}" offheight="{max(height, 64)}"/>
     <quality shadowsize="0" offsamples="0"/>
@@ -116,7 +120,7 @@ def _model_xml(height: int, width: int) -> str:
       <geom name="hull" type="cylinder" size="{ROBOT_RADIUS} {HULL_HEIGHT / 2}"
             pos="0 0 {HULL_HEIGHT / 2 + 0.02}" rgba="0.2 0.2 0.22 1" mass="5"
             contype="{_ROBOT}" conaffinity="{_OBSTACLE}"/>
-      <camera name="front" pos="{CAMERA_FORWARD} 0 0.3" fovy="80" xyaxes="0 -1 0 0.17 0 0.98"/>
+      <camera name="front" pos="{CAMERA_FORWARD_V2} 0 0.3" fovy="80" xyaxes="0 -1 0 0.17 0 0.98"/>
       <camera name="chase" pos="-1.6 0 1.1" xyaxes="0 -1 0 0.5 0 0.866" fovy="60"/>
     </body>
   </worldbody>
@@ -212,7 +216,7 @@ class World2:
         model.light_diffuse[self._lamp] = (style.lamp_diffuse,) * 3
         model.light_active[self._lamp] = style.lamp_diffuse > 0.0   # an unlit lamp costs frame time
         camera = layout.camera
-        model.cam_pos[self._camera] = (CAMERA_FORWARD, 0.0, camera.height)
+        model.cam_pos[self._camera] = (CAMERA_FORWARD_V2, 0.0, camera.height)
         model.cam_quat[self._camera] = camera_quat(camera.pitch_deg)
         model.cam_fovy[self._camera] = camera.fovy_deg
         self.layout = layout
