@@ -31,7 +31,8 @@ def test_words_to_number(phrase, value):
     ('rotate right by forty five degrees', -45.0), ('a quarter turn to the left', 90.0),
     ('turn around', 180.0), ('do half a turn to the right', -180.0),
     ('turn right a hundred and twenty degrees', -120.0), ('turn left 15 degrees', 15.0),
-    ('Turn LEFT 37.5 degrees!', 37.5), ('spin to your right one hundred eighty degrees', -180.0)])
+    ('Turn LEFT 37.5 degrees!', 37.5), ('turn right 45\u00b0', -45.0),
+    ('spin to your right one hundred eighty degrees', -180.0)])
 def test_turns_any_angle_digits_or_words(text, degrees):
     step = _one(text)
     assert step.kind == 'turn'
@@ -107,7 +108,8 @@ def test_negation_is_refused_never_inverted(text):
     ('go to the red cone and the blue ball', 'steps apart'),
     ('turn left right', 'both left and right'),
     ('go to the red blue cone', 'more than one'), ('turn toward the red cone', 'go to'),
-    ('do a full turn', 'above 180')])
+    ('do a full turn', 'above 180'), ('turn left 45', 'without a unit'),
+    ('go forward 2', 'without a unit'), ('drive 3 feet forward', 'without a unit')])
 def test_refusals_say_why(text, reason):
     parse = parse_instruction(text)
     assert not parse.ok and parse.steps == ()

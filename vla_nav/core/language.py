@@ -118,7 +118,7 @@ class Parse:
 def clean_text(text: str) -> str:
     """Casefold, typographic apostrophes, punctuation to spaces (decimal points, commas, semicolons
     and sentence dots are kept for the step splitter), collapsed whitespace."""
-    text = text.casefold().replace('\u2019', "'").replace('-', ' ')
+    text = text.casefold().replace('\u2019', "'").replace('-', ' ').replace('\u00b0', ' degrees ')
     text = re.sub(r"[^a-z0-9.,;' ]+", ' ', text)
     text = re.sub(r'(?<!\d)\.(?!\d)', '. ', text)
     return ' '.join(text.split()).strip(' .,;')
@@ -272,6 +272,8 @@ def _parse_clause(clause: str, stop_phrases: set[str]) -> tuple[Step | None, str
     distance, reason = _parse_distance(clause)
     if reason:
         return None, reason
+    if angle is None and distance is None and re.search(r'\d', clause):
+        return None, f'a number without a unit in {clause!r}: say degrees, meters or centimeters'
     if angle is not None or _TURN_WORDS.search(clause) or (_side(clause) and distance is None):
         side = _side(clause)
         if side == 'both':
