@@ -204,7 +204,7 @@ class NavSim:
         if camera == 'front':
             self._rgb = rgb
             obs = self._observation
-            self._observation = Observation(rgb, obs.pose, obs.twist, obs.time, obs.state)
+            self._observation = Observation(rgb, obs.pose, obs.twist, obs.time, obs.state, obs.step)
         return rgb
 
     def expert_action(self) -> tuple[float, float]:
