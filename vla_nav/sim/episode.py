@@ -3,6 +3,8 @@
 Outcomes: 'success', 'collision' (the base touched a wall or an object), 'timeout'
 (`Scenario.time_limit` passed), 'failure' (the task can no longer succeed: a stop episode that
 moved, a turn overshot by more than 60 degrees, a forward drive 0.75 m too far).
+`EpisodeJudge` judges one Scenario (v1, and each step of a v2 task); `TaskJudge` sequences the
+steps of a v2 multi-step task (per-step success times: the done labels).
 """
 from __future__ import annotations
 

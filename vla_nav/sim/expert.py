@@ -14,6 +14,10 @@ smooth and predictable from what the camera sees rather than optimal:
   stop     zeros.
 Every output is rate-limited against the robot's current twist (so it is valid from any state:
 the expert can relabel states a policy drove into) and stays inside the chunk executor's limits.
+
+`Expert` drives the v1 world; `PlanningExpert` (below) the v2 world: the same laws plus a search
+(turn in place until the target is seen) and grid A* detours for goto; NavSim hands it the
+current step of a multi-step task.
 """
 from __future__ import annotations
 
