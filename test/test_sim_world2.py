@@ -203,3 +203,29 @@ def test_the_floor_in_front_of_the_robot_is_drawn(sim):
     for episode in range(6):
         rgb = sim.reset(episode).rgb
         assert (rgb[-10:].reshape(-1, 3).max(axis=1) > 0).mean() > 0.95, episode
+
+
+def test_in_view_targets_are_rendered_and_search_targets_are_not(sim):
+    for episode in range(6):
+        sim.reset(episode, kind='goto')
+        target = sim.layout.objects.index(sim.scenario.target)
+        assert sim.world.pixel_counts().get(target, 0) >= sim.min_target_pixels
+        sim.reset(episode, kind='search')
+        target = sim.layout.objects.index(sim.scenario.target)
+        assert sim.world.pixel_counts().get(target, 0) == 0
+
+
+def test_search_turns_in_place_until_the_target_is_seen_then_drives(sim):
+    for episode in range(4):
+        sim.reset(40 + episode, kind='search')
+        seen_at = None
+        for step in range(2000):
+            linear, angular = sim.expert_action()
+            if seen_at is None and not sim.expert.searching:
+                seen_at = step
+            if sim.expert.searching:
+                assert linear == 0.0 and angular >= 0.0   # turning left in place
+            result = sim.step(linear, angular)
+            if result.done:
+                break
+        assert result.outcome == 'success' and seen_at is not None and seen_at > 0

@@ -31,6 +31,7 @@ from vla_nav.sim.world import World
 
 MAX_ATTEMPTS = 20
 WORLDS = ('v1', 'v2')
+IN_VIEW_TIERS = ('goto', 'distractor', 'relational', 'held_out_pair', 'held_out_words')
 
 
 @dataclass(frozen=True)
@@ -119,9 +120,16 @@ class NavSim:
         from vla_nav.sim.tasks import generate_task
         for attempt in range(MAX_ATTEMPTS):
             layout, task = generate_task(self.split, self.seed, episode, attempt, tier)
+            tier = task.tier   # a re-drawn attempt keeps the episode's tier
             self.world.apply_layout(layout)
-            if self.world.set_robot_pose(*layout.start_pose) is None:
-                break
+            if self.world.set_robot_pose(*layout.start_pose) is not None:
+                continue
+            # the render agrees with the tier: in-view targets are seen, search targets are not
+            if task.tier in IN_VIEW_TIERS and self._target_pixels(layout) < self.min_target_pixels:
+                continue
+            if task.tier == 'search' and self._target_pixels(layout) > 0:
+                continue
+            break
         self.episode, self._next_episode = episode, episode + 1
         self._layout = layout
         self.base.reset(layout.start_pose)
