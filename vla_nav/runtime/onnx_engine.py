@@ -7,7 +7,8 @@ ids themselves and has no text graph).
 
 Graphs are a cache next to the checkpoint (see vla_nav/model/export.py); models/default ships
 its fp32 graphs in git. Before use, every graph file is checked against the sha256 in export.json,
-and the text graph's external weights (the MiniLM package's model.safetensors) against theirs.
+and the text graph's external weights (the MiniLM package's model.safetensors) against theirs;
+the text graph then runs from a cache folder beside a hard link to those weights (`linked_graph`).
 When graphs are missing or stale (their checksum no longer matches config.json) the engine runs
 `python -m vla_nav export --model DIR --out DIR [--fp16]` in a SUBPROCESS, so this process never
 imports torch, and logs one line saying so. On a torch-free install (the robot) that is a clear
@@ -31,10 +32,9 @@ from vla_nav.model.export import (
     default_onnx_dir,
     export_checksum,
     export_command,
-    external_weights_file,
     find_fresh_export,
     graph_file,
-    linked_initializers,
+    linked_graph,
     read_export_info,
     verify_export_files,
     verify_weights_file,
@@ -110,13 +110,11 @@ class OnnxEngine(PolicyEngine):
         sessions = {TEXT_GRAPH: None}
         for name in info.get('graphs', ['frame_encoder', 'policy_head', TEXT_GRAPH]):
             path = self.onnx_dir / graph_file(name, graph_precision)
-            linked = text_info.get('external_weights') if name == TEXT_GRAPH else None
-            try:
+            if name == TEXT_GRAPH and text_info.get('external_weights'):
                 # weights read from the installed MiniLM package (checked by sha256), not from git
-                initializers = linked_initializers(path, external_weights_file(text_info)) if linked else None
-                sessions[name] = create_session(path, chain, threads, initializers)
-            except ModelLoadError:
-                raise
+                path = linked_graph(path, text_info)
+            try:
+                sessions[name] = create_session(path, chain, threads)
             except Exception as error:
                 raise ModelLoadError(path, f'ONNX Runtime cannot load the graph: {error}') from error
         self._frame, self._head, self._text = (sessions['frame_encoder'], sessions['policy_head'],

@@ -82,28 +82,13 @@ def session_options(threads: int | None = None):
     return options
 
 
-def create_session(path: str | os.PathLike, chain: list[tuple[str, dict]], threads: int | None = None,
-                   initializers: tuple[list[str], list] | None = None):
-    """InferenceSession on the first providers of `chain` that load; the CPU provider last.
-
-    initializers: (names, numpy arrays) for a graph whose weights live outside it (the text
-    encoder's MiniLM tensors, memory-mapped from the pip package; see model/export.py). They are
-    handed to ONNX Runtime as external initializers (available since long before 1.23).
-    """
+def create_session(path: str | os.PathLike, chain: list[tuple[str, dict]], threads: int | None = None):
+    """InferenceSession on the first providers of `chain` that load; the CPU provider last."""
     import onnxruntime as ort
     names = [name for name, _ in chain]
     options = [opts for _, opts in chain]
-    values = [ort.OrtValue.ortvalue_from_numpy(array) for array in initializers[1]] if initializers else []
-
-    def build_options():
-        built = session_options(threads)
-        if values:
-            built.add_external_initializers(list(initializers[0]), values)
-        return built
-
-    model = Path(path).read_bytes() if values else str(path)
     try:
-        return ort.InferenceSession(model, sess_options=build_options(),
+        return ort.InferenceSession(str(path), sess_options=session_options(threads),
                                     providers=names, provider_options=options)
     except Exception as error:
         if names == [CPU]:
@@ -111,4 +96,4 @@ def create_session(path: str | os.PathLike, chain: list[tuple[str, dict]], threa
         # e.g. CUDA libraries present in the wheel but no usable GPU / driver at run time
         LOG.warning('providers %s failed for %s (%s); falling back to CPUExecutionProvider',
                     names, Path(path).name, error)
-        return ort.InferenceSession(model, sess_options=build_options(), providers=[CPU])
+        return ort.InferenceSession(str(path), sess_options=session_options(threads), providers=[CPU])
