@@ -41,7 +41,7 @@ from vla_nav.model.export import (
 )
 from vla_nav.runtime.base import EngineSpec, ModelLoadError, PolicyEngine
 from vla_nav.runtime.inputs import check_frames, check_window
-from vla_nav.runtime.providers import available_chain, create_session
+from vla_nav.runtime.providers import TENSORRT, available_chain, create_session
 from vla_nav.runtime.text import InstructionTokenizer
 
 LOG = logging.getLogger('vla_nav.runtime')
@@ -108,13 +108,16 @@ class OnnxEngine(PolicyEngine):
         text_info = info.get('text', {})
         chain = available_chain(device, engine_cache_dir, precision)
         sessions = {TEXT_GRAPH: None}
+        # the text encoder runs once per goal with a different token count each time: TensorRT
+        # would rebuild its engine for every new length, so it gets CUDA (or CPU) only
+        text_chain = [(name, options) for name, options in chain if name != TENSORRT] or chain
         for name in info.get('graphs', ['frame_encoder', 'policy_head', TEXT_GRAPH]):
             path = self.onnx_dir / graph_file(name, graph_precision)
             if name == TEXT_GRAPH and text_info.get('external_weights'):
                 # weights read from the installed MiniLM package (checked by sha256), not from git
                 path = linked_graph(path, text_info)
             try:
-                sessions[name] = create_session(path, chain, threads)
+                sessions[name] = create_session(path, text_chain if name == TEXT_GRAPH else chain, threads)
             except Exception as error:
                 raise ModelLoadError(path, f'ONNX Runtime cannot load the graph: {error}') from error
         self._frame, self._head, self._text = (sessions['frame_encoder'], sessions['policy_head'],
