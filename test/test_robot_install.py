@@ -161,3 +161,23 @@ def test_export_reproduces_the_shipped_graphs(tmp_path):
         outputs.append((engine.embed_instruction(GOAL), features, engine.act(features, states)))
     for shipped_out, fresh_out in zip(*outputs, strict=True):
         np.testing.assert_allclose(shipped_out, fresh_out, atol=1e-5)
+
+
+def test_text_encoder_never_asks_for_tensorrt(monkeypatch):
+    """device=tensorrt: the per-step graphs get the TensorRT chain; the text encoder (a new token
+    count per goal would rebuild a TensorRT engine) gets the rest of it."""
+    from vla_nav.runtime import onnx_engine
+    from vla_nav.runtime.providers import CPU, CUDA, TENSORRT
+    asked = {}
+    real_create = onnx_engine.create_session
+
+    def create_session(path, chain, threads=None):
+        asked[Path(path).name] = [name for name, _ in chain]
+        return real_create(path, [(CPU, {})], threads)
+    monkeypatch.setattr(onnx_engine, 'available_chain',
+                        lambda *args: [(TENSORRT, {}), (CUDA, {}), (CPU, {})])
+    monkeypatch.setattr(onnx_engine, 'create_session', create_session)
+    engine = onnx_engine.OnnxEngine(MODEL, device='tensorrt')
+    engine.set_instruction(GOAL)
+    assert asked == {'frame_encoder.onnx': [TENSORRT, CUDA, CPU], 'policy_head.onnx': [TENSORRT, CUDA, CPU],
+                     'text_encoder.onnx': [CUDA, CPU]}
