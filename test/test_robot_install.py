@@ -89,7 +89,11 @@ def test_damaged_shipped_graph_is_a_clear_error(tmp_path):
     from vla_nav.runtime.onnx_engine import OnnxEngine
     model = _copy_model(tmp_path)
     graph = model / 'onnx' / graph_file('policy_head', 'fp32')
+    intact = graph.read_bytes()
     graph.write_bytes(b'version https://git-lfs.github.com/spec/v1\n')   # what a LFS checkout leaves
+    with pytest.raises(ModelLoadError, match=r'policy_head\.onnx.*bytes.*LFS.*python -m vla_nav export'):
+        OnnxEngine(model)
+    graph.write_bytes(intact[:-1] + bytes([intact[-1] ^ 1]))                  # same size, one bit off
     with pytest.raises(ModelLoadError, match=r'policy_head\.onnx.*sha256.*python -m vla_nav export'):
         OnnxEngine(model)
 
@@ -150,6 +154,8 @@ def test_export_reproduces_the_shipped_graphs(tmp_path):
     fresh, shipped = read_export_info(fresh_dir), read_export_info(SHIPPED)
     assert fresh['checksum'] == shipped['checksum'] and fresh['graphs'] == shipped['graphs']
     assert fresh['text'] == shipped['text'] and fresh['cost'] == pytest.approx(shipped['cost'])
+    if fresh['torch_version'] == shipped['torch_version']:   # the export is deterministic
+        assert fresh['files'] == shipped['files']
     engines = [OnnxEngine(MODEL, onnx_dir=directory) for directory in (SHIPPED, fresh_dir)]
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, (8, engines[0].spec.image_height, engines[0].spec.image_width, 3), np.uint8)

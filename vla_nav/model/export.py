@@ -12,11 +12,11 @@ Graphs (fp32 always; `<name>.fp16.onnx` too with fp16=True; inputs/outputs keep 
                  sha256 and memory-mapped by ONNX Runtime (`linked_graph`). A kosmos2 policy's
                  instruction input is its token ids, made by the runtime, so it has no text
                  graph; its frame_encoder holds the whole Kosmos-2)
-plus tokenizer.json and export.json ({"checksum", "precisions", "files": {name: sha256}, "cost",
-"text", ...}). The checksum covers the checkpoint's config.json (which holds the weights' sha256)
-and EXPORT_VERSION, so the engine can tell a stale cache from a fresh one without torch; "files"
-lets it detect a damaged graph; "cost" (parameters, FLOPs per step) lets `bench` report them
-without torch.
+plus tokenizer.json and export.json ({"checksum", "precisions", "files": {name: sha256},
+"sizes": {name: bytes}, "cost", "text", ...}). The checksum covers the checkpoint's config.json
+(which holds the weights' sha256) and EXPORT_VERSION, so the engine can tell a stale cache from a
+fresh one without torch; "files"/"sizes" let it detect a damaged graph; "cost" (parameters, FLOPs
+per step) lets `bench` report them without torch.
 
 Where: `<model_dir>/onnx/` when writable, else `~/.cache/vla_nav/onnx/<checksum>/`
 (`default_onnx_dir`). Run as `python -m vla_nav export --model DIR [--out DIR] [--fp16]`; the
@@ -42,6 +42,9 @@ EXPORT_INFO_FILE = 'export.json'
 ONNX_SUBDIR = 'onnx'
 OPSET = 17
 TEXT_GRAPH = 'text_encoder'
+# files above this are checked by size only at start-up (a full-size Kosmos-2's external data is
+# GBs: hashing it on every start would take tens of seconds)
+HASH_LIMIT_BYTES = 256 << 20
 LOG = logging.getLogger('vla_nav.model.export')
 
 
@@ -97,7 +100,8 @@ def export_command(model_dir: str | os.PathLike, out_dir: str | os.PathLike | No
 
 def verify_export_files(model_dir: str | os.PathLike, onnx_dir: str | os.PathLike, info: dict,
                         precision: str) -> None:
-    """Every file of `precision` listed in export.json is present with its recorded sha256."""
+    """Every file of `precision` listed in export.json is present with its recorded size and
+    (up to HASH_LIMIT_BYTES) sha256."""
     onnx_dir = Path(onnx_dir)
     wanted = {graph_file(name, precision) for name in info.get('graphs', [])} | {info.get(
         'text', {}).get('tokenizer', 'tokenizer.json')}
@@ -108,7 +112,12 @@ def verify_export_files(model_dir: str | os.PathLike, onnx_dir: str | os.PathLik
         if not path.is_file():
             raise ModelLoadError(path, f'missing from the ONNX export: regenerate it with '
                                        f'`{export_command(model_dir, onnx_dir)}`')
-        if file_sha256(path) != expected:
+        size = (info.get('sizes') or {}).get(name)
+        if size is not None and path.stat().st_size != size:
+            raise ModelLoadError(path, f'{path.stat().st_size} bytes, export.json says {size} (truncated, '
+                                       'or a git LFS pointer?): regenerate it with '
+                                       f'`{export_command(model_dir, onnx_dir)}`')
+        if (size is None or size <= HASH_LIMIT_BYTES) and file_sha256(path) != expected:
             raise ModelLoadError(path, f'sha256 differs from {EXPORT_INFO_FILE} (damaged or edited; a '
                                        'git LFS pointer?): regenerate it with '
                                        f'`{export_command(model_dir, onnx_dir)}`')
@@ -368,6 +377,7 @@ def export_onnx(model_dir: str | os.PathLike, out_dir: str | os.PathLike | None 
                      'dt': config.dt, 'state_dim': config.state_dim},
             'text': text,
             'files': {item.name: file_sha256(item) for item in sorted(staging.iterdir())},
+            'sizes': {item.name: item.stat().st_size for item in sorted(staging.iterdir())},
             'cost': policy_cost(policy),
             'torch_version': torch.__version__,
         }
