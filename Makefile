@@ -8,7 +8,9 @@ STAMP := $(VENV)/.installed
 VENV310 := .venv310
 PY310 := $(VENV310)/bin/python
 STAMP310 := $(VENV310)/.installed
-PYTHON310 ?= $(shell command -v python3.10 2>/dev/null || ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.10*/bin/python3 2>/dev/null | tail -n 1)
+# the first Python 3.10 that runs (a pyenv shim on PATH may not: it only works where 3.10 is selected)
+PYTHON310 ?= $(shell for candidate in $$(command -v python3.10) $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.10*/bin/python3; do \
+	"$$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null && { echo "$$candidate"; break; }; done)
 
 # DDS stays on loopback for everything started from here (never multicast onto the network).
 export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
