@@ -187,3 +187,35 @@ def test_text_encoder_never_asks_for_tensorrt(monkeypatch):
     engine.set_instruction(GOAL)
     assert asked == {'frame_encoder.onnx': [TENSORRT, CUDA, CPU], 'policy_head.onnx': [TENSORRT, CUDA, CPU],
                      'text_encoder.onnx': [CUDA, CPU]}
+
+
+REPLAY_SCRIPT = r'''
+import json, sys
+from vla_nav.cli import main
+bag, first, second = sys.argv[1:]
+main(['replay', bag, '--out', first, '--fast', '--json'])   # no recorded cmd_vel: makes the golden
+code = main(['replay', bag, '--out', second, '--golden', first, '--fast', '--json'])
+print(json.dumps({'code': code, 'heavy': sorted(m for m in ('torch', 'transformers') if m in sys.modules)}))
+'''
+
+
+def test_replay_through_the_shipped_onnx_model_without_torch(tmp_path):
+    """`replay` of a recorded bag through models/default on ONNX Runtime (the robot's regression
+    check) runs without importing torch, produces a chunk per frame and matches its own golden."""
+    from vla_nav.data.bags import EpisodeBagWriter
+    rng = np.random.default_rng(0)
+    with EpisodeBagWriter(tmp_path / 'in', storage='mcap') as writer:
+        writer.write_instruction(1_000_000_000, GOAL)
+        for k in range(12):
+            writer.write_image(1_000_000_000 + k * 100_000_000,
+                               rng.integers(0, 256, (60, 80, 3), dtype=np.uint8))
+    folders = [str(tmp_path / name) for name in ('in', 'golden', 'out')]
+    command = [sys.executable, '-c', REPLAY_SCRIPT, *folders]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                            cwd=Path(__file__).parents[1])
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.strip().splitlines()
+    summary, process = json.loads(lines[-2]), json.loads(lines[-1])
+    assert process == {'code': 0, 'heavy': []}
+    assert summary['mode'] == 'golden' and summary['ok'] and summary['backend'] == 'onnx'
+    assert summary['frames'] == 12 and summary['chunks'] == 12 and summary['errors'] == 0
