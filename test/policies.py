@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from vla_nav.runtime.base import EngineSpec, PolicyEngine
+from vla_nav.core.engine import EngineSpec, PolicyEngine
 
 IMAGE_SIZE = 32
 FEATURE_DIM = 4          # mean R, G, B, brightness (0..1)

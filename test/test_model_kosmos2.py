@@ -17,6 +17,7 @@ import pytest
 torch = pytest.importorskip('torch')
 transformers = pytest.importorskip('transformers')
 
+from vla_nav.core.engine import ModelLoadError  # noqa: E402
 from vla_nav.model.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from vla_nav.model.config import PolicyConfig  # noqa: E402
 from vla_nav.model.export import export_onnx, find_fresh_export, save_with_external_data  # noqa: E402
@@ -28,7 +29,6 @@ from vla_nav.model.kosmos2 import (  # noqa: E402
     write_random_kosmos2,
 )
 from vla_nav.model.policy import VLAPolicy  # noqa: E402
-from vla_nav.runtime.base import ModelLoadError  # noqa: E402
 from vla_nav.runtime.onnx_engine import OnnxEngine  # noqa: E402
 from vla_nav.runtime.torch_engine import TorchEngine  # noqa: E402
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vla_nav.config import node_defaults
+from vla_nav.core.engine import DEFAULT_CHUNK, DEFAULT_DT, DEFAULT_WINDOW
 from vla_nav.core.image_decode import resize_rgb
 from vla_nav.core.robot_state import STATE_DIM, GoalProgress
 from vla_nav.data.bags import (
@@ -47,14 +47,13 @@ from vla_nav.data.bags import (
     seconds_to_ns,
     twist_of,
 )
-from vla_nav.runtime.base import EngineSpec
 
 LOG = logging.getLogger('vla_nav.data')
 
-_SPEC = EngineSpec(image_height=0, image_width=0, feature_dim=0)
-DEFAULT_DT = _SPEC.dt           # s between ticks: the model's action spacing
-DEFAULT_WINDOW = _SPEC.window
-DEFAULT_CHUNK = _SPEC.chunk
+# s; a recorded command older than this no longer drives the base. A property of the RECORDED
+# robot, not of our simulator: ROS 2 diff_drive_controller's cmd_vel_timeout default is 0.5 s.
+# Pass command_timeout for a base that differs.
+DEFAULT_COMMAND_TIMEOUT = 0.5
 REORDER_WINDOW_S = 0.25        # messages are re-sorted by stamp within this span (header clock)
 
 
@@ -234,16 +233,47 @@ class _SegmentBuilder:
             has_odom=bool(self.odom_ns), metadata=dict(metadata)), ''
 
 
+@dataclass
+class _SplitStats:
+    kinds: set = field(default_factory=set)   # message kinds seen
+    segments: int = 0                         # instructions seen
+    orphan_frames: int = 0                    # camera frames before the first instruction
+
+
+def _split_segments(messages, dt_ns: int, image_size: tuple[int, int] | None,
+                    stats: _SplitStats) -> Iterator[_SegmentBuilder]:
+    """One builder per instruction segment (messages re-sorted by stamp), yielded when complete."""
+    segment: _SegmentBuilder | None = None
+    for message in in_stamp_order(messages, seconds_to_ns(REORDER_WINDOW_S)):
+        stats.kinds.add(message.kind)
+        if message.kind == 'instruction':
+            if segment is not None:
+                yield segment
+            segment = _SegmentBuilder(stats.segments, str(message.msg.data), message.stamp_ns,
+                                      dt_ns, image_size)
+            stats.segments += 1
+        elif segment is None:
+            stats.orphan_frames += message.kind == 'camera'
+        elif message.kind == 'camera':
+            segment.add_frame(message.stamp_ns, message.msg)
+        elif message.kind == 'cmd_vel':
+            segment.add_command(message.stamp_ns, message.msg)
+        else:
+            segment.add_odom(message.stamp_ns, message.msg)
+    if segment is not None:
+        yield segment
+
+
 def read_bag_episodes(path: str | os.PathLike, dt: float = DEFAULT_DT,
                       image_size: tuple[int, int] | None = None, topics: BagTopics | None = None,
-                      clock: str = 'receive', command_timeout: float | None = None,
+                      clock: str = 'receive', command_timeout: float = DEFAULT_COMMAND_TIMEOUT,
                       min_frames: int = 2, skipped: list[tuple[str, str]] | None = None
                       ) -> Iterator[Episode]:
     """The episodes of one bag directory (see the module docstring for the alignment)."""
     if dt <= 0:
         raise ValueError(f'dt must be > 0, got {dt}')
-    if command_timeout is None:
-        command_timeout = float(node_defaults('sim_node')['cmd_vel_timeout'])
+    if not command_timeout > 0:
+        raise ValueError(f'command_timeout must be > 0, got {command_timeout}')
     skipped = [] if skipped is None else skipped
 
     def skip(source: str, reason: str) -> None:
@@ -257,46 +287,24 @@ def read_bag_episodes(path: str | os.PathLike, dt: float = DEFAULT_DT,
         metadata = {}
     messages = iter_bag_messages(path, topics, kinds=('instruction', 'odom', 'cmd_vel', 'camera'),
                                  clock=clock)
-    segment: _SegmentBuilder | None = None
-    orphan_frames = 0
-    count = 0
-    seen_kinds: set[str] = set()
-    dt_ns = seconds_to_ns(dt)
+    stats = _SplitStats()
     timeout_ns = seconds_to_ns(command_timeout)
-
-    def finish(builder: _SegmentBuilder) -> Episode | None:
-        source = f'{path}#{builder.index}'
-        episode, reason = builder.finish(source, timeout_ns, min_frames, metadata)
-        if episode is None:
-            skip(source, reason)
-        return episode
-
     try:
-        for message in in_stamp_order(messages, seconds_to_ns(REORDER_WINDOW_S)):
-            seen_kinds.add(message.kind)
-            if message.kind == 'instruction':
-                if segment is not None and (episode := finish(segment)) is not None:
-                    yield episode
-                segment = _SegmentBuilder(count, str(message.msg.data), message.stamp_ns, dt_ns,
-                                          image_size)
-                count += 1
-            elif segment is None:
-                orphan_frames += message.kind == 'camera'
-            elif message.kind == 'camera':
-                segment.add_frame(message.stamp_ns, message.msg)
-            elif message.kind == 'cmd_vel':
-                segment.add_command(message.stamp_ns, message.msg)
+        for builder in _split_segments(messages, seconds_to_ns(dt), image_size, stats):
+            source = f'{path}#{builder.index}'
+            episode, reason = builder.finish(source, timeout_ns, min_frames, metadata)
+            if episode is None:
+                skip(source, reason)
             else:
-                segment.add_odom(message.stamp_ns, message.msg)
+                yield episode
     except BagError as error:
         skip(path, str(error))
         return
-    if segment is not None and (episode := finish(segment)) is not None:
-        yield episode
-    missing = [kind for kind in ('camera', 'instruction', 'cmd_vel') if kind not in seen_kinds]
-    if missing and not count:
+    missing = [kind for kind in ('camera', 'instruction', 'cmd_vel') if kind not in stats.kinds]
+    if missing and not stats.segments:
         topics = topics or BagTopics.from_config()
         skip(path, f'no {", ".join(missing)} messages on the configured topics ({topics})')
+    orphan_frames = stats.orphan_frames
     if orphan_frames:
         LOG.info('%s: %d camera frames before the first instruction were skipped', path,
                  orphan_frames)
@@ -304,14 +312,15 @@ def read_bag_episodes(path: str | os.PathLike, dt: float = DEFAULT_DT,
 
 def read_episodes(paths: str | os.PathLike | Iterable[str | os.PathLike], dt: float = DEFAULT_DT,
                   image_size: tuple[int, int] | None = None, topics: BagTopics | None = None,
-                  clock: str = 'receive', command_timeout: float | None = None,
+                  clock: str = 'receive', command_timeout: float = DEFAULT_COMMAND_TIMEOUT,
                   min_frames: int = 2, skipped: list[tuple[str, str]] | None = None
                   ) -> Iterator[Episode]:
     """Episodes of every bag under `paths` (bag dirs or folders of them), in sorted path order.
 
     image_size: (height, width) to resize frames to (None: keep the bag's size, which must then be
     constant). topics: BagTopics (defaults from config/vla_nav.yaml). command_timeout: s, default
-    sim_node.cmd_vel_timeout. `skipped` collects (source, reason) of everything left out.
+    DEFAULT_COMMAND_TIMEOUT (the recorded base's own cmd_vel timeout). `skipped` collects
+    (source, reason) of everything left out.
     """
     for bag in find_bags(paths):
         yield from read_bag_episodes(bag, dt=dt, image_size=image_size, topics=topics,

@@ -21,7 +21,9 @@ Fields (validated in `__post_init__`; `to_dict()` / `from_dict()` round-trip thr
                  (v, w, distance since goal start, yaw change since goal start)
   state_scale    per-component factor applied to the raw state so each term is O(1)
   action_low/high physical bounds per action dimension; actions are clipped to them and mapped
-                 linearly to [-1, 1] (defaults: chunk_executor limits in config/vla_nav.yaml)
+                 linearly to [-1, 1] (defaults DEFAULT_ACTION_LOW/HIGH: fixed here, part of the
+                 checkpoint; NOT read from the executor limits in config/vla_nav.yaml, so editing
+                 the robot's limits never changes the normalisation of the next checkpoint)
   loss           'huber' (default; Huber with delta `huber_delta` in the normalised space) or
                  'l1'; the discrete head always uses cross-entropy over `discrete_bins` bins
   head_*         head sizes; text_head_dim: the instruction embedding is projected to this and
@@ -34,7 +36,7 @@ Fields (validated in `__post_init__`; `to_dict()` / `from_dict()` round-trip thr
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 FORMAT_VERSION = 1
@@ -48,21 +50,10 @@ MINILM_DIM = 384                 # all-MiniLM-L6-v2 hidden size
 DEFAULT_STATE_SCALE = (2.0, 0.6667, 0.5, 0.3183)
 
 
-def _executor_limits() -> tuple[tuple[float, float], tuple[float, float]]:
-    """The chunk executor's velocity limits: the default normalisation bounds."""
-    from vla_nav.config import node_defaults
-    params = node_defaults('chunk_executor')
-    low = (float(params['min_linear_vel']), -float(params['max_angular_vel']))
-    high = (float(params['max_linear_vel']), float(params['max_angular_vel']))
-    return low, high
-
-
-def _default_low() -> tuple[float, ...]:
-    return _executor_limits()[0]
-
-
-def _default_high() -> tuple[float, ...]:
-    return _executor_limits()[1]
+# (linear.x m/s, angular.z rad/s) normalisation range of a new checkpoint: the span the
+# shipped robot's executor allows (test_model_policy checks it still covers the YAML limits).
+DEFAULT_ACTION_LOW = (-0.2, -1.5)
+DEFAULT_ACTION_HIGH = (0.5, 1.5)
 
 
 @dataclass
@@ -80,8 +71,8 @@ class PolicyConfig:
     dt: float = 0.1
     state_dim: int = 0
     state_scale: tuple = DEFAULT_STATE_SCALE
-    action_low: tuple = field(default_factory=_default_low)
-    action_high: tuple = field(default_factory=_default_high)
+    action_low: tuple = DEFAULT_ACTION_LOW
+    action_high: tuple = DEFAULT_ACTION_HIGH
     loss: str = 'huber'
     huber_delta: float = 0.1
     head_hidden: int = 128
@@ -100,50 +91,50 @@ class PolicyConfig:
         self.state_scale = tuple(float(v) for v in self.state_scale)
         self.action_low = tuple(float(v) for v in self.action_low)
         self.action_high = tuple(float(v) for v in self.action_high)
-        problems = []
-        if self.backbone not in BACKBONES:
-            problems.append(f'backbone {self.backbone!r} not in {BACKBONES}')
-        if self.head not in HEADS:
-            problems.append(f'head {self.head!r} not in {HEADS}')
-        if self.loss not in LOSSES:
-            problems.append(f'loss {self.loss!r} not in {LOSSES}')
-        if self.state_dim not in STATE_DIMS:
-            problems.append(f'state_dim {self.state_dim} not in {STATE_DIMS}')
-        if self.state_dim and len(self.state_scale) != self.state_dim:
-            problems.append(f'state_scale needs {self.state_dim} values, got {len(self.state_scale)}')
-        if not 32 <= self.image_size <= 1024:
-            problems.append(f'image_size {self.image_size} outside [32, 1024]')
-        if not 1 <= self.trunk_blocks <= EDGE_TRUNK_BLOCKS:
-            problems.append(f'trunk_blocks {self.trunk_blocks} outside [1, {EDGE_TRUNK_BLOCKS}]')
-        for name in ('neck_channels', 'neck_layers', 'feature_dim', 'window', 'chunk', 'action_dim',
-                     'head_hidden', 'head_layers', 'head_attention_heads', 'text_max_tokens',
-                     'kosmos2_max_text_tokens'):
-            if int(getattr(self, name)) < 1:
-                problems.append(f'{name} must be >= 1, got {getattr(self, name)}')
-        if self.text_head_dim < 0:
-            problems.append(f'text_head_dim must be >= 0, got {self.text_head_dim}')
-        if self.head == 'gpt' and self.head_hidden % max(self.head_attention_heads, 1):
-            problems.append(f'head_hidden {self.head_hidden} not divisible by '
-                            f'head_attention_heads {self.head_attention_heads}')
-        if self.discrete_bins < 2:
-            problems.append(f'discrete_bins must be >= 2, got {self.discrete_bins}')
-        if not 0.0 <= self.dropout < 1.0:
-            problems.append(f'dropout {self.dropout} outside [0, 1)')
-        if not self.dt > 0:
-            problems.append(f'dt must be > 0, got {self.dt}')
-        if not self.huber_delta > 0:
-            problems.append(f'huber_delta must be > 0, got {self.huber_delta}')
-        if len(self.action_low) != self.action_dim or len(self.action_high) != self.action_dim:
-            problems.append(f'action_low/action_high need {self.action_dim} values each')
-        elif any(lo >= hi for lo, hi in zip(self.action_low, self.action_high, strict=True)):
-            problems.append(f'action_low {self.action_low} must be < action_high {self.action_high}')
-        if self.backbone == 'kosmos2' and not self.kosmos2_path:
-            problems.append('backbone kosmos2 needs kosmos2_path (a local Kosmos-2 folder)')
-        if self.format_version != FORMAT_VERSION:
-            problems.append(f'format_version {self.format_version} is not {FORMAT_VERSION} '
-                            '(this vla_nav reads only its own format)')
+        problems = self._choice_problems() + self._size_problems() + self._value_problems()
         if problems:
             raise ValueError('invalid PolicyConfig: ' + '; '.join(problems))
+
+    def _choice_problems(self) -> list[str]:
+        checks = ((self.backbone in BACKBONES, f'backbone {self.backbone!r} not in {BACKBONES}'),
+                  (self.head in HEADS, f'head {self.head!r} not in {HEADS}'),
+                  (self.loss in LOSSES, f'loss {self.loss!r} not in {LOSSES}'),
+                  (self.state_dim in STATE_DIMS, f'state_dim {self.state_dim} not in {STATE_DIMS}'),
+                  (not self.state_dim or len(self.state_scale) == self.state_dim,
+                   f'state_scale needs {self.state_dim} values, got {len(self.state_scale)}'),
+                  (self.backbone != 'kosmos2' or bool(self.kosmos2_path),
+                   'backbone kosmos2 needs kosmos2_path (a local Kosmos-2 folder)'),
+                  (self.format_version == FORMAT_VERSION,
+                   f'format_version {self.format_version} is not {FORMAT_VERSION} '
+                   '(this vla_nav reads only its own format)'))
+        return [message for ok, message in checks if not ok]
+
+    def _size_problems(self) -> list[str]:
+        problems = [f'{name} must be >= 1, got {getattr(self, name)}'
+                    for name in ('neck_channels', 'neck_layers', 'feature_dim', 'window', 'chunk',
+                                 'action_dim', 'head_hidden', 'head_layers', 'head_attention_heads',
+                                 'text_max_tokens', 'kosmos2_max_text_tokens')
+                    if int(getattr(self, name)) < 1]
+        checks = ((32 <= self.image_size <= 1024, f'image_size {self.image_size} outside [32, 1024]'),
+                  (1 <= self.trunk_blocks <= EDGE_TRUNK_BLOCKS,
+                   f'trunk_blocks {self.trunk_blocks} outside [1, {EDGE_TRUNK_BLOCKS}]'),
+                  (self.text_head_dim >= 0, f'text_head_dim must be >= 0, got {self.text_head_dim}'),
+                  (self.head != 'gpt' or not self.head_hidden % max(self.head_attention_heads, 1),
+                   f'head_hidden {self.head_hidden} not divisible by head_attention_heads '
+                   f'{self.head_attention_heads}'),
+                  (self.discrete_bins >= 2, f'discrete_bins must be >= 2, got {self.discrete_bins}'))
+        return problems + [message for ok, message in checks if not ok]
+
+    def _value_problems(self) -> list[str]:
+        checks = [(0.0 <= self.dropout < 1.0, f'dropout {self.dropout} outside [0, 1)'),
+                  (self.dt > 0, f'dt must be > 0, got {self.dt}'),
+                  (self.huber_delta > 0, f'huber_delta must be > 0, got {self.huber_delta}')]
+        if len(self.action_low) != self.action_dim or len(self.action_high) != self.action_dim:
+            checks.append((False, f'action_low/action_high need {self.action_dim} values each'))
+        else:
+            checks.append((all(lo < hi for lo, hi in zip(self.action_low, self.action_high, strict=True)),
+                           f'action_low {self.action_low} must be < action_high {self.action_high}'))
+        return [message for ok, message in checks if not ok]
 
     @property
     def text_dim(self) -> int:
@@ -185,7 +176,7 @@ def read_checkpoint_config(directory) -> tuple[PolicyConfig, dict[str, Any]]:
     import json
     from pathlib import Path
 
-    from vla_nav.runtime.base import ModelLoadError
+    from vla_nav.core.engine import ModelLoadError
 
     directory = Path(directory)
     if not directory.is_dir():

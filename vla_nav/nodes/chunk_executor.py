@@ -29,7 +29,7 @@ from rclpy.node import Node
 from std_msgs.msg import Bool
 from trajectory_msgs.msg import MultiDOFJointTrajectory
 
-from vla_nav.core.executor import ChunkExecutor, ExecutorConfig
+from vla_nav.core.executor import ChunkExecutor, ChunkVerdict, ExecutorConfig
 from vla_nav.core.stats import RateMeter
 from vla_nav.nodes import ros_io
 
@@ -97,10 +97,11 @@ class ChunkExecutorNode(Node):
             self.get_logger().info(f'preempt at {stamp:.3f}: plan dropped, braking',
                                    throttle_duration_sec=THROTTLE_S)
             return
-        if self.core.add_chunk(stamp, actions, dt if dt > 0 else self.core.config.period, now):
+        verdict = self.core.add_chunk(stamp, actions, dt if dt > 0 else self.core.config.period, now)
+        if verdict:
             return
         reason = self.core.last_reject_reason
-        if 'preempt' in reason:   # in-flight chunk of the previous goal: expected, harmless
+        if verdict is ChunkVerdict.OLD_GOAL:   # in-flight chunk of the previous goal: harmless
             self.get_logger().debug(f'chunk refused: {reason}')
             return
         if not self.core.estop:   # refused because of the e-stop: expected (its own WARN)

@@ -28,8 +28,10 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
+from vla_nav.config import load_config
 from vla_nav.nodes import ros_io
 from vla_nav.sim import NavSim
+from vla_nav.sim.robot import RobotLimits
 
 NODE_NAME = 'sim_node'
 MAX_CATCH_UP_S = 0.25    # wall seconds of physics one timer callback may run when behind
@@ -47,8 +49,11 @@ class SimNode(Node):
         if p.split not in ('train', 'test'):
             raise ros_io.NodeStartupError(f"parameter split must be 'train' or 'test', got {p.split!r}")
         self.physics_dt = 1.0 / p.physics_rate
+        config = load_config()
         self.sim = NavSim(p.split, p.seed, (p.image_height, p.image_width), control_dt=self.physics_dt,
-                          physics_dt=min(0.02, self.physics_dt))
+                          physics_dt=min(0.02, self.physics_dt),
+                          limits=RobotLimits.from_executor(config.executor),
+                          stop_words=config.stop_words)
         self.sim.reset(p.episode)
         self.sim.set_instruction('')  # no task until /instruction says one
         self.instruction = ''

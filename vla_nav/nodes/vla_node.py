@@ -39,11 +39,11 @@ from trajectory_msgs.msg import MultiDOFJointTrajectory
 
 from vla_nav.config import resolve_model_dir
 from vla_nav.core.image_decode import ImageDecodeError
+from vla_nav.core.loop import PolicyLoop
 from vla_nav.core.mailbox import LatestMailbox
 from vla_nav.core.stats import LatencyStats, RateMeter
 from vla_nav.nodes import ros_io
 from vla_nav.runtime import ModelLoadError, load_engine
-from vla_nav.runtime.loop import PolicyLoop
 
 NODE_NAME = 'vla_node'
 THROTTLE_S = 2.0
