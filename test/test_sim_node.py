@@ -10,11 +10,11 @@ pytest.importorskip('rclpy')
 from geometry_msgs.msg import Twist  # noqa: E402
 from nav_msgs.msg import Odometry  # noqa: E402
 from rosgraph_msgs.msg import Clock  # noqa: E402
-from rosutil import NodeProcess, Probe, domain_id_for  # noqa: E402
+from rosutil import Probe, domain_id_for, start_node  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
-from vla_nav.nodes import ros_io  # noqa: E402
+from vla_nav.ros import qos  # noqa: E402
 
 pytestmark = pytest.mark.ros
 DOMAIN = domain_id_for(__file__)
@@ -29,7 +29,7 @@ def probe():
 
 
 def _start(params):
-    return NodeProcess('sim_node', DOMAIN, params)
+    return start_node('sim_node', DOMAIN, params)
 
 
 def _odom_pose(msg):
@@ -40,10 +40,10 @@ def _odom_pose(msg):
 def test_sim_node_publishes_camera_odom_scene_and_follows_cmd_vel(probe):
     sim = _start({'seed': 3, 'episode': 1, 'split': 'test'})
     try:
-        images = probe.record(Image, '/camera/image_raw', ros_io.sensor_qos())
-        odometry = probe.record(Odometry, '/odom', ros_io.reliable_qos())
-        statuses = probe.record(String, '/sim/status', ros_io.reliable_qos())
-        scenes = probe.record(String, '/sim/scene', ros_io.latched_qos())
+        images = probe.record(Image, '/camera/image_raw', qos.sensor_qos())
+        odometry = probe.record(Odometry, '/odom', qos.reliable_qos())
+        statuses = probe.record(String, '/sim/status', qos.reliable_qos())
+        scenes = probe.record(String, '/sim/scene', qos.latched_qos())
         assert probe.spin_until(lambda: len(images) >= 3 and len(odometry) >= 10 and scenes,
                                 STARTUP_S), sim.output
         image = images[-1][1]
@@ -55,8 +55,8 @@ def test_sim_node_publishes_camera_odom_scene_and_follows_cmd_vel(probe):
         start = _odom_pose(odometry[-1][1])
         assert start == pytest.approx(tuple(scene['start_pose']), abs=1e-3)
 
-        instruction = probe.publisher(String, '/instruction', ros_io.latched_qos())
-        cmd_vel = probe.publisher(Twist, '/cmd_vel', ros_io.reliable_qos())
+        instruction = probe.publisher(String, '/instruction', qos.latched_qos())
+        cmd_vel = probe.publisher(Twist, '/cmd_vel', qos.reliable_qos())
         assert probe.wait_for_subscribers(instruction) and probe.wait_for_subscribers(cmd_vel)
         instruction.publish(String(data='turn left'))
         assert probe.spin_until(lambda: any(json.loads(m.data)['instruction'] == 'turn left'
@@ -85,9 +85,9 @@ def test_sim_node_publishes_camera_odom_scene_and_follows_cmd_vel(probe):
 def test_sim_node_judges_an_instruction_faster_than_real_time_with_clock(probe):
     sim = _start({'seed': 0, 'real_time_factor': 4.0})
     try:
-        clock = probe.record(Clock, '/clock', ros_io.reliable_qos())
-        statuses = probe.record(String, '/sim/status', ros_io.reliable_qos())
-        instruction = probe.publisher(String, '/instruction', ros_io.latched_qos())
+        clock = probe.record(Clock, '/clock', qos.reliable_qos())
+        statuses = probe.record(String, '/sim/status', qos.reliable_qos())
+        instruction = probe.publisher(String, '/instruction', qos.latched_qos())
         assert probe.spin_until(lambda: len(clock) >= 10, STARTUP_S), sim.output
         instruction.publish(String(data='stand still'))
 

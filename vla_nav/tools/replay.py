@@ -98,7 +98,7 @@ class ReplayOutput:
 
 
 def _frame_stamp_ns(msg, receive_ns: int) -> int:
-    from vla_nav.data.bags import stamp_to_ns
+    from vla_nav.ros.convert import stamp_to_ns
     stamp = stamp_to_ns(msg.header.stamp)
     return stamp if stamp > 0 else receive_ns
 
@@ -229,15 +229,13 @@ def replay_live(bag: Path, topics, args) -> ReplayOutput:
     import rclpy
     from geometry_msgs.msg import Twist, TwistStamped
     from rclpy.executors import SingleThreadedExecutor
-    from rclpy.qos import (
-        DurabilityPolicy,
-        QoSProfile,
-        ReliabilityPolicy,
-        qos_profile_sensor_data,
-    )
     from sensor_msgs.msg import CompressedImage, Image
     from std_msgs.msg import String
     from trajectory_msgs.msg import MultiDOFJointTrajectory
+
+    from vla_nav.ros import qos
+    from vla_nav.ros.convert import MalformedChunkError, msg_to_chunk, stamp_to_ns
+    from vla_nav.ros.runner import init_ros
 
     stamped = bool(node_defaults('chunk_executor')['stamped'])
     output = ReplayOutput()
@@ -246,7 +244,7 @@ def replay_live(bag: Path, topics, args) -> ReplayOutput:
     received_commands: list = []
     lock = threading.Lock()
     context = rclpy.Context()
-    rclpy.init(context=context, domain_id=domain_id)
+    init_ros(context=context, domain_id=domain_id)
     node = rclpy.create_node('vla_nav_replay', context=context)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
@@ -260,15 +258,16 @@ def replay_live(bag: Path, topics, args) -> ReplayOutput:
     spinner = threading.Thread(target=spin, daemon=True)
 
     def on_chunk(msg) -> None:
-        stamp = msg.header.stamp.sec * NS + msg.header.stamp.nanosec
-        actions = np.array([[p.velocities[0].linear.x, p.velocities[0].angular.z]
-                            for p in msg.points if p.velocities], np.float32).reshape(-1, 2)
-        dt = 0.0
-        if len(msg.points) > 1:
-            offset = msg.points[1].time_from_start
-            dt = (offset.sec * NS + offset.nanosec) / NS
+        try:   # a malformed chunk is rejected whole, as chunk_executor rejects it
+            _, actions, dt = msg_to_chunk(msg)
+        except MalformedChunkError as error:
+            with lock:
+                output.errors += 1
+                output.last_error = f'malformed chunk skipped: {error}'
+            return
         with lock:
-            received_chunks.append((stamp, time.time_ns(), actions, dt))
+            received_chunks.append((stamp_to_ns(msg.header.stamp), time.time_ns(),
+                                    actions.astype(np.float32), dt))
 
     def on_cmd_vel(msg) -> None:
         twist = msg.twist if stamped else msg
@@ -279,11 +278,9 @@ def replay_live(bag: Path, topics, args) -> ReplayOutput:
         camera_type = CompressedImage if compressed else Image
         camera_pub = node.create_publisher(
             camera_type, topics.compressed_image if compressed else topics.image,
-            QoSProfile(depth=1, reliability=qos_profile_sensor_data.reliability))
-        instruction_pub = node.create_publisher(
-            String, topics.instruction, QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                                                   durability=DurabilityPolicy.TRANSIENT_LOCAL))
-        reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+            qos.sensor_qos())
+        instruction_pub = node.create_publisher(String, topics.instruction, qos.latched_qos())
+        reliable = qos.reliable_qos(depth=100)
         node.create_subscription(MultiDOFJointTrajectory, topics.chunk, on_chunk, reliable)
         node.create_subscription(TwistStamped if stamped else Twist, topics.cmd_vel, on_cmd_vel,
                                  reliable)
@@ -397,7 +394,10 @@ def read_output(path: Path, topics) -> tuple[list, np.ndarray]:
     chunks, commands = [], []
     for message in iter_bag_messages(path, topics, kinds=('chunk', 'cmd_vel')):
         if message.kind == 'chunk':
-            stamp, actions, _ = chunk_of(message.msg)
+            try:
+                stamp, actions, _ = chunk_of(message.msg)
+            except ValueError:   # malformed: rejected whole (vla_nav.ros.convert)
+                continue
             chunks.append((stamp, actions))
         else:
             commands.append((message.receive_ns, *twist_of(message.msg)))
