@@ -19,7 +19,7 @@ import warnings
 
 import numpy as np
 
-from vla_nav.runtime.base import EngineSpec, PolicyEngine
+from vla_nav.core.engine import EngineSpec, PolicyEngine
 
 IMAGE_SIZE = 32
 FEATURE_DIM = 4          # mean R, G, B, brightness (0..1)

@@ -5,17 +5,17 @@ import numpy as np
 import pytest
 from policies import LINEAR_GAIN, TURN_BIAS, BrightnessPolicy, NanPolicy, OutOfBoundsPolicy
 
+from vla_nav.core.loop import PolicyLoop
 from vla_nav.core.mailbox import LatestMailbox
 from vla_nav.core.stats import LatencyStats, RateMeter
-from vla_nav.runtime.loop import PolicyLoop
 
 WHITE = np.full((48, 64, 3), 255, np.uint8)
 BLACK = np.zeros((48, 64, 3), np.uint8)
 
 
-def make_loop(engine=None, **kwargs):
+def make_loop(engine=None, action_limits=(2.0, 4.0)):
     engine = engine or BrightnessPolicy()
-    return engine, PolicyLoop(engine, ['stop', 'halt'], 64, 0.5, **kwargs)
+    return engine, PolicyLoop(engine, ['stop', 'halt'], 64, 0.5, action_limits)
 
 
 def test_no_chunks_without_a_goal_and_after_stop():

@@ -5,15 +5,19 @@ import numpy as np
 import pytest
 
 from vla_nav.cli import main
+from vla_nav.config import load_config
+from vla_nav.core.engine import EngineSpec, PolicyEngine
 from vla_nav.data import find_bags, read_episodes
 from vla_nav.data.bags import BagTopics, bag_custom_data, iter_bag_messages, twist_of
-from vla_nav.runtime.base import EngineSpec, PolicyEngine
 from vla_nav.sim import NavSim
 from vla_nav.sim.navsim import StepResult
 from vla_nav.sim.robot import RobotLimits
 from vla_nav.tools import record_sim
+from vla_nav.tools.record_sim.driver import STALL_S
 
 SIZE = 32
+ROBOT = {'limits': RobotLimits.from_executor(load_config().executor),
+         'stop_words': load_config().stop_words}
 
 
 def _record(tmp_path, *extra):
@@ -40,7 +44,7 @@ def test_record_resume_and_read_back(tmp_path, capsys):
     assert [(bag / 'metadata.yaml').stat().st_mtime_ns for bag in bags] == mtimes
 
     # what the bags hold matches a fresh run of the same episode of the simulator
-    with NavSim(split='train', seed=3, image_size=(SIZE, SIZE)) as sim:
+    with NavSim(split='train', seed=3, image_size=(SIZE, SIZE), **ROBOT) as sim:
         observation = sim.reset(0)
         expected_first_action = sim.expert_action()
         instruction = sim.scenario.instruction
@@ -115,7 +119,7 @@ def test_noise_labels_are_the_clean_expert_of_the_reached_state(tmp_path, capsys
 
     # replaying the executed commands reaches the recorded states, where the clean expert's
     # action is exactly the recorded label
-    with NavSim(split='train', seed=2, image_size=(SIZE, SIZE)) as sim:
+    with NavSim(split='train', seed=2, image_size=(SIZE, SIZE), **ROBOT) as sim:
         observation = sim.reset(0)
         for tick, (label, command) in enumerate(zip(labels, executed, strict=True)):
             np.testing.assert_allclose(episode.states[tick], observation.state, atol=1e-5)
@@ -135,7 +139,7 @@ def test_noise_labels_are_the_clean_expert_of_the_reached_state(tmp_path, capsys
 
 
 def test_command_noise_pauses_and_clamps():
-    limits = RobotLimits.from_config()
+    limits = RobotLimits.from_executor(load_config().executor)
     config = record_sim.NoiseConfig(0.3, pause_rate=10.0, max_pauses=1)
     noise = record_sim.CommandNoise(config, (0.4, 0.8), limits, seed=0, episode=0)
     commands = [noise.perturb((0.4, 0.0), (0.4, 0.0), 0.1) for _ in range(100)]
@@ -191,7 +195,7 @@ def _driven(tmp_path, factory, episodes=3, seed=2):
 def _replay_labels(seed, episode_index, executed, episode):
     """Driving a fresh sim with the executed commands reaches the recorded states, where the
     expert's action is the recorded label (the final frame's too, unless it ended at the goal)."""
-    with NavSim(split='train', seed=seed, image_size=(SIZE, SIZE)) as sim:
+    with NavSim(split='train', seed=seed, image_size=(SIZE, SIZE), **ROBOT) as sim:
         observation = sim.reset(episode_index)
         for tick, label in enumerate(episode.actions):
             np.testing.assert_allclose(episode.states[tick], observation.state, atol=1e-5)
@@ -225,8 +229,8 @@ def test_a_stalled_policy_hands_over_to_the_expert(tmp_path, capsys):
     drives to the goal; the handover time is in the bag's metadata."""
     (metadata, episode, executed), = _driven(tmp_path, 'make_still_policy', episodes=1, seed=4)
     assert metadata['kind'] != 'stop' and metadata['outcome'] == 'success'
-    stalled = int(round(record_sim.STALL_S / 0.1))
-    assert float(metadata['takeover_s']) == pytest.approx(record_sim.STALL_S, abs=0.11)
+    stalled = int(round(STALL_S / 0.1))
+    assert float(metadata['takeover_s']) == pytest.approx(STALL_S, abs=0.11)
     assert not executed[:stalled - 1].any()                                   # the policy's zeros
     np.testing.assert_allclose(executed[stalled:], episode.actions[stalled:-1], atol=1e-6)
     assert 'the expert took over in 1 episodes' in capsys.readouterr().out

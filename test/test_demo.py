@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 from rosutil import REPO_ROOT, TEST_DIR, domain_id_for
 
-from vla_nav.config import default_model_dir
-from vla_nav.sim.scenarios import generate_episode, parse_instruction
-from vla_nav.tools.goals import (
+from vla_nav.config import default_model_dir, load_config
+from vla_nav.sim.goals import (
     DEMO_SEQUENCE,
     forward_options,
     goal_sequence,
@@ -22,6 +21,7 @@ from vla_nav.tools.goals import (
     plan_goal,
     plan_with_fallback,
 )
+from vla_nav.sim.scenarios import generate_episode, parse_instruction
 from vla_nav.tools.overlay import camera_model, draw_chunk, integrate_chunk, project_floor_points
 
 DEMO_TIMEOUT_S = 240
@@ -64,7 +64,7 @@ def test_planned_goals_fit_the_room_and_the_sim_understands_them(episode):
     visited = (first.target['name'],)
     for kind in DEMO_SEQUENCE:
         goal = plan_with_fallback(kind, layout, pose, visited)
-        scenario = parse_instruction(goal.text, layout, pose)
+        scenario = parse_instruction(goal.text, layout, pose, stop_words=load_config().stop_words)
         assert scenario is not None, goal.text
         assert scenario.kind == goal.kind
         if goal.kind == 'goto':

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from vla_nav.runtime.base import EngineSpec, PolicyEngine
+from vla_nav.core.engine import EngineSpec, PolicyEngine
 from vla_nav.tools.evaluate import chunk_targets
 from vla_nav.training.metrics import ChunkMAE
 from vla_nav.training.synthetic import synthetic_action, write_synthetic_bags

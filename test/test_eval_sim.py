@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from vla_nav.runtime.base import EngineSpec, PolicyEngine
+from vla_nav.core.engine import EngineSpec, PolicyEngine
 from vla_nav.tools.eval_sim import ClosedLoopSettings, summarise
 
 

@@ -8,10 +8,10 @@ import pytest
 
 torch = pytest.importorskip('torch')
 
+from vla_nav.core.engine import ModelLoadError  # noqa: E402
 from vla_nav.model.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from vla_nav.model.config import PolicyConfig  # noqa: E402
 from vla_nav.model.policy import VLAPolicy  # noqa: E402
-from vla_nav.runtime.base import ModelLoadError  # noqa: E402
 
 MAX_CHECKPOINT_BYTES = 25 * 1024 * 1024
 

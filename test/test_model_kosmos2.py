@@ -10,11 +10,11 @@ import pytest
 torch = pytest.importorskip('torch')
 transformers = pytest.importorskip('transformers')
 
+from vla_nav.core.engine import ModelLoadError  # noqa: E402
 from vla_nav.model.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from vla_nav.model.config import PolicyConfig  # noqa: E402
 from vla_nav.model.export import export_onnx  # noqa: E402
 from vla_nav.model.policy import VLAPolicy  # noqa: E402
-from vla_nav.runtime.base import ModelLoadError  # noqa: E402
 from vla_nav.runtime.onnx_engine import OnnxEngine  # noqa: E402
 from vla_nav.runtime.torch_engine import TorchEngine  # noqa: E402
 

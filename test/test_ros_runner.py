@@ -36,15 +36,19 @@ def restore_logging():
 
 def test_library_warnings_reach_the_ros_logger(restore_logging):
     ros = FakeRosLogger()
+    quiet = logging.getLogger('vla_nav_test.quiet_library')     # a library with its own handlers
+    quiet.propagate = False
     route_python_logging(ros)
     logging.getLogger('onnxruntime').warning('lacks %s; falling back', 'CUDAExecutionProvider')
-    logging.getLogger('torch').error('boom')
+    logging.getLogger('vla_nav_test.runtime').error('boom')
+    quiet.warning('not propagated, still routed')
     logging.getLogger('chatty').info('not forwarded below WARNING')
     with warnings.catch_warnings():
         warnings.simplefilter('always')
         warnings.warn('falling back to CPU', UserWarning, stacklevel=1)
     assert ('warning', '[onnxruntime] lacks CUDAExecutionProvider; falling back') in ros.lines
-    assert ('error', '[torch] boom') in ros.lines
+    assert ('error', '[vla_nav_test.runtime] boom') in ros.lines
+    assert ('warning', '[vla_nav_test.quiet_library] not propagated, still routed') in ros.lines
     assert not any('chatty' in text for _, text in ros.lines)
     assert any(level == 'warning' and text.startswith('[py.warnings]') and 'falling back to CPU' in text
                for level, text in ros.lines)
@@ -54,6 +58,8 @@ def test_library_warnings_reach_the_ros_logger(restore_logging):
     logging.getLogger('x').warning('once')
     assert ('warning', '[x] once') in again.lines and not any('once' in t for _, t in ros.lines)
     assert sum(isinstance(h, RosLogHandler) for h in logging.getLogger().handlers) == 1
+    assert sum(isinstance(h, RosLogHandler) for h in quiet.handlers) == 1
+    quiet.handlers.clear()
 
 
 def test_importing_the_ros_layer_and_data_imports_no_rclpy():

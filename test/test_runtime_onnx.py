@@ -15,11 +15,11 @@ import pytest
 torch = pytest.importorskip('torch')
 pytest.importorskip('onnxruntime')
 
+from vla_nav.core.engine import ModelLoadError  # noqa: E402
 from vla_nav.model.checkpoint import save_random_checkpoint  # noqa: E402
 from vla_nav.model.config import PolicyConfig  # noqa: E402
 from vla_nav.model.export import export_onnx, find_fresh_export  # noqa: E402
 from vla_nav.runtime import load_engine  # noqa: E402
-from vla_nav.runtime.base import ModelLoadError  # noqa: E402
 from vla_nav.runtime.onnx_engine import OnnxEngine  # noqa: E402
 from vla_nav.runtime.torch_engine import TorchEngine  # noqa: E402
 

@@ -4,17 +4,20 @@ import math
 import numpy as np
 import pytest
 
-from vla_nav.config import node_defaults
+from vla_nav.config import load_config
 from vla_nav.sim import NavSim, plot_topdown
 from vla_nav.sim.layout import COLOURS, ROBOT_RADIUS, free_distance, wall_clearance
+from vla_nav.sim.robot import RobotLimits
 from vla_nav.sim.scenarios import KINDS
 
 EPISODES_PER_KIND = 20
+CONFIG = load_config()
+ROBOT = {'limits': RobotLimits.from_executor(CONFIG.executor), 'stop_words': CONFIG.stop_words}
 
 
 @pytest.fixture(scope='module')
 def sim():
-    with NavSim('test', seed=0) as simulator:
+    with NavSim('test', seed=0, **ROBOT) as simulator:
         yield simulator
 
 
@@ -44,7 +47,7 @@ def test_same_seed_gives_the_same_room_and_first_frame(sim):
     again = sim.reset(4)
     assert sim.layout == layout
     assert np.array_equal(first.rgb, again.rgb)
-    with NavSim('test', seed=0, image_size=(64, 96)) as other:
+    with NavSim('test', seed=0, image_size=(64, 96), **ROBOT) as other:
         small = other.reset(4)
         assert other.layout == layout and other.scenario.instruction == sim.scenario.instruction
         assert small.rgb.shape == (64, 96, 3)
@@ -78,7 +81,7 @@ def _target_mask(sim, index):
 
 @pytest.mark.parametrize('kind', KINDS)
 def test_expert_solves_episodes_smoothly_within_the_executor_limits(sim, kind):
-    limits = node_defaults('chunk_executor')
+    limits = CONFIG.chunk_executor.to_params()
     dt = sim.control_dt
     successes = 0
     for episode in range(EPISODES_PER_KIND):

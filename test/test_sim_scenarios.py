@@ -3,6 +3,7 @@ import math
 
 import pytest
 
+from vla_nav.config import load_config
 from vla_nav.sim.layout import COLOURS, ROBOT_RADIUS, SHAPES, free_distance, wall_clearance
 from vla_nav.sim.scenarios import (
     FORWARD_DISTANCES,
@@ -18,6 +19,12 @@ from vla_nav.sim.scenarios import (
 )
 
 EPISODES = 300
+STOP_WORDS = load_config().stop_words
+
+
+def parse(text, layout, start_pose=None):
+    """The judge's parser with the one stop-phrase list (config/vla_nav.yaml)."""
+    return parse_instruction(text, layout, start_pose, stop_words=STOP_WORDS)
 
 
 def test_same_split_seed_episode_gives_the_same_episode():
@@ -46,9 +53,9 @@ def test_paraphrases_are_the_same_task_in_other_train_wordings_and_never_test_se
     assert 'go forward 2 meters' in group and 'drive ahead 2 meters' in group
     assert len(group) == len(TEMPLATES['train']['forward'])
     assert not set(group) & all_instructions('test')
-    assert {parse_instruction(s, room).parameters['distance'] for s in group} == {2.0}
+    assert {parse(s, room).parameters['distance'] for s in group} == {2.0}
     assert len(paraphrases('turn left')) == len(TEMPLATES['train']['turn'])
-    assert all(parse_instruction(s, room).parameters['direction'] == 'left'
+    assert all(parse(s, room).parameters['direction'] == 'left'
                for s in paraphrases('turn left'))
     assert set(paraphrases('stop')) == set(TEMPLATES['train']['stop'])
     assert paraphrases('advance 2 meters') == ()                  # a test sentence: not offered
@@ -100,13 +107,13 @@ def test_every_template_round_trips_through_the_parser(split):
             if kind == 'goto':
                 for target in layout.named_objects:
                     text = instruction_for(split, kind, index, target=target.name)
-                    scenario = parse_instruction(text, layout)
+                    scenario = parse(text, layout)
                     assert scenario is not None and scenario.kind == 'goto', text
                     assert scenario.target is target, text
             elif kind == 'turn':
                 for direction in ('left', 'right'):
                     text = instruction_for(split, kind, index, direction=direction)
-                    scenario = parse_instruction(text, layout)
+                    scenario = parse(text, layout)
                     assert scenario is not None and scenario.kind == 'turn', text
                     assert scenario.parameters['direction'] == direction
                     assert scenario.parameters['angle'] == pytest.approx(
@@ -114,18 +121,18 @@ def test_every_template_round_trips_through_the_parser(split):
             elif kind == 'forward':
                 for distance in FORWARD_DISTANCES:
                     text = instruction_for(split, kind, index, distance=distance)
-                    scenario = parse_instruction(text, layout)
+                    scenario = parse(text, layout)
                     assert scenario is not None and scenario.kind == 'forward', text
                     assert scenario.parameters['distance'] == distance
             else:
-                scenario = parse_instruction(instruction_for(split, kind, index), layout)
+                scenario = parse(instruction_for(split, kind, index), layout)
                 assert scenario is not None and scenario.kind == 'stop'
 
 
 def test_generated_scenarios_equal_their_parsed_instruction():
     for episode in range(40):
         layout, scenario = generate_episode('train', 1, episode)
-        parsed = parse_instruction(scenario.instruction, layout, layout.start_pose)
+        parsed = parse(scenario.instruction, layout, layout.start_pose)
         assert parsed is not None
         assert (parsed.kind, parsed.target, parsed.parameters) == \
             (scenario.kind, scenario.target, scenario.parameters)
@@ -134,18 +141,18 @@ def test_generated_scenarios_equal_their_parsed_instruction():
 def test_parser_reads_free_text_and_refuses_what_the_room_cannot_satisfy():
     layout, _ = generate_episode('test', 0, 3, kind='goto')
     target = layout.target
-    assert parse_instruction(f'Please, can you go to the {target.name.upper()}!', layout).target is target
-    assert parse_instruction('drive two meters forward', layout).parameters['distance'] == 2.0
-    assert parse_instruction('go ahead 1.5 m', layout).parameters['distance'] == 1.5
-    assert parse_instruction('turn around', layout).parameters['angle'] == pytest.approx(math.pi)
-    assert parse_instruction('turn right 45 degrees', layout).parameters['angle'] == \
+    assert parse(f'Please, can you go to the {target.name.upper()}!', layout).target is target
+    assert parse('drive two meters forward', layout).parameters['distance'] == 2.0
+    assert parse('go ahead 1.5 m', layout).parameters['distance'] == 1.5
+    assert parse('turn around', layout).parameters['angle'] == pytest.approx(math.pi)
+    assert parse('turn right 45 degrees', layout).parameters['angle'] == \
         pytest.approx(-math.pi / 4)
-    assert parse_instruction('Stop.', layout).kind == 'stop'
+    assert parse('Stop.', layout).kind == 'stop'
     absent = next((c, s) for c in COLOURS for s in SHAPES
                   if all((o.colour, o.shape) != (c, s) for o in layout.named_objects))
-    assert parse_instruction(f'go to the {absent[0]} {absent[1]}', layout) is None
-    assert parse_instruction('make me a sandwich', layout) is None
-    assert parse_instruction('', layout) is None
+    assert parse(f'go to the {absent[0]} {absent[1]}', layout) is None
+    assert parse('make me a sandwich', layout) is None
+    assert parse('', layout) is None
 
 
 def test_seed_must_be_non_negative_and_split_known():

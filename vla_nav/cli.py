@@ -22,6 +22,24 @@ VERBS = {
 }
 
 
+def add_model_arguments(parser: argparse.ArgumentParser, backends: tuple[str, ...] | None = None,
+                        with_device: bool = True) -> None:
+    """--model / --backend / --device, defaults from config/vla_nav.yaml (vla_node section), for
+    every verb that loads a policy. backends: restrict --backend to these choices (None: any,
+    'module:factory' included)."""
+    from vla_nav.config import load_config
+    node = load_config().vla_node
+    parser.add_argument('--model', default=node.model,
+                        help=f'checkpoint dir (default: {node.model or "models/default"})')
+    parser.add_argument('--backend', default=node.backend, choices=backends,
+                        help=f"{' | '.join(backends or ('onnx', 'torch', 'module:factory'))} "
+                             f'(default {node.backend})')
+    if with_device:
+        parser.add_argument('--device', default=node.device,
+                            help=f'cpu | cuda | tensorrt (ONNX providers, with fallback; default '
+                                 f'{node.device})')
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='python -m vla_nav', description=__doc__.splitlines()[0])
     verbs = parser.add_subparsers(dest='verb', metavar='VERB', required=True)

@@ -1,7 +1,16 @@
-"""The one place that knows where defaults live: config/vla_nav.yaml.
+"""The one place that reads config/vla_nav.yaml: `load_config()` builds the typed configs.
 
-Nodes declare their ROS parameters from this file, tools (demo, replay, eval-sim, soak) read the
-same values, so a topic name or a limit is written down exactly once.
+    from vla_nav.config import load_config
+    config = load_config()              # VlaNavConfig (vla_nav.core.node_config), read once
+    config.vla_node.max_image_age       # VlaNodeConfig
+    config.chunk_executor.executor      # ExecutorConfig (the limits)
+    config.sim_node.cmd_vel_timeout     # SimNodeConfig
+    config.topics.cmd_vel               # TopicNames
+    config.stop_words                   # the one stop-phrase list
+
+Nodes declare their ROS parameters from the same file, tools (demo, replay, eval-sim, soak) read
+the same values, so a topic name or a limit is written down exactly once. Everything below this
+module (model/, sim/, data/, runtime/) takes the configs as arguments and never reads the YAML.
 """
 from __future__ import annotations
 
@@ -11,6 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from vla_nav.core.node_config import (
+    ChunkExecutorNodeConfig,
+    SimNodeConfig,
+    VlaNavConfig,
+    VlaNodeConfig,
+)
 
 PACKAGE = 'vla_nav'
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -44,12 +60,40 @@ def _load(path: str) -> dict[str, Any]:
 
 
 def node_defaults(node_name: str, path: str | os.PathLike | None = None) -> dict[str, Any]:
-    """The `ros__parameters` of one node, as a fresh dict (safe to modify)."""
-    document = _load(str(path or config_path()))
+    """The `ros__parameters` of one node, as a fresh dict (safe to modify).
+
+    Compatibility for code not yet on `load_config()`; the values are the validated ones."""
+    sections = load_config(path).sections()
+    if node_name not in sections:
+        raise KeyError(f'{path or config_path()} has no {node_name}.ros__parameters')
+    return sections[node_name]
+
+
+def _section(document: dict, node_name: str, path) -> dict[str, Any]:
     try:
         return dict(document[node_name]['ros__parameters'])
-    except KeyError as error:
-        raise KeyError(f'{path or config_path()} has no {node_name}.ros__parameters') from error
+    except (KeyError, TypeError) as error:
+        raise KeyError(f'{path} has no {node_name}.ros__parameters') from error
+
+
+@cache
+def _load_config(path: str) -> VlaNavConfig:
+    document = _load(path)
+    try:
+        return VlaNavConfig(
+            vla_node=VlaNodeConfig.from_params(_section(document, 'vla_node', path)),
+            chunk_executor=ChunkExecutorNodeConfig.from_params(
+                _section(document, 'chunk_executor', path)),
+            sim_node=SimNodeConfig.from_params(_section(document, 'sim_node', path)))
+    except ValueError as error:
+        raise ValueError(f'{path}: {error}') from error
+
+
+def load_config(path: str | os.PathLike | None = None) -> VlaNavConfig:
+    """The typed, validated config of config/vla_nav.yaml (or `path`); read once per path.
+
+    Raises ValueError naming the file and the parameter when a value is missing or invalid."""
+    return _load_config(str(path or config_path()))
 
 
 def default_model_dir() -> Path:

@@ -28,6 +28,7 @@ after braking), estop. All times are float seconds of the caller's clock.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -38,6 +39,26 @@ import numpy as np
 IDLE, TRACKING, BRAKING, STOPPED, ESTOP = 'idle', 'tracking', 'braking', 'stopped', 'estop'
 _SLOT_EPSILON = 1e-9     # float slack when mapping a time onto an action slot
 _MAX_TICK_GAP = 1.0      # s; a longer gap (clock jump, paused sim) counts as one nominal period
+
+
+class ChunkVerdict(enum.Enum):
+    """What `ChunkExecutor.add_chunk` did with a chunk; truthy only when it was ACCEPTED.
+
+    OLD_GOAL is the expected refusal of a chunk still in flight when a new goal preempted it
+    (harmless, not an error); the others mean a bad chunk, a clock problem, or the e-stop."""
+
+    ACCEPTED = 'accepted'
+    ESTOP = 'e-stop is active'
+    BAD_TIMING = 'bad chunk timing'
+    BAD_SHAPE = 'bad chunk shape'
+    OLD_GOAL = 'stamped at or before the last preempt (old goal)'
+    NOT_NEWER = 'not newer than the plan'
+    TOO_OLD = 'older than max_chunk_age'
+    IN_FUTURE = 'stamped in the future'
+    ALL_PAST = 'every action already in the past'
+
+    def __bool__(self) -> bool:
+        return self is ChunkVerdict.ACCEPTED
 
 
 @dataclass(frozen=True)
@@ -148,6 +169,7 @@ class ChunkExecutor:
         self.accepted_chunks = 0
         self.rejected_chunks = 0
         self.last_reject_reason = ''
+        self.last_refusal: ChunkVerdict | None = None   # the verdict of the last refused chunk
 
     # --- inputs --------------------------------------------------------------------------
     def preempt(self, stamp: float, now: float | None = None) -> None:
@@ -174,20 +196,17 @@ class ChunkExecutor:
         elif self._state == ESTOP:
             self._state = STOPPED
 
-    def add_chunk(self, stamp: float, actions: np.ndarray, dt: float, now: float) -> bool:
-        """Schedule action i at stamp + i*dt; returns whether the chunk was accepted."""
-        reason = self._refusal(stamp, actions, dt, now)
-        if reason:
-            self.rejected_chunks += 1
-            self.last_reject_reason = reason
-            return False
+    def add_chunk(self, stamp: float, actions: np.ndarray, dt: float, now: float) -> ChunkVerdict:
+        """Schedule action i at stamp + i*dt; returns the verdict (truthy only when ACCEPTED)."""
+        verdict, reason = self._refusal(stamp, actions, dt, now)
+        if verdict is not None:
+            return self._refuse(verdict, reason)
         actions = np.nan_to_num(np.asarray(actions, dtype=np.float64), nan=0.0, posinf=0.0,
                                 neginf=0.0)
         passed = int(math.floor((now - stamp) / dt + _SLOT_EPSILON)) if now > stamp else 0
         if passed >= len(actions):
-            self.rejected_chunks += 1
-            self.last_reject_reason = 'every action of the chunk is already in the past'
-            return False
+            return self._refuse(ChunkVerdict.ALL_PAST,
+                                'every action of the chunk is already in the past')
         ahead = actions[passed:].copy()
         start = stamp + passed * dt
         self._blend_into(ahead, start, dt, now)
@@ -196,27 +215,37 @@ class ChunkExecutor:
         self._last_arrival = float(now)
         self._state = TRACKING
         self.accepted_chunks += 1
-        return True
+        return ChunkVerdict.ACCEPTED
 
-    def _refusal(self, stamp: float, actions, dt: float, now: float) -> str:
+    def _refuse(self, verdict: ChunkVerdict, reason: str) -> ChunkVerdict:
+        self.rejected_chunks += 1
+        self.last_refusal, self.last_reject_reason = verdict, reason
+        return verdict
+
+    def _refusal(self, stamp: float, actions, dt: float, now: float
+                 ) -> tuple[ChunkVerdict | None, str]:
+        """(verdict, message) of a refusal, (None, '') for a chunk that may be scheduled."""
         if self._estop:
-            return 'e-stop is active'
+            return ChunkVerdict.ESTOP, 'e-stop is active'
         if not (math.isfinite(stamp) and math.isfinite(dt) and dt > 0):
-            return f'bad chunk timing (stamp {stamp}, dt {dt})'
+            return ChunkVerdict.BAD_TIMING, f'bad chunk timing (stamp {stamp}, dt {dt})'
         shape = np.shape(actions)
         if len(shape) != 2 or shape[0] < 1 or shape[1] != 2:
-            return f'chunk actions must have shape (N>=1, 2), got {shape}'
+            return ChunkVerdict.BAD_SHAPE, f'chunk actions must have shape (N>=1, 2), got {shape}'
         if stamp <= self._preempt_stamp:
-            return (f'chunk stamped {stamp:.3f} is not newer than the last preempt '
-                    f'{self._preempt_stamp:.3f} (old goal)')
+            return ChunkVerdict.OLD_GOAL, (f'chunk stamped {stamp:.3f} is not newer than the last '
+                                           f'preempt {self._preempt_stamp:.3f} (old goal)')
         if stamp <= self._plan_stamp:
-            return f'chunk stamped {stamp:.3f} is not newer than the plan ({self._plan_stamp:.3f})'
+            return ChunkVerdict.NOT_NEWER, (f'chunk stamped {stamp:.3f} is not newer than the plan '
+                                            f'({self._plan_stamp:.3f})')
         age = now - stamp
         if age > self._config.max_chunk_age:
-            return f'chunk is {age:.3f} s old (max_chunk_age {self._config.max_chunk_age} s)'
+            return ChunkVerdict.TOO_OLD, (f'chunk is {age:.3f} s old (max_chunk_age '
+                                          f'{self._config.max_chunk_age} s)')
         if age < -self._config.max_chunk_age:
-            return f'chunk is stamped {-age:.3f} s in the future (clock mismatch?)'
-        return ''
+            return ChunkVerdict.IN_FUTURE, (f'chunk is stamped {-age:.3f} s in the future (clock '
+                                            'mismatch?)')
+        return None, ''
 
     def _blend_into(self, ahead: np.ndarray, start: float, dt: float, now: float) -> None:
         old = self._plan

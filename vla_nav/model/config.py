@@ -21,7 +21,9 @@ Fields (validated in `__post_init__`; `to_dict()` / `from_dict()` round-trip thr
                  (v, w, distance since goal start, yaw change since goal start)
   state_scale    per-component factor applied to the raw state so each term is O(1)
   action_low/high physical bounds per action dimension; actions are clipped to them and mapped
-                 linearly to [-1, 1] (defaults: chunk_executor limits in config/vla_nav.yaml)
+                 linearly to [-1, 1] (defaults DEFAULT_ACTION_LOW/HIGH: fixed here, part of the
+                 checkpoint; NOT read from the executor limits in config/vla_nav.yaml, so editing
+                 the robot's limits never changes the normalisation of the next checkpoint)
   loss           'huber' (default; Huber with delta `huber_delta` in the normalised space) or
                  'l1'; the discrete head always uses cross-entropy over `discrete_bins` bins
   head_*         head sizes; text_head_dim: the instruction embedding is projected to this and
@@ -34,7 +36,7 @@ Fields (validated in `__post_init__`; `to_dict()` / `from_dict()` round-trip thr
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 FORMAT_VERSION = 1
@@ -48,21 +50,10 @@ MINILM_DIM = 384                 # all-MiniLM-L6-v2 hidden size
 DEFAULT_STATE_SCALE = (2.0, 0.6667, 0.5, 0.3183)
 
 
-def _executor_limits() -> tuple[tuple[float, float], tuple[float, float]]:
-    """The chunk executor's velocity limits: the default normalisation bounds."""
-    from vla_nav.config import node_defaults
-    params = node_defaults('chunk_executor')
-    low = (float(params['min_linear_vel']), -float(params['max_angular_vel']))
-    high = (float(params['max_linear_vel']), float(params['max_angular_vel']))
-    return low, high
-
-
-def _default_low() -> tuple[float, ...]:
-    return _executor_limits()[0]
-
-
-def _default_high() -> tuple[float, ...]:
-    return _executor_limits()[1]
+# (linear.x m/s, angular.z rad/s) normalisation range of a new checkpoint: the span the
+# shipped robot's executor allows (test_model_policy checks it still covers the YAML limits).
+DEFAULT_ACTION_LOW = (-0.2, -1.5)
+DEFAULT_ACTION_HIGH = (0.5, 1.5)
 
 
 @dataclass
@@ -80,8 +71,8 @@ class PolicyConfig:
     dt: float = 0.1
     state_dim: int = 0
     state_scale: tuple = DEFAULT_STATE_SCALE
-    action_low: tuple = field(default_factory=_default_low)
-    action_high: tuple = field(default_factory=_default_high)
+    action_low: tuple = DEFAULT_ACTION_LOW
+    action_high: tuple = DEFAULT_ACTION_HIGH
     loss: str = 'huber'
     huber_delta: float = 0.1
     head_hidden: int = 128
@@ -185,7 +176,7 @@ def read_checkpoint_config(directory) -> tuple[PolicyConfig, dict[str, Any]]:
     import json
     from pathlib import Path
 
-    from vla_nav.runtime.base import ModelLoadError
+    from vla_nav.core.engine import ModelLoadError
 
     directory = Path(directory)
     if not directory.is_dir():

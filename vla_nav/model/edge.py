@@ -74,7 +74,7 @@ class EdgeBackbone(nn.Module):
     # --- instruction -------------------------------------------------------------------------
     def text_encoder(self) -> tuple:
         if self._text is None:
-            from vla_nav.runtime.text import InstructionTokenizer
+            from vla_nav.model.text import InstructionTokenizer
             tokenizer = InstructionTokenizer(minilm_tokenizer_path(), self.config.text_max_tokens)
             self._text = (tokenizer, MiniLMEncoder())
         return self._text

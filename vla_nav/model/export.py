@@ -27,7 +27,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from vla_nav.runtime.base import ModelLoadError
+from vla_nav.core.engine import ModelLoadError
 
 EXPORT_VERSION = 1
 EXPORT_INFO_FILE = 'export.json'

@@ -27,9 +27,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from vla_nav.core.engine import ModelLoadError
 from vla_nav.model.config import PolicyConfig
 from vla_nav.model.pretrained import sha256_file
-from vla_nav.runtime.base import ModelLoadError
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -104,7 +104,7 @@ class Kosmos2Backbone(nn.Module):
 
     def tokenizer(self):
         if self._tokenizer is None:
-            from vla_nav.runtime.text import InstructionTokenizer
+            from vla_nav.model.text import InstructionTokenizer
             self._tokenizer = InstructionTokenizer(self.folder / 'tokenizer.json',
                                                    self.config.kosmos2_max_text_tokens,
                                                    add_special_tokens=False)

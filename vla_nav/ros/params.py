@@ -88,3 +88,15 @@ def declare_parameters_from_config(node, node_name: str) -> NodeParameters:
 
     node.add_on_set_parameters_callback(check_types)
     return params
+
+
+def declare_node_config(node, node_name: str, config_type):
+    """Declare `node_name`'s parameters (declare_parameters_from_config) and build the node's typed
+    config from them (vla_nav.core.node_config: VlaNodeConfig, ChunkExecutorNodeConfig,
+    SimNodeConfig; validated in __post_init__). Returns (live parameter view, config); an invalid
+    value is a NodeStartupError naming the parameter (one fatal line, exit code 1)."""
+    params = declare_parameters_from_config(node, node_name)
+    try:
+        return params, config_type.from_params(params.as_dict())
+    except (TypeError, ValueError) as error:
+        raise NodeStartupError(f'invalid {node_name} parameters: {error}') from error

@@ -58,13 +58,19 @@ class RosLogHandler(logging.Handler):
 def route_python_logging(ros_logger, level: int = logging.WARNING) -> RosLogHandler:
     """Send Python logging (and `warnings.warn`) at `level` and above to `ros_logger`.
 
-    Replaces a handler installed by an earlier call (one route per process)."""
+    The handler goes on the root logger and on every logger that exists now and does not
+    propagate (torch configures its own); run_node routes again once the node is built, i.e.
+    after the engine's libraries were imported. Replaces the handler of an earlier call."""
     root = logging.getLogger()
-    for handler in list(root.handlers):
-        if isinstance(handler, RosLogHandler):
-            root.removeHandler(handler)
+    quiet = [logger for logger in logging.Logger.manager.loggerDict.values()
+             if isinstance(logger, logging.Logger) and not logger.propagate]
+    for logger in (root, *quiet):
+        for handler in list(logger.handlers):
+            if isinstance(handler, RosLogHandler):
+                logger.removeHandler(handler)
     handler = RosLogHandler(ros_logger, level)
-    root.addHandler(handler)
+    for logger in (root, *quiet):
+        logger.addHandler(handler)
     if root.level == logging.NOTSET or root.level > level:
         root.setLevel(level)
     logging.captureWarnings(True)

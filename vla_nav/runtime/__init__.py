@@ -9,7 +9,7 @@ import importlib
 import os
 from pathlib import Path
 
-from vla_nav.runtime.base import EngineSpec, ModelLoadError, PolicyEngine
+from vla_nav.core.engine import EngineSpec, ModelLoadError, PolicyEngine
 
 __all__ = ['EngineSpec', 'ModelLoadError', 'PolicyEngine', 'load_engine']
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vla_nav.runtime.base import EngineSpec
+from vla_nav.core.engine import EngineSpec
 
 
 def check_frames(rgb: np.ndarray, spec: EngineSpec) -> np.ndarray:

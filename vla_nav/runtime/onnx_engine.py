@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vla_nav.core.engine import EngineSpec, ModelLoadError, PolicyEngine
 from vla_nav.model.config import read_checkpoint_config
 from vla_nav.model.export import (
     default_onnx_dir,
@@ -30,10 +31,9 @@ from vla_nav.model.export import (
     read_export_info,
     verify_weights_file,
 )
-from vla_nav.runtime.base import EngineSpec, ModelLoadError, PolicyEngine
+from vla_nav.model.text import InstructionTokenizer
 from vla_nav.runtime.inputs import check_frames, check_window
 from vla_nav.runtime.providers import available_chain, create_session
-from vla_nav.runtime.text import InstructionTokenizer
 
 LOG = logging.getLogger('vla_nav.runtime')
 PRECISIONS = ('fp32', 'fp16')

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vla_nav.core.engine import EngineSpec, PolicyEngine
 from vla_nav.model.checkpoint import load_checkpoint
-from vla_nav.runtime.base import EngineSpec, PolicyEngine
 from vla_nav.runtime.inputs import check_frames, check_window
 
 LOG = logging.getLogger('vla_nav.runtime')

@@ -4,7 +4,9 @@ tasks given in language, an expert driver and episode judging. No rclpy here (si
 Public API
 ----------
 NavSim(split='train'|'test', seed=0, image_size=(128, 128), control_dt=0.1, physics_dt=0.02,
-       limits=None, expert_config=None, min_target_pixels=12)
+       *, limits: RobotLimits, stop_words, expert_config=None, min_target_pixels=12)
+    limits = RobotLimits.from_executor(load_config().executor), stop_words = load_config().stop_words
+    (vla_nav.config; the simulator never reads the YAML itself)
     reset(episode: int | None = None, kind: str | None = None) -> Observation
         episode index -> deterministic room + task (same (split, seed, episode) -> same episode);
         None = the next index; `kind` forces goto|turn|forward|stop.
@@ -24,12 +26,12 @@ NavSim(split='train'|'test', seed=0, image_size=(128, 128), control_dt=0.1, phys
 Outcomes: None (running) | 'success' | 'collision' | 'timeout' | 'failure' (see episode.py).
 
 generate_episode(split, seed, episode, attempt=0, kind=None) -> (Layout, Scenario)   (numpy only)
-parse_instruction(text, layout, start_pose=None) -> Scenario | None   (both splits' phrasings)
+parse_instruction(text, layout, start_pose=None, *, stop_words) -> Scenario | None  (any phrasing)
 plot_topdown(layout, trajectories: list[dict], path) -> Path          (matplotlib PNG)
     trajectory dict: {'poses': [(x, y, yaw) | (x, y)], 'outcome': str|None, 'target': SceneObject|
     None, 'label': str}
 Expert(config, limits).action(scenario, layout, pose, twist, state, dt); ExpertConfig;
-RobotLimits.from_config(); SceneObject, Layout, Scenario, Observation, StepResult.
+RobotLimits.from_executor(config.executor); SceneObject, Layout, Scenario, Observation, StepResult.
 
 Splits: train and test use disjoint phrasing templates, split-salted RNG streams and rooms whose
 decimetre sides sum to an even (train) or odd (test) number, so no test layout or phrasing is ever

@@ -26,10 +26,19 @@ def _expert_episode(sim, episode: int, render: bool) -> tuple[str, int, list]:
             return result.outcome, steps, poses
 
 
+def _robot() -> dict:
+    """The robot's limits and the stop phrases from config/vla_nav.yaml (this CLI is an entry
+    point: the simulator package itself never reads the YAML)."""
+    from vla_nav.config import load_config
+    from vla_nav.sim.robot import RobotLimits
+    config = load_config()
+    return {'limits': RobotLimits.from_executor(config.executor), 'stop_words': config.stop_words}
+
+
 def bench(args) -> dict:
     from vla_nav.sim import NavSim
 
-    with NavSim(args.split, args.seed, (args.size, args.size)) as sim:
+    with NavSim(args.split, args.seed, (args.size, args.size), **_robot()) as sim:
         started = time.perf_counter()
         for episode in range(args.resets):
             sim.reset(episode)
@@ -64,7 +73,7 @@ def preview(args) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     frames, episodes = [], []
-    with NavSim(args.split, args.seed, (args.size, args.size)) as sim:
+    with NavSim(args.split, args.seed, (args.size, args.size), **_robot()) as sim:
         for episode in range(args.episodes):
             first = sim.reset(episode).rgb
             frames.append(first)

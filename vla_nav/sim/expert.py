@@ -76,9 +76,9 @@ class Expert:
     ARRIVED = 0.01            # m left to the stop point that counts as arrived
     ANGLE_DONE = math.radians(1.0)
 
-    def __init__(self, config: ExpertConfig | None = None, limits: RobotLimits | None = None):
+    def __init__(self, config: ExpertConfig | None, limits: RobotLimits):
         self.config = config or ExpertConfig()
-        self.config.check_within(limits or RobotLimits.from_config())
+        self.config.check_within(limits)
         self._detour_side = 0.0
 
     def reset(self) -> None:

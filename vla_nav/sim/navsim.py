@@ -7,6 +7,7 @@ One object owns a MuJoCo room (World), the robot base (DiffDriveBase), the curre
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,13 +43,15 @@ class NavSim:
     """A seeded stream of rooms and tasks for a differential-drive robot with a forward camera.
 
     image_size is (height, width). control_dt is the time one `step` advances; the base is
-    integrated in sub-steps of at most physics_dt, each checked for contacts.
+    integrated in sub-steps of at most physics_dt, each checked for contacts. limits: the base's
+    (= the executor's) limits, `RobotLimits.from_executor(config.executor)`; stop_words: the one
+    stop-phrase list (`config.stop_words`), so the judge reads a stop where vla_node does.
     """
 
     def __init__(self, split: str = 'train', seed: int = 0, image_size: tuple[int, int] = (128, 128),
-                 control_dt: float = 0.1, physics_dt: float = 0.02,
-                 limits: RobotLimits | None = None, expert_config: ExpertConfig | None = None,
-                 min_target_pixels: int = 12):
+                 control_dt: float = 0.1, physics_dt: float = 0.02, *,
+                 limits: RobotLimits, stop_words: Iterable[str],
+                 expert_config: ExpertConfig | None = None, min_target_pixels: int = 12):
         if split not in ('train', 'test'):
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
         if control_dt <= 0 or physics_dt <= 0:
@@ -57,7 +60,8 @@ class NavSim:
         self.control_dt = float(control_dt)
         self.substeps = max(1, math.ceil(self.control_dt / physics_dt - 1e-9))
         self.min_target_pixels = int(min_target_pixels)
-        self.limits = limits or RobotLimits.from_config()
+        self.limits = limits
+        self.stop_words = tuple(stop_words)
         self.base = DiffDriveBase(self.limits)
         self.expert = Expert(expert_config, self.limits)
         self.world = World(image_size)
@@ -111,7 +115,7 @@ class NavSim:
         judge restart. Returns the parsed Scenario, or None when the text is not understood (then
         nothing ends the episode but a collision)."""
         self._require_reset()
-        scenario = parse_instruction(text, self._layout, self.base.pose)
+        scenario = parse_instruction(text, self._layout, self.base.pose, stop_words=self.stop_words)
         self._start_task(scenario)
         return scenario
 

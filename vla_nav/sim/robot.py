@@ -1,14 +1,15 @@
 """The simulated differential-drive base: velocity and acceleration limits, kinematic integration.
 
 The base honours the same limits as the chunk executor (config/vla_nav.yaml `chunk_executor`), so
-a command the executor lets through is one the simulated robot can follow exactly.
+a command the executor lets through is one the simulated robot can follow exactly: build them with
+`RobotLimits.from_executor(load_config().executor)` (the simulator never reads the YAML itself).
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
-from vla_nav.config import node_defaults
+from vla_nav.core.executor import ExecutorConfig
 
 _LIMIT_KEYS = ('max_linear_vel', 'min_linear_vel', 'max_angular_vel', 'max_linear_accel',
                'max_angular_accel', 'max_linear_decel', 'max_angular_decel')
@@ -16,13 +17,13 @@ _LIMIT_KEYS = ('max_linear_vel', 'min_linear_vel', 'max_angular_vel', 'max_linea
 
 @dataclass(frozen=True)
 class RobotLimits:
-    max_linear_vel: float = 0.5
-    min_linear_vel: float = -0.2
-    max_angular_vel: float = 1.5
-    max_linear_accel: float = 1.0
-    max_angular_accel: float = 3.0
-    max_linear_decel: float = 2.5
-    max_angular_decel: float = 6.0
+    max_linear_vel: float
+    min_linear_vel: float
+    max_angular_vel: float
+    max_linear_accel: float
+    max_angular_accel: float
+    max_linear_decel: float
+    max_angular_decel: float
 
     def __post_init__(self):
         if not (self.min_linear_vel <= 0.0 < self.max_linear_vel and self.max_angular_vel > 0.0):
@@ -32,10 +33,9 @@ class RobotLimits:
                 raise ValueError(f'{name} must be > 0, got {getattr(self, name)}')
 
     @classmethod
-    def from_config(cls) -> RobotLimits:
-        """The chunk executor's limits from config/vla_nav.yaml."""
-        params = node_defaults('chunk_executor')
-        return cls(**{key: float(params[key]) for key in _LIMIT_KEYS})
+    def from_executor(cls, config: ExecutorConfig) -> RobotLimits:
+        """The chunk executor's velocity and acceleration limits."""
+        return cls(**{key: float(getattr(config, key)) for key in _LIMIT_KEYS})
 
 
 def _approach(current: float, target: float, accel: float, decel: float, dt: float) -> float:
@@ -50,8 +50,8 @@ def _approach(current: float, target: float, accel: float, decel: float, dt: flo
 class DiffDriveBase:
     """Planar pose + body twist; `command` sets the wanted twist, `advance` integrates dt."""
 
-    def __init__(self, limits: RobotLimits | None = None):
-        self.limits = limits or RobotLimits()
+    def __init__(self, limits: RobotLimits):
+        self.limits = limits
         self.reset((0.0, 0.0, 0.0))
 
     def reset(self, pose: tuple[float, float, float]) -> None:

@@ -27,6 +27,7 @@ import functools
 import math
 import re
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -471,9 +472,6 @@ _NUMBER_WORDS = {'one': 1.0, 'two': 2.0, 'three': 3.0, 'four': 4.0, 'five': 5.0,
 _SHAPE_WORDS = {'cone': 'cone', 'cones': 'cone', 'traffic cone': 'cone', 'box': 'box',
                 'cube': 'box', 'crate': 'box', 'ball': 'ball', 'sphere': 'ball', 'cylinder': 'cylinder',
                 'pillar': 'cylinder', 'can': 'cylinder', 'barrel': 'cylinder'}
-_STOP_PHRASES = {'stop', 'halt', 'stop now', 'freeze', 'stand still', 'stay', 'stay here',
-                 'stay where you are', 'stop moving', "don't move", 'do not move', 'hold still',
-                 'emergency stop', 'wait'}
 _FORWARD_WORDS = ('forward', 'ahead', 'straight', 'advance')
 _DISTANCE = re.compile(r'\b(\d+(?:\.\d+)?|one and a half|two and a half|half a|one|two|three|four|five|six|a)'
                        r'\s*(?:m|meters?|metres?)\b')
@@ -489,18 +487,21 @@ def _clean(text: str) -> str:
 
 
 def parse_instruction(text: str, layout: Layout,
-                      start_pose: tuple[float, float, float] | None = None) -> Scenario | None:
+                      start_pose: tuple[float, float, float] | None = None, *,
+                      stop_words: Iterable[str]) -> Scenario | None:
     """Read a free-text instruction (either split's phrasings, and common variants) against a room.
 
     goto needs a colour and/or shape that picks exactly one named object of the room (colour and
     shape both given: that object; one given: it must be unique). Returns None when the text is not
     understood or names nothing in the room. `start_pose` (the robot's pose now) sets goto's time
-    limit; without it the room diagonal is used.
+    limit; without it the room diagonal is used. stop_words: the one stop-phrase list vla_node uses
+    (config/vla_nav.yaml vla_node.stop_words, `load_config().stop_words`), so a phrase that stops
+    the robot is judged as a stop task.
     """
     clean = _clean(text)
     if not clean:
         return None
-    if clean in _STOP_PHRASES:
+    if clean in {_clean(word) for word in stop_words}:
         return stop_scenario(text)
     words = clean.split()
     colours = [word for word in words if word in COLOURS]

@@ -4,7 +4,7 @@ sim_node (the simulated robot), vla_node (the default model unless --model) and 
 start as separate processes with the launch file's parameters (config/vla_nav.yaml), DDS on
 loopback and a private ROS_DOMAIN_ID (vla_nav.tools.procs). Once every node is up — the first run
 exports the model to ONNX, which the start-up line says — the demo reads the room from /sim/scene
-and sends instructions that fit it (vla_nav.tools.goals): go to an object in view, turn, go
+and sends instructions that fit it (vla_nav.sim.goals): go to an object in view, turn, go
 forward, go to another object, stop. sim_node judges each goal; the demo shows one live line per
 instruction (elapsed time, what is left to do) and its outcome: reached, collided, timed out.
 
@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vla_nav.cli import add_model_arguments
+
 DEFAULT_OUT = 'demo_out'
 STARTUP_TIMEOUT_S = 900.0        # the first run exports ONNX graphs before vla_node is up
 GOAL_TIME_MARGIN_S = 15.0        # wall seconds beyond the sim's own time limit before giving up
@@ -47,9 +49,7 @@ OUTCOME_WORDS = {'success': 'reached', 'collision': 'collided', 'timeout': 'time
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('--model', default='', help='checkpoint dir (default models/default)')
-    parser.add_argument('--backend', default='onnx', help='onnx | torch (default onnx)')
-    parser.add_argument('--device', default='cpu', help='cpu | cuda | tensorrt (default cpu)')
+    add_model_arguments(parser)
     parser.add_argument('--seed', type=int, default=0, help='room seed of the simulated robot')
     parser.add_argument('--split', default='test', choices=('train', 'test'),
                         help='scene split (default test: rooms the model never saw)')
@@ -250,7 +250,7 @@ def _raise_terminate(signum, frame):
 
 def demo(args, line: ProgressLine) -> dict:
     from vla_nav.config import resolve_model_dir, use_loopback_ros
-    from vla_nav.tools.goals import goal_sequence, layout_from_scene, plan_with_fallback
+    from vla_nav.sim.goals import goal_sequence, layout_from_scene, plan_with_fallback
     from vla_nav.tools.observer import (
         SuiteError,
         SuiteObserver,

@@ -23,14 +23,13 @@ from collections import defaultdict
 
 import numpy as np
 
+from vla_nav.cli import add_model_arguments
 from vla_nav.training.metrics import ChunkMAE, plot_mae_by_step
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('--model', default='', help='checkpoint dir (default: models/default)')
+    add_model_arguments(parser)
     parser.add_argument('--data', nargs='+', required=True, help='bag folders (or folders of bags)')
-    parser.add_argument('--backend', default='onnx', help="onnx | torch | module:factory")
-    parser.add_argument('--device', default='cpu', help='cpu | cuda | tensorrt (onnx providers)')
     parser.add_argument('--episodes', type=int, default=0,
                         help='evaluate only the first N episodes in path order (0: all)')
     parser.add_argument('--json', action='store_true', help='print one JSON object')
@@ -51,8 +50,9 @@ def evaluate_offline(engine, episodes, progress: bool = False) -> dict:
     """MAE of `engine` through PolicyLoop over `episodes` (iterable of vla_nav.data Episode)."""
     from tqdm import tqdm
 
+    from vla_nav.config import load_config
     from vla_nav.core.instruction import STOP
-    from vla_nav.runtime.loop import PolicyLoop
+    from vla_nav.core.loop import PolicyLoop
 
     spec = engine.spec
     overall = ChunkMAE(spec.chunk, spec.action_dim)
@@ -62,7 +62,7 @@ def evaluate_offline(engine, episodes, progress: bool = False) -> dict:
     step_seconds: list[float] = []
     bar = tqdm(episodes, desc='eval', unit='episode', disable=not progress, dynamic_ncols=True)
     for episode in bar:
-        loop = PolicyLoop(engine)
+        loop = PolicyLoop.from_config(engine, load_config().vla_node)
         result = loop.set_instruction(episode.instruction)
         kind = episode.metadata.get('kind', 'unknown')
         errors = by_kind[kind]

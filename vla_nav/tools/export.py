@@ -22,8 +22,8 @@ def run(args: argparse.Namespace) -> int:
     os.environ.setdefault('TRANSFORMERS_OFFLINE', '1')
     logging.basicConfig(level=logging.INFO, format='%(message)s')
     from vla_nav.config import resolve_model_dir
+    from vla_nav.core.engine import ModelLoadError
     from vla_nav.model.export import export_onnx
-    from vla_nav.runtime.base import ModelLoadError
     try:
         out = export_onnx(resolve_model_dir(args.model), args.out or None, fp16=args.fp16)
     except ModelLoadError as error:

@@ -2,7 +2,7 @@
 
 sim_node (camera at --camera-rate, 30 Hz by default), vla_node and chunk_executor run as separate
 processes on DDS loopback (vla_nav.tools.procs), exactly as in `make demo`; a new instruction that
-fits the scene goes out every --instruction-period seconds (vla_nav.tools.goals). After a warm-up
+fits the scene goes out every --instruction-period seconds (vla_nav.sim.goals). After a warm-up
 (model load, first allocations) the soak measures until the end:
 
   rss_mb            per node from /proc: at start, after warm-up, at the end, growth in %
@@ -29,6 +29,8 @@ import sys
 import time
 from pathlib import Path
 
+from vla_nav.cli import add_model_arguments
+
 RSS_GROWTH_LIMIT_PCT = 5.0
 RSS_SAMPLE_PERIOD_S = 2.0
 DEFAULT_OUT = 'runs/soak'
@@ -44,9 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='seconds between instructions (default 4)')
     parser.add_argument('--warmup', type=float, default=None,
                         help='seconds before measuring (default: 20%% of the run, 5..60 s)')
-    parser.add_argument('--model', default='', help='checkpoint dir (default models/default)')
-    parser.add_argument('--backend', default='onnx', help='onnx | torch')
-    parser.add_argument('--device', default='cpu', help='cpu | cuda | tensorrt')
+    add_model_arguments(parser)
     parser.add_argument('--seed', type=int, default=0, help='scene seed of sim_node')
     parser.add_argument('--out', default=DEFAULT_OUT, help=f'logs folder (default {DEFAULT_OUT})')
     parser.add_argument('--domain-id', type=int, default=None, help='ROS_DOMAIN_ID (default: private)')
@@ -95,7 +95,7 @@ def soak(args) -> dict:
     from tqdm import tqdm
 
     from vla_nav.config import use_loopback_ros
-    from vla_nav.tools.goals import goal_sequence, layout_from_scene, plan_with_fallback
+    from vla_nav.sim.goals import goal_sequence, layout_from_scene, plan_with_fallback
     from vla_nav.tools.observer import (
         SuiteError,
         SuiteObserver,

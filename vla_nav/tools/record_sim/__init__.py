@@ -27,6 +27,9 @@ interrupted run leaves no half bag under its final name; the next run removes st
 folders and skips finished episodes. Failed expert episodes (collision/timeout) are dropped unless
 --keep-failures; a small marker in `.failed/` records them so a resumed run does not redo them.
 `record_sim.json` pins the recording settings: resuming with other settings is refused.
+
+Modules: noise.py (the --noise command perturbation), driver.py (the --driver PolicyDriver: a
+ClosedLoop), this file (settings, the episode recorder, resume and the worker pool).
 """
 from __future__ import annotations
 
@@ -42,17 +45,15 @@ from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
-import numpy as np
-
-from vla_nav.config import node_defaults
+from vla_nav.config import load_config
+from vla_nav.tools.record_sim.driver import PolicyDriver
+from vla_nav.tools.record_sim.noise import CommandNoise, NoiseConfig
 
 SETTINGS_FILE = 'record_sim.json'
 BAG_START_S = 1.0   # stamps = this + sim time: a zero stamp reads as "unset" to ROS tools
 PARTIAL_PREFIX = '.partial-'
 FAILED_DIR = '.failed'
 EXECUTED_TOPIC = '/record_sim/executed_cmd_vel'   # what drove the base (--noise > 0 or --driver)
-NOISE_SALT = 0x5EED_DA27                          # keeps the noise stream apart from the scenes'
-STALL_S = 1.0       # s the driving policy may sit still while the expert wants to move
 
 
 @dataclass(frozen=True)
@@ -85,151 +86,20 @@ class RecordSettings:
             raise ValueError(f'format must be mcap or sqlite3, got {self.storage!r}')
 
 
-@dataclass(frozen=True)
-class NoiseConfig:
-    """The perturbation of the executed command, relative to the expert's nominal speeds.
-
-    scale: OU standard deviation as a fraction of the expert's (cruise speed, turn rate); 0 = clean.
-    The OU offsets act in bursts (a two-state on/off chain) so the base also drives unperturbed
-    stretches. Pauses (executed command zero for a while) start at `pause_rate * scale / 0.3` per
-    second, `brake_pause_factor` times as often while the expert slows down from its peak (the
-    final approach: "stopped short" states), at most `max_pauses` per episode.
-    """
-
-    scale: float
-    time_constant: float = 0.8           # s, OU correlation time
-    burst_on: float = 1.5                # s, mean length of a perturbed stretch
-    burst_off: float = 1.5               # s, mean length of an unperturbed stretch
-    pause_rate: float = 0.1              # pauses per s at scale 0.3
-    pause_duration: tuple[float, float] = (0.5, 1.5)   # s, uniform
-    brake_pause_factor: float = 4.0
-    max_pauses: int = 2
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.scale <= 1.0:
-            raise ValueError(f'noise scale must be in [0, 1], got {self.scale}')
-        if min(self.time_constant, self.burst_on, self.burst_off) <= 0:
-            raise ValueError('noise time constants must be > 0')
-        low, high = self.pause_duration
-        if (not 0.0 < low <= high or self.pause_rate < 0 or self.brake_pause_factor < 1
-                or self.max_pauses < 0):
-            raise ValueError(f'invalid pause settings: {self}')
-
-
-class CommandNoise:
-    """Seeded, temporally correlated perturbation of (linear, angular) commands for one episode.
-
-    `perturb(expert, twist, dt) -> executed`: the expert's command (the label) plus the current
-    offset, or zeros during a pause; clamped to the robot limits. An expert at rest is never
-    perturbed (it is done: the base must be able to settle at the goal). `nominal` is the
-    expert's (cruise speed, turn rate). Deterministic in (seed, episode).
-    """
-
-    def __init__(self, config: NoiseConfig, nominal: tuple[float, float], limits, seed: int,
-                 episode: int):
-        self.config = config
-        self.limits = limits
-        self._nominal = np.asarray(nominal, np.float64)
-        self._rng = np.random.default_rng(np.random.SeedSequence([NOISE_SALT, seed, episode]))
-        self._sigma = config.scale * self._nominal
-        self._offset = self._rng.normal(0.0, 1.0, 2) * self._sigma
-        self._bursting = bool(self._rng.uniform() < 0.5)
-        self._pause_left = 0.0
-        self._pauses = 0
-        self._peak = 0.0
-
-    @property
-    def pausing(self) -> bool:
-        return self._pause_left > 0.0
-
-    def perturb(self, expert: tuple[float, float], twist: tuple[float, float], dt: float
-                ) -> tuple[float, float]:
-        cfg = self.config
-        if cfg.scale == 0.0 or (expert[0] == 0.0 and expert[1] == 0.0 and not self.pausing):
-            return float(expert[0]), float(expert[1])   # at rest (done): let the base settle
-        rng = self._rng
-        decay = dt / cfg.time_constant
-        self._offset += -decay * self._offset + self._sigma * np.sqrt(2.0 * decay) * rng.normal(size=2)
-        mean_stretch = cfg.burst_on if self._bursting else cfg.burst_off
-        if rng.uniform() < dt / mean_stretch:
-            self._bursting = not self._bursting
-        effort = float(np.max(np.abs(expert) / self._nominal))
-        self._peak = max(self._peak, effort)
-        braking = 0.0 < effort < 0.8 * self._peak
-        hazard = cfg.pause_rate * cfg.scale / 0.3 * (cfg.brake_pause_factor if braking else 1.0)
-        if self._pause_left > 0.0:
-            self._pause_left = max(0.0, self._pause_left - dt)
-        elif self._pauses < cfg.max_pauses and rng.uniform() < hazard * dt:
-            self._pause_left = float(rng.uniform(*cfg.pause_duration))
-            self._pauses += 1
-        if self._pause_left > 0.0:
-            return 0.0, 0.0
-        linear, angular = expert
-        if self._bursting:
-            linear, angular = linear + self._offset[0], angular + self._offset[1]
-        lim = self.limits
-        return (float(np.clip(linear, lim.min_linear_vel, lim.max_linear_vel)),
-                float(np.clip(angular, -lim.max_angular_vel, lim.max_angular_vel)))
-
-
-class PolicyDriver:
-    """DAgger: a trained policy drives through PolicyLoop + ChunkExecutor (the vla_node and
-    chunk_executor logic, as eval-sim runs it); the expert only labels.
-
-    `command(observation, label, now)` is what drives the base for one control step. If the base
-    has been at rest for STALL_S while the expert's label says move (stopped short, stopped at a
-    distractor), the expert takes over until the episode ends (`takeover_at`, the stamp).
-    """
-
-    def __init__(self, engine, executor_config, control_dt: float):
-        self.engine = engine
-        self.executor_config = executor_config
-        self.control_dt = control_dt
-        self.takeover_at: float | None = None
-
-    def start(self, instruction: str) -> None:
-        from vla_nav.core.executor import ChunkExecutor
-        from vla_nav.runtime.loop import PolicyLoop
-
-        self.loop = PolicyLoop(self.engine)
-        self.executor = ChunkExecutor(self.executor_config)
-        self.loop.set_instruction(instruction)
-        self.executor.preempt(self.loop.preempt_stamp)
-        self.takeover_at = None
-        self._still = 0.0
-
-    def command(self, observation, label: tuple[float, float], now: float) -> tuple[float, float]:
-        from vla_nav.sim.episode import STOPPED_ANGULAR, STOPPED_LINEAR
-
-        if self.takeover_at is not None:
-            return label
-        chunk = self.loop.step(observation.rgb, now, now=now, state=observation.state)
-        if chunk is not None:
-            self.executor.add_chunk(chunk.stamp, chunk.actions, chunk.dt, now=now)
-        linear, angular = self.executor.tick(now)
-        resting = abs(linear) < STOPPED_LINEAR and abs(angular) < STOPPED_ANGULAR
-        wants_motion = label != (0.0, 0.0)
-        self._still = self._still + self.control_dt if resting and wants_motion else 0.0
-        if self._still >= STALL_S - 1e-9:
-            self.takeover_at = now
-            return label
-        return linear, angular
-
-
 def episode_name(settings: RecordSettings, episode: int) -> str:
     return f'{settings.split}_s{settings.seed}_e{episode:06d}'
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sim = node_defaults('sim_node')
+    sim = load_config().sim_node
     parser.add_argument('--episodes', type=int, required=True,
                         help='episode indices 0..N-1 are recorded (deterministic per split+seed)')
     parser.add_argument('--out', required=True, help='output folder (one bag folder per episode)')
     parser.add_argument('--split', choices=('train', 'test'), default='train')
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--image-size', type=int, default=int(sim['image_width']),
+    parser.add_argument('--image-size', type=int, default=sim.image_width,
                         help='square camera resolution in px (default: sim_node image_width)')
-    parser.add_argument('--control-dt', type=float, default=1.0 / float(sim['camera_rate']),
+    parser.add_argument('--control-dt', type=float, default=1.0 / sim.camera_rate,
                         help='s per control step = camera period (default: 1 / sim_node camera_rate)')
     parser.add_argument('--format', dest='storage', choices=('mcap', 'sqlite3'), default='mcap')
     parser.add_argument('--no-compress', dest='compress', action='store_false',
@@ -262,10 +132,14 @@ def _sim_for(settings: RecordSettings):
     key = (settings.split, settings.seed, settings.image_size, settings.control_dt)
     if key not in _SIMS:
         from vla_nav.sim import NavSim
+        from vla_nav.sim.robot import RobotLimits
         _SIMS.clear()
+        config = load_config()
         _SIMS[key] = NavSim(split=settings.split, seed=settings.seed,
                             image_size=(settings.image_size, settings.image_size),
-                            control_dt=settings.control_dt)
+                            control_dt=settings.control_dt,
+                            limits=RobotLimits.from_executor(config.executor),
+                            stop_words=config.stop_words)
     return _SIMS[key]
 
 
@@ -278,12 +152,10 @@ def _driver_for(settings: RecordSettings) -> PolicyDriver | None:
         return None
     key = (settings.driver, settings.driver_backend, settings.control_dt)
     if key not in _DRIVERS:
-        from vla_nav.core.executor import ExecutorConfig
         from vla_nav.runtime import load_engine
         _DRIVERS.clear()
         engine = load_engine(settings.driver, backend=settings.driver_backend)
-        _DRIVERS[key] = PolicyDriver(engine, ExecutorConfig.from_params(node_defaults('chunk_executor')),
-                                     settings.control_dt)
+        _DRIVERS[key] = PolicyDriver(engine, load_config().executor, settings.control_dt)
     return _DRIVERS[key]
 
 
@@ -313,7 +185,7 @@ def record_episode(settings: RecordSettings, episode: int, out_dir: str, keep_fa
     noise = CommandNoise(NoiseConfig(scale), nominal, sim.limits, settings.seed, episode)
     driver = _driver_for(settings) if scenario.kind != 'stop' else None
     if driver is not None:
-        driver.start(scenario.instruction)
+        driver.start(scenario.instruction, _ns(observation.time) * 1e-9)
     types = humble_typestore().types
     frames = perturbed = 0
     outcome = None

@@ -1,0 +1,245 @@
+"""PolicyLoop: frames + instruction in, validated 10-step chunks out, with no ROS in sight.
+
+vla_node, replay, eval-sim and the demo all drive the policy through this one class, so the rules
+below hold everywhere:
+
+- `set_instruction(text)`: a goal clears the feature history and the goal progress (odometry since
+  the goal started) and bumps `goal_id`; a stop word ends chunk production until the next goal;
+  junk is rejected and changes nothing. The goal's start stamp becomes `preempt_stamp` (the newest
+  frame stamp seen): frames stamped at or before it belong to the old goal and are refused, and
+  vla_node publishes it as the preempt so the executor drops the old goal's in-flight chunks.
+- `step(rgb, stamp, now)`: refuses frames older than `max_image_age` (or that far in the future)
+  and frames not newer than the previous one; resizes to the engine's input size; encodes ONLY the
+  newest frame into the 8-frame ring (the oldest repeats until full) and runs the head on the
+  window. A chunk with NaN/inf is refused (error, no chunk); values beyond the physical
+  `action_limits` are clamped.
+
+Threads: one thread calls `step` (it alone touches the engine: a new instruction reaches the engine
+at the start of the next step); any other thread may call `set_instruction` and `update_odometry`
+at any time without waiting for inference. A step that started under an older goal returns None.
+Imports numpy and vla_nav.core only; its limits come in as arguments (`from_config` takes the
+vla_node config, `vla_nav.config.load_config().vla_node`).
+"""
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from vla_nav.core.engine import PolicyEngine
+from vla_nav.core.feature_ring import FeatureRing
+from vla_nav.core.image_decode import resize_rgb
+from vla_nav.core.instruction import GOAL, STOP, InstructionResult, classify_instruction
+from vla_nav.core.node_config import VlaNodeConfig
+from vla_nav.core.robot_state import GoalProgress
+
+
+@dataclass(frozen=True)
+class Chunk:
+    stamp: float          # observation time of the newest frame used (s)
+    goal_id: int          # which goal produced it
+    actions: np.ndarray   # float32 (chunk, 2): linear.x m/s, angular.z rad/s
+    dt: float             # s between actions
+    clamped: bool = False  # some action was outside the physical limits and was clamped
+
+
+class PolicyLoop:
+    def __init__(self, engine: PolicyEngine, stop_words: Iterable[str], max_instruction_chars: int,
+                 max_image_age: float, action_limits: tuple[float, float]) -> None:
+        """action_limits: (|linear.x| m/s, |angular.z| rad/s) physical bounds of any chunk."""
+        if max_image_age <= 0 or max_instruction_chars <= 0 or min(action_limits) <= 0:
+            raise ValueError('max_image_age, max_instruction_chars and action_limits must be > 0')
+        self.engine = engine
+        self.spec = engine.spec
+        self.stop_words = tuple(stop_words)
+        self.max_instruction_chars = int(max_instruction_chars)
+        self.max_image_age = float(max_image_age)
+        self._limits = np.array(action_limits, dtype=np.float32)
+        self._features = FeatureRing(self.spec.window, self.spec.feature_dim)
+        self._states = FeatureRing(self.spec.window, self.spec.state_dim) if self.spec.state_dim else None
+        self._progress = GoalProgress()
+        self._lock = threading.Lock()
+        self._goal_id = 0
+        self._active = False
+        self._instruction = ''
+        self._pending_instruction: str | None = None
+        self._goal_start_stamp = -math.inf
+        self._newest_stamp = -math.inf
+        self._last_frame_stamp = -math.inf
+        self._odometry_state: np.ndarray | None = None
+        self.last_error = ''
+        self.error_count = 0       # frames that produced no chunk because of an engine/output error
+        self.stale_count = 0       # frames refused as too old / not newer / of the old goal
+        self.chunk_count = 0
+        self.clamp_count = 0
+
+    @classmethod
+    def from_config(cls, engine: PolicyEngine, config: VlaNodeConfig) -> PolicyLoop:
+        """The loop vla_node runs, with its stop words and limits."""
+        return cls(engine, config.stop_words, config.max_instruction_chars, config.max_image_age,
+                   config.action_limits)
+
+    # --- goal ----------------------------------------------------------------------------
+    def set_instruction(self, text: str) -> InstructionResult:
+        result = classify_instruction(text, self.stop_words, self.max_instruction_chars)
+        if result.kind not in (GOAL, STOP):
+            return result
+        with self._lock:
+            self._goal_id += 1
+            self._goal_start_stamp = self._newest_stamp
+            self._features.reset()
+            if self._states is not None:
+                self._states.reset()
+            self._progress.reset()
+            self._odometry_state = None
+            self._active = result.kind == GOAL
+            self._instruction = result.text if self._active else ''
+            self._pending_instruction = result.text if self._active else None
+        return result
+
+    def reset(self) -> None:
+        """Forget goal, history and every stamp seen: a new episode whose clock may restart
+        (replay, eval); counters are kept."""
+        with self._lock:
+            self._goal_id += 1
+            self._active = False
+            self._instruction = ''
+            self._pending_instruction = None
+            self._features.reset()
+            if self._states is not None:
+                self._states.reset()
+            self._progress.reset()
+            self._odometry_state = None
+            self._goal_start_stamp = self._newest_stamp = self._last_frame_stamp = -math.inf
+
+    def update_odometry(self, x: float, y: float, yaw: float, linear: float, angular: float) -> None:
+        """Feed odometry (any thread); it becomes the state of the following frames."""
+        with self._lock:
+            self._odometry_state = self._progress.update(x, y, yaw, linear, angular)
+
+    # --- frames --------------------------------------------------------------------------
+    def step(self, rgb: np.ndarray, stamp: float, now: float,
+             state: np.ndarray | None = None) -> Chunk | None:
+        """One camera frame -> a chunk, or None (no goal, stale frame, or an error: see last_error)."""
+        with self._lock:
+            if not self._frame_is_fresh(stamp, now):
+                return None
+            self._newest_stamp = max(self._newest_stamp, stamp)
+            if not self._active:
+                return None
+            goal_id = self._goal_id
+            instruction, self._pending_instruction = self._pending_instruction, None
+            if state is None and self._odometry_state is not None:
+                state = self._odometry_state
+        try:
+            if instruction is not None:
+                self.engine.reset()
+                self.engine.set_instruction(instruction)
+            frame = resize_rgb(np.asarray(rgb, dtype=np.uint8), self.spec.image_height,
+                               self.spec.image_width)
+            feature = np.asarray(self.engine.encode_frame(frame), dtype=np.float32)
+            if feature.shape != (self.spec.feature_dim,) or not np.all(np.isfinite(feature)):
+                return self._fail(goal_id, f'encode_frame returned {feature.shape} with '
+                                  f'{int(np.sum(~np.isfinite(feature)))} non-finite values; '
+                                  f'expected ({self.spec.feature_dim},) finite')
+            state_vector = self._state_vector(state)
+            with self._lock:
+                if goal_id != self._goal_id:
+                    return None
+                self._features.push(feature)
+                features = self._features.window()
+                states = None
+                if self._states is not None:
+                    self._states.push(state_vector)
+                    states = self._states.window()
+            actions = np.asarray(self.engine.act(features, states), dtype=np.float32)
+        except Exception as error:  # a bad frame or a failing engine must not kill the caller
+            if instruction is not None:
+                with self._lock:   # the engine never got the goal: try again on the next frame
+                    if goal_id == self._goal_id and self._pending_instruction is None:
+                        self._pending_instruction = instruction
+            return self._fail(goal_id, f'{type(error).__name__}: {error}')
+        return self._finish(goal_id, stamp, actions)
+
+    def _frame_is_fresh(self, stamp: float, now: float) -> bool:
+        age = now - stamp
+        if not math.isfinite(stamp) or abs(age) > self.max_image_age:
+            self.stale_count += 1
+            if math.isfinite(stamp) and age < 0:
+                self.last_error = (f'frame stamped {-age:.3f} s in the future: camera and node '
+                                   'clocks disagree (use_sim_time?)')
+            return False
+        if stamp <= self._last_frame_stamp or stamp <= self._goal_start_stamp:
+            self.stale_count += 1
+            return False
+        self._last_frame_stamp = stamp
+        return True
+
+    def _state_vector(self, state: np.ndarray | None) -> np.ndarray | None:
+        if self._states is None:
+            return None
+        if state is None:
+            return np.zeros(self.spec.state_dim, dtype=np.float32)
+        state = np.asarray(state, dtype=np.float32).reshape(-1)
+        if state.size < self.spec.state_dim:
+            raise ValueError(f'state has {state.size} values, the model needs {self.spec.state_dim}')
+        return np.nan_to_num(state[: self.spec.state_dim], nan=0.0, posinf=0.0, neginf=0.0)
+
+    def _finish(self, goal_id: int, stamp: float, actions: np.ndarray) -> Chunk | None:
+        expected = (self.spec.chunk, self.spec.action_dim)
+        if actions.shape != expected:
+            return self._fail(goal_id, f'act returned shape {actions.shape}, expected {expected}')
+        if not np.all(np.isfinite(actions)):
+            return self._fail(goal_id, f'act returned {int(np.sum(~np.isfinite(actions)))} '
+                              'non-finite values: chunk refused')
+        clipped = np.clip(actions[:, :2], -self._limits, self._limits)
+        clamped = bool(np.any(clipped != actions[:, :2]))
+        actions = actions.copy()
+        actions[:, :2] = clipped
+        with self._lock:
+            if goal_id != self._goal_id:
+                return None
+            self.chunk_count += 1
+            self.clamp_count += int(clamped)
+        return Chunk(stamp=float(stamp), goal_id=goal_id, actions=actions, dt=float(self.spec.dt),
+                     clamped=clamped)
+
+    def _fail(self, goal_id: int, message: str) -> None:
+        with self._lock:
+            if goal_id == self._goal_id:
+                self.error_count += 1
+                self.last_error = message
+        return None
+
+    # --- read-outs -----------------------------------------------------------------------
+    @property
+    def active(self) -> bool:
+        """A goal is set (chunks are produced)."""
+        return self._active
+
+    @property
+    def goal_id(self) -> int:
+        return self._goal_id
+
+    @property
+    def instruction(self) -> str:
+        """The current goal ('' when stopped)."""
+        return self._instruction
+
+    @property
+    def history_fill(self) -> int:
+        return self._features.fill
+
+    @property
+    def goal_start_stamp(self) -> float:
+        """preempt_stamp as it was when the last goal/stop was accepted (0.0 before any frame):
+        what a preempt for that goal must carry, even if newer frames have arrived since."""
+        return max(self._goal_start_stamp, 0.0)
+
+    @property
+    def preempt_stamp(self) -> float:
+        """The newest frame stamp seen so far (0.0 before any): the stamp a preempt must carry."""
+        return max(self._newest_stamp, 0.0)
