@@ -24,3 +24,19 @@ def test_a_backlog_is_dropped_not_burst():
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError):
         StepPacer(0.0, 1.0, 0.25, 0.0)
+
+
+def test_sim_status_report_without_ros():
+    """sim_node's status JSON (vla_nav.sim.status) from a stand-in simulator."""
+    from types import SimpleNamespace as Obj
+
+    from vla_nav.sim.status import episode_outcome, episode_status
+    scenario = Obj(kind='goto', target=Obj(name='red cone'), time_limit=20.0)
+    sim = Obj(scenario=scenario, outcome=None, metrics=lambda: {'path': 1.0},
+              observation=Obj(time=1.23456, pose=(1.0, 2.0, 0.5), twist=(0.1, 0.0)))
+    status = episode_status(sim, 'go to the red cone', 3.0)
+    assert (status['kind'], status['target'], status['outcome'], status['time']) == (
+        'goto', 'red cone', 'running', 1.235)
+    assert episode_outcome(Obj(scenario=None, outcome=None), 'sing a song') == 'failure'
+    assert episode_outcome(Obj(scenario=None, outcome=None), '') == 'running'
+    assert episode_outcome(Obj(scenario=scenario, outcome='success'), 'x') == 'success'

@@ -1,14 +1,11 @@
 """chunk_executor: action chunks in, a safe /cmd_vel out on every tick (zeros included).
 
 All decisions live in vla_nav.core.executor (plan, blend, limits, watchdog, e-stop, preempt); this
-node converts messages and the clock (the node clock: ROS time when use_sim_time). An empty chunk
-from vla_node is a preempt. A zero Twist is published on every way out: e-stop, watchdog, preempt,
-SIGINT/SIGTERM (vla_nav.ros.runner). A malformed chunk is rejected whole (vla_nav.ros.convert).
-
-Limits (every ExecutorConfig field, plus diagnostics_period and clock_mismatch_threshold) can be
-changed at run time (`ros2 param set /chunk_executor max_linear_vel 0.2`, applied on the next
-tick); topic names, `stamped` and `base_frame` are read at start-up only.
-Diagnostics levels: vla_nav.core.health.executor_health.
+node converts messages and the node clock (ROS time when use_sim_time). An empty chunk is a
+preempt; a malformed one is rejected whole (vla_nav.ros.convert). A zero Twist goes out on every
+way out: e-stop, watchdog, preempt, SIGINT/SIGTERM. Limits (ExecutorConfig), diagnostics_period
+and clock_mismatch_threshold change at run time (`ros2 param set`, next tick); topic names,
+`stamped` and `base_frame` only at start-up. Diagnostics levels: vla_nav.core.health.
 """
 from __future__ import annotations
 

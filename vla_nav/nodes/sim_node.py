@@ -1,18 +1,14 @@
 """sim_node: the built-in simulated robot (vla_nav.sim.NavSim) on ROS topics.
 
-Publishes the forward camera (`camera/image_raw`, rgb8, sensor-data QoS, stamped at render time)
-at camera_rate, and the same frame as JPEG on `<camera>/compressed` while anyone subscribes to it
-(what image_transport's compressed plugin would publish), /odom at odom_rate (the odom frame IS the
-room frame), TF odom->base_link when tf2_msgs is installed, /clock when publish_clock or
-real_time_factor != 1, the room as JSON on `sim/scene` (transient local), and `sim/status` (JSON:
-instruction, kind, outcome running|success|collision|timeout|failure, time, pose, metrics) when
-the outcome changes, on every instruction and every status_period. Consumes `cmd_vel` (the base
-brakes to a stop cmd_vel_timeout after the last command, like a real one) and `instruction` (the
-task it judges; one it does not understand gets outcome 'failure' and kind null).
-
-Physics advances in steps of 1/physics_rate, paced against the wall clock by
-vla_nav.core.pacing.StepPacer. Stamps: sim time when the clock is published (nodes then run with
-use_sim_time), else the node's clock at render time.
+Publishes `camera/image_raw` (rgb8, stamped at render time) at camera_rate, the same frame as JPEG
+on `<camera>/compressed` while anyone subscribes, `odom` (the odom frame IS the room frame), TF
+when tf2_msgs is installed, /clock when publish_clock or real_time_factor != 1, the room as JSON on
+`sim/scene` (transient local) and `sim/status` (JSON: instruction, kind, outcome
+running|success|collision|timeout|failure, time, pose, metrics) on changes, instructions and every
+status_period. Consumes `cmd_vel` (the base brakes to a stop cmd_vel_timeout after the last one)
+and `instruction` (the task it judges; not understood: outcome 'failure', kind null). Physics runs
+in steps of 1/physics_rate paced by vla_nav.core.pacing.StepPacer; stamps are sim time with /clock,
+else the node clock.
 """
 from __future__ import annotations
 
@@ -35,6 +31,7 @@ from vla_nav.ros.params import declare_node_config
 from vla_nav.ros.runner import run_node, wait_for_acks
 from vla_nav.sim import NavSim
 from vla_nav.sim.robot import RobotLimits
+from vla_nav.sim.status import episode_outcome, episode_status
 
 NODE_NAME = 'sim_node'
 MAX_CATCH_UP_S = 0.25        # wall seconds of physics one timer callback may run when behind
@@ -84,10 +81,9 @@ class SimNode(Node):
     def _make_tf_publisher(self):
         try:
             from tf2_msgs.msg import TFMessage
+            return self.create_publisher(TFMessage, '/tf', 100)
         except ImportError:
             self.get_logger().info('tf2_msgs is not installed: no odom->base_link TF (odometry only)')
-            return None
-        return self.create_publisher(TFMessage, '/tf', 100)
 
     @property
     def sim_time(self) -> float:
@@ -123,7 +119,7 @@ class SimNode(Node):
         if now >= self.next_odom:
             self.next_odom += 1.0 / p.odom_rate
             self._publish_odometry()
-        if self._outcome() != self.last_outcome or now >= self.next_status:
+        if episode_outcome(self.sim, self.instruction) != self.last_outcome or now >= self.next_status:
             self._publish_status()
 
     def _publish_camera(self) -> None:
@@ -131,11 +127,6 @@ class SimNode(Node):
         self.image_pub.publish(msgs.rgb_to_image_msg(rgb, stamp, frame))
         if self.compressed_pub.get_subscription_count() > 0:   # JPEG only for a listener
             self.compressed_pub.publish(msgs.rgb_to_compressed_msg(rgb, stamp, frame, 'jpeg', JPEG_QUALITY))
-
-    def _outcome(self) -> str:
-        if self.sim.scenario is None and self.instruction.strip():
-            return self.sim.outcome or 'failure'  # not understood
-        return self.sim.outcome or 'running'
 
     def _publish_odometry(self) -> None:
         p, obs = self.config, self.sim.observation
@@ -145,16 +136,9 @@ class SimNode(Node):
             self.tf_pub.publish(msgs.transform_msg(msg))
 
     def _publish_status(self) -> None:
-        self.last_outcome = outcome = self._outcome()
-        self.next_status = self.sim_time + self.config.status_period
-        scenario, obs = self.sim.scenario, self.sim.observation
-        target = None if scenario is None or scenario.target is None else scenario.target.name
-        self.status_pub.publish(String(data=json.dumps({
-            'instruction': self.instruction, 'kind': None if scenario is None else scenario.kind,
-            'target': target, 'outcome': outcome, 'time': round(obs.time, 3),
-            'time_limit': None if scenario is None else scenario.time_limit,
-            'sim_time': round(self.sim_time, 3), 'pose': [round(v, 4) for v in obs.pose],
-            'twist': [round(v, 4) for v in obs.twist], 'metrics': self.sim.metrics()})))
+        status = episode_status(self.sim, self.instruction, self.sim_time)
+        self.last_outcome, self.next_status = status['outcome'], self.sim_time + self.config.status_period
+        self.status_pub.publish(String(data=json.dumps(status)))
 
     def on_shutdown(self) -> None:
         """SIGINT/SIGTERM (context still valid): the simulated base brakes to a standstill under

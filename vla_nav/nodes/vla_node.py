@@ -1,16 +1,12 @@
 """vla_node: camera frames + a natural-language goal in, 10-step action chunks out.
 
-Threads: the executor thread runs only cheap callbacks; the image callback drops the message into
-a one-slot mailbox (newest frame only) and a worker thread decodes it and steps the policy
-(PolicyLoop), so inference never delays an instruction, a preempt or diagnostics.
-
-Preemption: an accepted goal or stop publishes an EMPTY chunk stamped PolicyLoop.goal_start_stamp
-at once; chunk_executor brakes and refuses every chunk stamped at or before it. vla_node is the
-single authority on goals. The same empty chunk goes out on shutdown.
-
-Images: Image (sensor-data QoS) or CompressedImage when image_transport is 'compressed'. Bad
-frames, junk instructions and NaN chunks are logged (throttled) and counted, never fatal; a model
-that fails to load is one fatal line, exit code 1. Diagnostics levels: vla_nav.core.health.
+The image callback only drops the message into a one-slot mailbox (newest frame wins); a worker
+thread decodes it and steps the PolicyLoop, so inference never delays an instruction, a preempt or
+diagnostics. An accepted goal or stop publishes an EMPTY chunk (a preempt) stamped
+PolicyLoop.goal_start_stamp at once, and again on shutdown: chunk_executor then brakes and refuses
+the old goal's chunks. Image, or CompressedImage with image_transport 'compressed'. Bad frames and
+junk instructions are logged (throttled) and counted, never fatal; a model that does not load is
+one fatal line, exit code 1. Diagnostics levels: vla_nav.core.health.policy_health.
 """
 from __future__ import annotations
 
@@ -75,11 +71,10 @@ class VlaNode(Node):
         p, model_dir = self.config, resolve_model_dir(self.config.model)
         try:
             return load_engine(model_dir, p.backend, p.device, os.path.expanduser(p.engine_cache_dir))
-        except ModelLoadError as error:
-            raise NodeStartupError(f'cannot load the policy: {error}') from error
-        except Exception as error:
-            raise NodeStartupError(f'cannot load the policy from {model_dir} (backend {p.backend!r}): '
-                                   f'{type(error).__name__}: {error}') from error
+        except Exception as error:   # one fatal line that names the model
+            detail = str(error) if isinstance(error, ModelLoadError) else (
+                f'{model_dir} (backend {p.backend!r}): {type(error).__name__}: {error}')
+            raise NodeStartupError(f'cannot load the policy: {detail}') from error
 
     # --- executor-thread callbacks (cheap) ---------------------------------------------------
     def _on_image(self, msg) -> None:
