@@ -21,6 +21,6 @@ $PY -m vla_nav train --data data/train data/train2 --val-data data/val --out run
     --paraphrases sim --instruction-loss 0.1 --set neck_layers=2 --set neck_channels=64
 
 # 3. evaluation + publish (offline MAE, eval-sim, fixed block -> models/default/eval.json)
-$PY -m vla_nav.training.default_model --model runs/default --test-data data/test \
+$PY -m vla_nav publish --model runs/default --test-data data/test \
     --episodes 100 --seed 0 --publish models/default \
     --recipe "scripts/train_default.sh (TRAIN_EPISODES=$TRAIN_EPISODES x 2)"

@@ -4,14 +4,14 @@ import math
 import numpy as np
 import pytest
 
-from vla_nav.config import node_defaults
+from vla_nav.config import load_config
 from vla_nav.core.executor import ChunkExecutor, ExecutorConfig
 
 DT = 0.1
 
 
 def config(**changes):
-    base = ExecutorConfig.from_params(node_defaults('chunk_executor'))
+    base = load_config().executor
     # generous acceleration by default so that most tests see the plan itself
     fast = {'max_linear_accel': 100.0, 'max_angular_accel': 100.0,
             'max_linear_decel': 100.0, 'max_angular_decel': 100.0}
@@ -28,7 +28,7 @@ def ramp(steps=10):
 
 
 def test_config_from_yaml_and_validation():
-    cfg = ExecutorConfig.from_params(node_defaults('chunk_executor'))
+    cfg = load_config().executor
     assert cfg.control_rate == 20.0 and isinstance(cfg.blend_steps, int)
     with pytest.raises(ValueError, match='missing'):
         ExecutorConfig.from_params({'control_rate': 20.0})
@@ -181,3 +181,22 @@ def test_set_config_applies_next_tick():
     assert executor.tick(10.02)[0] == 0.2
     with pytest.raises(TypeError):
         executor.set_config({'max_linear_vel': 1.0})
+
+
+def test_every_refusal_has_its_verdict():
+    from vla_nav.core.executor import ChunkVerdict
+
+    executor = ChunkExecutor(load_config().executor)
+    chunk = np.full((10, 2), 0.1)
+    assert executor.add_chunk(1.0, chunk[:, :1], 0.1, now=1.0) is ChunkVerdict.BAD_SHAPE
+    assert executor.add_chunk(1.0, chunk, float('nan'), now=1.0) is ChunkVerdict.BAD_TIMING
+    assert executor.add_chunk(1.0, chunk, 0.1, now=5.0) is ChunkVerdict.TOO_OLD
+    assert executor.add_chunk(9.0, chunk, 0.1, now=1.0) is ChunkVerdict.IN_FUTURE
+    assert executor.add_chunk(1.0, chunk, 0.1, now=1.05) is ChunkVerdict.ACCEPTED
+    assert executor.add_chunk(1.0, chunk, 0.1, now=1.1) is ChunkVerdict.NOT_NEWER
+    executor.preempt(1.2, now=1.2)
+    assert executor.add_chunk(1.2, chunk, 0.1, now=1.25) is ChunkVerdict.OLD_GOAL
+    assert executor.last_refusal is ChunkVerdict.OLD_GOAL and 'old goal' in executor.last_reject_reason
+    executor.set_estop(True)
+    assert executor.add_chunk(1.3, chunk, 0.1, now=1.3) is ChunkVerdict.ESTOP
+    assert not ChunkVerdict.ESTOP and executor.rejected_chunks == 7

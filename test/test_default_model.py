@@ -27,7 +27,7 @@ def test_default_model_is_small_and_loads(recorded):
 
 
 def test_fixed_evaluation_reproduces(recorded):
-    from vla_nav.training.default_model import fixed_block
+    from vla_nav.tools.publish import fixed_block
     expected = recorded['fixed']
     measured = fixed_block(MODEL)
     assert measured['offline']['count'] == expected['offline']['count']

@@ -23,8 +23,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vla_nav.config import node_defaults
-from vla_nav.core.executor import ChunkExecutor, ExecutorConfig
+from vla_nav.config import load_config
+from vla_nav.core.executor import ChunkExecutor
 from vla_nav.core.image_decode import (
     MAX_PIXELS,
     SUPPORTED_ENCODINGS,
@@ -266,7 +266,7 @@ def _random_chunk_args(rng: random.Random, now: float):
 
 
 def test_chunk_executor_fuzz_keeps_commands_finite_and_limited_and_recovers():
-    config = ExecutorConfig.from_params(node_defaults('chunk_executor'))
+    config = load_config().executor
     executor = ChunkExecutor(config)
     rng = random.Random(SEED + 3)
     now, previous, moved = 1000.0, (0.0, 0.0), False

@@ -145,7 +145,9 @@ def test_missing_bag_and_bad_model_exit_2(tmp_path, capsys):
 @pytest.mark.ros
 @pytest.mark.slow
 def test_live_replay_through_the_real_nodes_matches_offline(tmp_path, capsys, monkeypatch):
-    """vla_node + chunk_executor as subprocesses over loopback DDS give the offline chunks."""
+    """vla_node + chunk_executor as subprocesses over loopback DDS give the chunks and commands of
+    the offline replay, which is vla_nav.core.closed_loop.ClosedLoop on the bag's clock: the nodes
+    follow the ClosedLoop's rules (preempt stamp, refusals, executor timing)."""
     from pathlib import Path
     monkeypatch.setenv('PYTHONPATH', str(Path(__file__).parent))   # the spawned nodes find policies
     _write_input(tmp_path / 'in', 'mcap')

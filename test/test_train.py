@@ -5,14 +5,16 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
-from vla_nav.model.checkpoint import load_checkpoint
-from vla_nav.model.config import PolicyConfig
-from vla_nav.model.policy import VLAPolicy
-from vla_nav.training import feature_cache
-from vla_nav.training.synthetic import write_synthetic_bags
-from vla_nav.training.trainer import METRICS_COLUMNS, STATE_DIR, TrainConfig, train
+torch = pytest.importorskip('torch')
+
+from vla_nav.model.checkpoint import load_checkpoint  # noqa: E402
+from vla_nav.model.config import PolicyConfig  # noqa: E402
+from vla_nav.model.policy import VLAPolicy  # noqa: E402
+from vla_nav.training import feature_cache  # noqa: E402
+from vla_nav.training.state import METRICS_COLUMNS, STATE_DIR, state_files  # noqa: E402
+from vla_nav.training.synthetic import write_synthetic_bags  # noqa: E402
+from vla_nav.training.trainer import TrainConfig, train  # noqa: E402
 
 TINY = dict(image_size=32, feature_dim=32, neck_channels=8, head_hidden=32, text_head_dim=16,
             state_dim=4)
@@ -127,7 +129,7 @@ def test_train_cli(data_dir, tmp_path, capsys):
 
 def test_hold_ticks_extend_episodes_that_end_stopped():
     from vla_nav.training.feature_cache import CachedEpisode, FeatureCache
-    from vla_nav.training.trainer import build_windows
+    from vla_nav.training.samples import build_windows
     actions = np.array([[0.2, 0.1], [0.1, 0.0], [0.0, 0.0],      # ends stopped
                         [0.3, 0.0], [0.3, 0.0]], np.float32)      # ends moving
     cache = FeatureCache(path=None, trunk=np.zeros((5, 1, 1, 1), np.float16), actions=actions,
@@ -146,7 +148,8 @@ def test_hold_ticks_extend_episodes_that_end_stopped():
 
 def test_paraphrases_draw_only_equivalent_wordings_in_training(data_dir, tmp_path):
     from vla_nav.training.feature_cache import CachedEpisode, FeatureCache
-    from vla_nav.training.trainer import Batches, build_paraphrase_table, build_windows
+    from vla_nav.training.paraphrases import build_paraphrase_table
+    from vla_nav.training.samples import Batches, build_windows
     equivalents = {'go left': ('go left', 'head left', 'veer left'), 'halt': ('halt', 'stop')}
     cache = FeatureCache(path=None, trunk=np.zeros((4, 1, 1, 1), np.float16),
                          actions=np.zeros((4, 2), np.float32), states=np.zeros((4, 4), np.float32),
@@ -182,7 +185,7 @@ def test_paraphrase_option_is_checked():
     with pytest.raises(ValueError, match='paraphrases'):
         TrainConfig(data=['x'], out='y', paraphrases='nonsense')
     from vla_nav.sim.scenarios import paraphrases
-    from vla_nav.training.trainer import resolve_paraphraser
+    from vla_nav.training.paraphrases import resolve_paraphraser
     assert resolve_paraphraser('sim') is paraphrases
     with pytest.raises(ValueError, match='no_such'):
         resolve_paraphraser('vla_nav.sim.scenarios:no_such')
@@ -200,7 +203,7 @@ def test_instruction_loss_trains_a_task_probe_and_resumes_exactly(data_dir):
     staged = data_dir / 'probe_staged'
     train(_config(data_dir, staged, stop_after=2, **changes), PolicyConfig(**TINY))
     from safetensors.torch import load_file
-    state = load_file(str(staged / STATE_DIR / 'model.safetensors'))
+    state = load_file(str(state_files(staged / STATE_DIR)['model']))
     assert state['training.task_probe.weight'].shape == (2, TINY['text_head_dim'])   # two tasks
     resumed = train(_config(data_dir, staged, resume=True, **changes), PolicyConfig(**TINY))
     assert [r['val_mae'] for r in resumed.history] == [r['val_mae'] for r in whole.history]

@@ -17,6 +17,7 @@ VERBS = {
     'train': ('train', 'train a policy on rosbag2 episodes'),
     'eval': ('evaluate', 'offline action MAE of a checkpoint on rosbag2 episodes'),
     'eval-sim': ('eval_sim', 'closed-loop evaluation in the simulator on held-out scenes'),
+    'publish': ('publish', 'evaluate a checkpoint (offline, closed loop, fixed block) and publish it'),
     'replay': ('replay', 'replay a rosbag through the policy + executor; regression check'),
     'soak': ('soak', 'run the full node suite for minutes and report rates, latency, memory'),
 }

@@ -25,9 +25,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vla_nav.core.engine import PolicyEngine
 from vla_nav.core.executor import ChunkExecutor, ChunkVerdict, ExecutorConfig
 from vla_nav.core.instruction import GOAL, STOP, InstructionResult
 from vla_nav.core.loop import Chunk, PolicyLoop
+from vla_nav.core.node_config import VlaNodeConfig
 
 _ARRIVAL_SLACK = 1e-9   # s; float slack when comparing an arrival time with now
 
@@ -58,7 +60,7 @@ class ClosedLoop:
         self.deliveries: list[Delivery] = []    # every preempt and chunk, in delivery order
 
     @classmethod
-    def build(cls, engine, loop_config, executor_config: ExecutorConfig,
+    def build(cls, engine: PolicyEngine, loop_config: VlaNodeConfig, executor_config: ExecutorConfig,
               latency: float | None = 0.0) -> ClosedLoop:
         """From an engine, the vla_node config (VlaNodeConfig) and the executor limits."""
         return cls(PolicyLoop.from_config(engine, loop_config), ChunkExecutor(executor_config),

@@ -108,7 +108,7 @@ class ExecutorConfig:
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> ExecutorConfig:
-        """Build from a parameter dict (e.g. node_defaults('chunk_executor')); other keys ignored."""
+        """Build from a flat parameter dict (the chunk_executor section); other keys ignored."""
         names = [field.name for field in dataclasses.fields(cls)]
         missing = [name for name in names if name not in params]
         if missing:

@@ -35,35 +35,50 @@ DEVICES = ('cpu', 'cuda', 'tensorrt')
 SPLITS = ('train', 'test')
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _as_float(name: str, value: Any) -> float:
+    if not _number(value):
+        raise ValueError(f'parameter {name} must be float, got {value!r}')
+    if not math.isfinite(value):
+        raise ValueError(f'parameter {name} must be finite, got {value!r}')
+    return float(value)
+
+
+def _as_int(name: str, value: Any) -> int:
+    if not _number(value) or not math.isfinite(value) or value != int(value):
+        raise ValueError(f'parameter {name} must be int, got {value!r}')
+    return int(value)
+
+
+def _as_exact(kind: type) -> Any:
+    def convert(name: str, value: Any) -> Any:
+        if not isinstance(value, kind):
+            raise ValueError(f'parameter {name} must be {kind.__name__}, got {value!r}')
+        return value
+    return convert
+
+
+def _as_strings(name: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, (list, tuple)) \
+            or not all(isinstance(item, str) for item in value):
+        raise ValueError(f'parameter {name} must be a list of strings, got {value!r}')
+    return tuple(value)
+
+
+_CONVERTERS = {bool: _as_exact(bool), str: _as_exact(str), float: _as_float, int: _as_int,
+               tuple[str, ...]: _as_strings}
+
+
 def _coerce(name: str, kind: Any, value: Any) -> Any:
     """value as the field's type, or ValueError naming the parameter."""
-    def fail() -> ValueError:
-        return ValueError(f'parameter {name} must be {getattr(kind, "__name__", kind)}, '
-                          f'got {value!r}')
-    if kind is bool:
-        if not isinstance(value, bool):
-            raise fail()
-        return value
-    if kind is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise fail()
-        if not math.isfinite(value):
-            raise ValueError(f'parameter {name} must be finite, got {value!r}')
-        return float(value)
-    if kind is int:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
-            raise fail()
-        return int(value)
-    if kind is str:
-        if not isinstance(value, str):
-            raise fail()
-        return value
-    if typing.get_origin(kind) is tuple:   # tuple[str, ...]
-        if isinstance(value, str) or not isinstance(value, (list, tuple)) \
-                or not all(isinstance(item, str) for item in value):
-            raise ValueError(f'parameter {name} must be a list of strings, got {value!r}')
-        return tuple(value)
-    raise TypeError(f'unsupported parameter type {kind!r} for {name}')
+    try:
+        convert = _CONVERTERS[kind]
+    except KeyError:
+        raise TypeError(f'unsupported parameter type {kind!r} for {name}') from None
+    return convert(name, value)
 
 
 class _Params:

@@ -233,6 +233,37 @@ class _SegmentBuilder:
             has_odom=bool(self.odom_ns), metadata=dict(metadata)), ''
 
 
+@dataclass
+class _SplitStats:
+    kinds: set = field(default_factory=set)   # message kinds seen
+    segments: int = 0                         # instructions seen
+    orphan_frames: int = 0                    # camera frames before the first instruction
+
+
+def _split_segments(messages, dt_ns: int, image_size: tuple[int, int] | None,
+                    stats: _SplitStats) -> Iterator[_SegmentBuilder]:
+    """One builder per instruction segment (messages re-sorted by stamp), yielded when complete."""
+    segment: _SegmentBuilder | None = None
+    for message in in_stamp_order(messages, seconds_to_ns(REORDER_WINDOW_S)):
+        stats.kinds.add(message.kind)
+        if message.kind == 'instruction':
+            if segment is not None:
+                yield segment
+            segment = _SegmentBuilder(stats.segments, str(message.msg.data), message.stamp_ns,
+                                      dt_ns, image_size)
+            stats.segments += 1
+        elif segment is None:
+            stats.orphan_frames += message.kind == 'camera'
+        elif message.kind == 'camera':
+            segment.add_frame(message.stamp_ns, message.msg)
+        elif message.kind == 'cmd_vel':
+            segment.add_command(message.stamp_ns, message.msg)
+        else:
+            segment.add_odom(message.stamp_ns, message.msg)
+    if segment is not None:
+        yield segment
+
+
 def read_bag_episodes(path: str | os.PathLike, dt: float = DEFAULT_DT,
                       image_size: tuple[int, int] | None = None, topics: BagTopics | None = None,
                       clock: str = 'receive', command_timeout: float = DEFAULT_COMMAND_TIMEOUT,
@@ -256,46 +287,24 @@ def read_bag_episodes(path: str | os.PathLike, dt: float = DEFAULT_DT,
         metadata = {}
     messages = iter_bag_messages(path, topics, kinds=('instruction', 'odom', 'cmd_vel', 'camera'),
                                  clock=clock)
-    segment: _SegmentBuilder | None = None
-    orphan_frames = 0
-    count = 0
-    seen_kinds: set[str] = set()
-    dt_ns = seconds_to_ns(dt)
+    stats = _SplitStats()
     timeout_ns = seconds_to_ns(command_timeout)
-
-    def finish(builder: _SegmentBuilder) -> Episode | None:
-        source = f'{path}#{builder.index}'
-        episode, reason = builder.finish(source, timeout_ns, min_frames, metadata)
-        if episode is None:
-            skip(source, reason)
-        return episode
-
     try:
-        for message in in_stamp_order(messages, seconds_to_ns(REORDER_WINDOW_S)):
-            seen_kinds.add(message.kind)
-            if message.kind == 'instruction':
-                if segment is not None and (episode := finish(segment)) is not None:
-                    yield episode
-                segment = _SegmentBuilder(count, str(message.msg.data), message.stamp_ns, dt_ns,
-                                          image_size)
-                count += 1
-            elif segment is None:
-                orphan_frames += message.kind == 'camera'
-            elif message.kind == 'camera':
-                segment.add_frame(message.stamp_ns, message.msg)
-            elif message.kind == 'cmd_vel':
-                segment.add_command(message.stamp_ns, message.msg)
+        for builder in _split_segments(messages, seconds_to_ns(dt), image_size, stats):
+            source = f'{path}#{builder.index}'
+            episode, reason = builder.finish(source, timeout_ns, min_frames, metadata)
+            if episode is None:
+                skip(source, reason)
             else:
-                segment.add_odom(message.stamp_ns, message.msg)
+                yield episode
     except BagError as error:
         skip(path, str(error))
         return
-    if segment is not None and (episode := finish(segment)) is not None:
-        yield episode
-    missing = [kind for kind in ('camera', 'instruction', 'cmd_vel') if kind not in seen_kinds]
-    if missing and not count:
+    missing = [kind for kind in ('camera', 'instruction', 'cmd_vel') if kind not in stats.kinds]
+    if missing and not stats.segments:
         topics = topics or BagTopics.from_config()
         skip(path, f'no {", ".join(missing)} messages on the configured topics ({topics})')
+    orphan_frames = stats.orphan_frames
     if orphan_frames:
         LOG.info('%s: %d camera frames before the first instruction were skipped', path,
                  orphan_frames)

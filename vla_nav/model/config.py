@@ -91,50 +91,50 @@ class PolicyConfig:
         self.state_scale = tuple(float(v) for v in self.state_scale)
         self.action_low = tuple(float(v) for v in self.action_low)
         self.action_high = tuple(float(v) for v in self.action_high)
-        problems = []
-        if self.backbone not in BACKBONES:
-            problems.append(f'backbone {self.backbone!r} not in {BACKBONES}')
-        if self.head not in HEADS:
-            problems.append(f'head {self.head!r} not in {HEADS}')
-        if self.loss not in LOSSES:
-            problems.append(f'loss {self.loss!r} not in {LOSSES}')
-        if self.state_dim not in STATE_DIMS:
-            problems.append(f'state_dim {self.state_dim} not in {STATE_DIMS}')
-        if self.state_dim and len(self.state_scale) != self.state_dim:
-            problems.append(f'state_scale needs {self.state_dim} values, got {len(self.state_scale)}')
-        if not 32 <= self.image_size <= 1024:
-            problems.append(f'image_size {self.image_size} outside [32, 1024]')
-        if not 1 <= self.trunk_blocks <= EDGE_TRUNK_BLOCKS:
-            problems.append(f'trunk_blocks {self.trunk_blocks} outside [1, {EDGE_TRUNK_BLOCKS}]')
-        for name in ('neck_channels', 'neck_layers', 'feature_dim', 'window', 'chunk', 'action_dim',
-                     'head_hidden', 'head_layers', 'head_attention_heads', 'text_max_tokens',
-                     'kosmos2_max_text_tokens'):
-            if int(getattr(self, name)) < 1:
-                problems.append(f'{name} must be >= 1, got {getattr(self, name)}')
-        if self.text_head_dim < 0:
-            problems.append(f'text_head_dim must be >= 0, got {self.text_head_dim}')
-        if self.head == 'gpt' and self.head_hidden % max(self.head_attention_heads, 1):
-            problems.append(f'head_hidden {self.head_hidden} not divisible by '
-                            f'head_attention_heads {self.head_attention_heads}')
-        if self.discrete_bins < 2:
-            problems.append(f'discrete_bins must be >= 2, got {self.discrete_bins}')
-        if not 0.0 <= self.dropout < 1.0:
-            problems.append(f'dropout {self.dropout} outside [0, 1)')
-        if not self.dt > 0:
-            problems.append(f'dt must be > 0, got {self.dt}')
-        if not self.huber_delta > 0:
-            problems.append(f'huber_delta must be > 0, got {self.huber_delta}')
-        if len(self.action_low) != self.action_dim or len(self.action_high) != self.action_dim:
-            problems.append(f'action_low/action_high need {self.action_dim} values each')
-        elif any(lo >= hi for lo, hi in zip(self.action_low, self.action_high, strict=True)):
-            problems.append(f'action_low {self.action_low} must be < action_high {self.action_high}')
-        if self.backbone == 'kosmos2' and not self.kosmos2_path:
-            problems.append('backbone kosmos2 needs kosmos2_path (a local Kosmos-2 folder)')
-        if self.format_version != FORMAT_VERSION:
-            problems.append(f'format_version {self.format_version} is not {FORMAT_VERSION} '
-                            '(this vla_nav reads only its own format)')
+        problems = self._choice_problems() + self._size_problems() + self._value_problems()
         if problems:
             raise ValueError('invalid PolicyConfig: ' + '; '.join(problems))
+
+    def _choice_problems(self) -> list[str]:
+        checks = ((self.backbone in BACKBONES, f'backbone {self.backbone!r} not in {BACKBONES}'),
+                  (self.head in HEADS, f'head {self.head!r} not in {HEADS}'),
+                  (self.loss in LOSSES, f'loss {self.loss!r} not in {LOSSES}'),
+                  (self.state_dim in STATE_DIMS, f'state_dim {self.state_dim} not in {STATE_DIMS}'),
+                  (not self.state_dim or len(self.state_scale) == self.state_dim,
+                   f'state_scale needs {self.state_dim} values, got {len(self.state_scale)}'),
+                  (self.backbone != 'kosmos2' or bool(self.kosmos2_path),
+                   'backbone kosmos2 needs kosmos2_path (a local Kosmos-2 folder)'),
+                  (self.format_version == FORMAT_VERSION,
+                   f'format_version {self.format_version} is not {FORMAT_VERSION} '
+                   '(this vla_nav reads only its own format)'))
+        return [message for ok, message in checks if not ok]
+
+    def _size_problems(self) -> list[str]:
+        problems = [f'{name} must be >= 1, got {getattr(self, name)}'
+                    for name in ('neck_channels', 'neck_layers', 'feature_dim', 'window', 'chunk',
+                                 'action_dim', 'head_hidden', 'head_layers', 'head_attention_heads',
+                                 'text_max_tokens', 'kosmos2_max_text_tokens')
+                    if int(getattr(self, name)) < 1]
+        checks = ((32 <= self.image_size <= 1024, f'image_size {self.image_size} outside [32, 1024]'),
+                  (1 <= self.trunk_blocks <= EDGE_TRUNK_BLOCKS,
+                   f'trunk_blocks {self.trunk_blocks} outside [1, {EDGE_TRUNK_BLOCKS}]'),
+                  (self.text_head_dim >= 0, f'text_head_dim must be >= 0, got {self.text_head_dim}'),
+                  (self.head != 'gpt' or not self.head_hidden % max(self.head_attention_heads, 1),
+                   f'head_hidden {self.head_hidden} not divisible by head_attention_heads '
+                   f'{self.head_attention_heads}'),
+                  (self.discrete_bins >= 2, f'discrete_bins must be >= 2, got {self.discrete_bins}'))
+        return problems + [message for ok, message in checks if not ok]
+
+    def _value_problems(self) -> list[str]:
+        checks = [(0.0 <= self.dropout < 1.0, f'dropout {self.dropout} outside [0, 1)'),
+                  (self.dt > 0, f'dt must be > 0, got {self.dt}'),
+                  (self.huber_delta > 0, f'huber_delta must be > 0, got {self.huber_delta}')]
+        if len(self.action_low) != self.action_dim or len(self.action_high) != self.action_dim:
+            checks.append((False, f'action_low/action_high need {self.action_dim} values each'))
+        else:
+            checks.append((all(lo < hi for lo, hi in zip(self.action_low, self.action_high, strict=True)),
+                           f'action_low {self.action_low} must be < action_high {self.action_high}'))
+        return [message for ok, message in checks if not ok]
 
     @property
     def text_dim(self) -> int:

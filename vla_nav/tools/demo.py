@@ -153,6 +153,45 @@ def _status_matches(status: dict | None, text: str) -> bool:
         == text.strip().lower()
 
 
+class _GoalStatus:
+    """sim_node's word on ONE goal: statuses from its acknowledgement on (the status sim_node
+    publishes on receipt, episode clock at 0), so a late status of an earlier goal with the same
+    words is never taken for this one."""
+
+    def __init__(self, observer, text: str) -> None:
+        self.observer, self.text = observer, text
+        self.first = len(observer.statuses)
+        self.acknowledged: int | None = None
+
+    def _is_acknowledgement(self, status: dict) -> bool:
+        return (_status_matches(status, self.text) and float(status.get('time') or 0.0) <= ACK_TIME_S
+                and (status.get('outcome') == 'running' or not status.get('kind')))
+
+    def newest(self) -> dict | None:
+        statuses = self.observer.statuses
+        if self.acknowledged is None:
+            self.acknowledged = next((index for index in range(self.first, len(statuses))
+                                      if self._is_acknowledgement(statuses[index])), None)
+            if self.acknowledged is None:
+                return None
+        return next((status for status in reversed(statuses[self.acknowledged:])
+                     if _status_matches(status, self.text)), None)
+
+    def finished(self) -> bool:
+        status = self.newest()
+        return status is not None and status.get('outcome') not in (None, 'running')
+
+
+def outcome_of(status: dict | None) -> str:
+    """The demo's word for a goal's last status (no_result, not_understood, timeout, ...)."""
+    if status is None:
+        return 'no_result'
+    if status.get('kind') in (None, '') and status.get('outcome') in (None, 'failure'):
+        return 'not_understood'
+    outcome = status.get('outcome') or 'no_result'
+    return 'timeout' if outcome == 'running' else outcome
+
+
 def drive_goal(observer, suite, goal, index: int, count: int, real_time_factor: float,
                line: ProgressLine) -> GoalResult:
     """Send one instruction and follow it until sim_node reports an outcome."""
@@ -160,33 +199,9 @@ def drive_goal(observer, suite, goal, index: int, count: int, real_time_factor: 
 
     started = time.monotonic()
     start_pose = observer.pose
-    first_status = len(observer.statuses)
+    tracker = _GoalStatus(observer, goal.text)
     observer.send_instruction(goal.text)
     label = f'[{index}/{count}] {goal.text}'
-
-    acknowledged: list[int] = []
-
-    def newest_status() -> dict | None:
-        """The sim's latest word on THIS goal: statuses from its acknowledgement on (the status
-        sim_node publishes on receipt, episode clock at 0), so a late status of an earlier goal
-        with the same words is never taken for this one."""
-        if not acknowledged:
-            for index in range(first_status, len(observer.statuses)):
-                status = observer.statuses[index]
-                if _status_matches(status, goal.text) and float(status.get('time') or 0.0) \
-                        <= ACK_TIME_S and (status.get('outcome') == 'running' or not status.get('kind')):
-                    acknowledged.append(index)
-                    break
-            else:
-                return None
-        for status in reversed(observer.statuses[acknowledged[0]:]):
-            if _status_matches(status, goal.text):
-                return status
-        return None
-
-    def finished() -> bool:
-        status = newest_status()
-        return status is not None and status.get('outcome') not in (None, 'running')
 
     def show() -> None:
         raise_if_dead(suite)
@@ -195,20 +210,14 @@ def drive_goal(observer, suite, goal, index: int, count: int, real_time_factor: 
                     f'{remaining_text(goal, start_pose, observer.pose)}')
 
     limit = DEFAULT_TIME_LIMIT_S
-    observer.wait_for(lambda: newest_status() is not None, 5.0, show)
-    status = newest_status()
+    observer.wait_for(lambda: tracker.newest() is not None, 5.0, show)
+    status = tracker.newest()
     if status is not None and status.get('time_limit'):
         limit = float(status['time_limit'])
-    observer.wait_for(finished, limit / real_time_factor + GOAL_TIME_MARGIN_S, show)
-    status = newest_status()
+    observer.wait_for(tracker.finished, limit / real_time_factor + GOAL_TIME_MARGIN_S, show)
+    status = tracker.newest()
     wall = time.monotonic() - started
-    if status is None:
-        outcome = 'no_result'
-    elif status.get('kind') in (None, '') and status.get('outcome') in (None, 'failure'):
-        outcome = 'not_understood'
-    else:
-        outcome = status.get('outcome') or 'no_result'
-        outcome = 'timeout' if outcome == 'running' else outcome
+    outcome = outcome_of(status)
     metrics = dict((status or {}).get('metrics') or {})
     time_s = metrics.get('time_to_goal')
     if time_s is None:   # not reached: how long it tried

@@ -1,7 +1,7 @@
 """`python -m vla_nav eval-sim --model CKPT --episodes N --seed S`: closed-loop evaluation.
 
 Held-out scenes (`--split test` by default) are driven through the real runtime and the real
-executor logic, on the simulator's clock:
+executor logic (vla_nav.core.closed_loop.ClosedLoop), on the simulator's clock:
 
 - the simulator advances one control tick (1 / chunk_executor.control_rate) per step;
 - every camera period (1 / sim_node.camera_rate) a frame is rendered and goes through
@@ -11,8 +11,8 @@ executor logic, on the simulator's clock:
   measured wall time of that step), i.e. on the first control tick at or after its arrival, so
   the executor drops the actions whose time has passed exactly as on the robot;
 - every tick the executor's command (limits, blending, watchdog) drives the simulated base.
-The goal is sent as vla_node does: `PolicyLoop.set_instruction` + an executor preempt at the
-loop's preempt stamp (stamps are sim time + CLOCK_OFFSET so they are never 0).
+The goal is sent as vla_node does: `ClosedLoop.instruct` (PolicyLoop.set_instruction + an
+executor preempt at the goal's start stamp; stamps are sim time + CLOCK_OFFSET so never 0).
 
 Reported: success / collision / timeout / failure rates, mean time to goal (successes), mean path
 efficiency (straight-line distance / path length, successful goto + forward episodes), a per-kind

@@ -92,14 +92,10 @@ DROP_KEYS = ('frames_stale', 'frames_undecodable', 'frames_overwritten')
 
 
 def soak(args) -> dict:
-    from tqdm import tqdm
-
     from vla_nav.config import use_loopback_ros
-    from vla_nav.sim.goals import goal_sequence, layout_from_scene, plan_with_fallback
     from vla_nav.tools.observer import (
         SuiteError,
         SuiteObserver,
-        raise_if_dead,
         stop_suite,
         wait_for_suite,
     )
@@ -133,77 +129,97 @@ def soak(args) -> dict:
             report['node_deaths'] = suite.dead()
             return report
         start_rss = suite.rss()
-        layout = layout_from_scene(observer.scene)
-        kinds = goal_sequence(10 ** 6)
         started = time.monotonic()
-        next_instruction, next_sample = started, started
-        baseline: dict = {}
-        visited: tuple[str, ...] = ()
-        bar = tqdm(total=int(duration), unit='s', desc='soak', file=sys.stderr,
-                   disable=None, leave=False)
-        try:
-            while (elapsed := time.monotonic() - started) < duration:
-                observer.spin_once(0.05)
-                now = time.monotonic()
-                if now >= next_instruction:
-                    kind = kinds[report['instructions_sent']]
-                    goal = plan_with_fallback(kind, layout, observer.pose or layout.start_pose,
-                                              visited[-1:])
-                    if goal.kind == 'goto':
-                        visited += (goal.target['name'],)
-                    observer.send_instruction(goal.text)
-                    report['instructions_sent'] += 1
-                    next_instruction += args.instruction_period
-                if now >= next_sample:
-                    for name, value in suite.rss().items():
-                        if value is not None:
-                            rss_series.setdefault(name, []).append((elapsed, value))
-                    next_sample += RSS_SAMPLE_PERIOD_S
-                if not baseline and elapsed >= warmup:
-                    observer.reset_figures()
-                    baseline = {'rss': suite.rss(),
-                                'drops': {key: _counter(observer, 'vla_node', key) for key in DROP_KEYS},
-                                'trips': _counter(observer, 'chunk_executor', 'watchdog_trips')}
-                try:
-                    raise_if_dead(suite)
-                except SuiteError as error:
-                    report['death_detail'] = str(error)
-                    break
-                bar.update(int(elapsed) - bar.n)
-                bar.set_postfix(chunks_per_s=f'{observer.chunk_rate():.1f}', refresh=False)
-        finally:
-            bar.close()
+        baseline = _drive(args, observer, suite, report, duration, warmup, rss_series)
         observer.spin_for(1.5)   # the last diagnostics report
         report['measured_s'] = round(time.monotonic() - started - warmup, 1)
-        end_rss = suite.rss()
-        report['node_deaths'] = suite.dead()
-        for name in suite.processes:
-            after = (baseline.get('rss') or {}).get(name)
-            report['rss_mb'][name] = {
-                'start': _finite(start_rss.get(name)), 'after_warmup': _finite(after),
-                'end': _finite(end_rss.get(name)),
-                'growth_pct': _finite(rss_growth_pct(after, end_rss.get(name)))}
-        report['chunks'] = observer.chunk_count
-        report['chunk_rate_hz'] = _finite(observer.chunk_rate())
-        report['chunk_stamp_regressions'] = observer.chunk_stamp_regressions
-        report['latency_ms'] = {'p50': _finite(observer.latency.percentile_ms(50)),
-                                'p99': _finite(observer.latency.percentile_ms(99)),
-                                'samples': observer.latency.count}
-        vla = observer.diagnostics.get('vla_node', {})
-        report['inference_ms'] = {'p50': _finite(vla.get('inference_p50_ms')),
-                                  'p99': _finite(vla.get('inference_p99_ms'))}
-        report['frames_received_hz'] = _finite(vla.get('frame_rate_hz'))   # at vla_node, at the end
-        drops = {key: int(_counter(observer, 'vla_node', key)
-                          - baseline.get('drops', {}).get(key, 0.0)) for key in DROP_KEYS}
-        report['dropped_frames'] = {'total': sum(drops.values()), **drops}
-        report['watchdog_trips'] = int(_counter(observer, 'chunk_executor', 'watchdog_trips')
-                                       - baseline.get('trips', 0.0))
-        report['cmd_vel_messages'] = observer.cmd_count
-        report['rss_samples'] = {name: [(round(t, 1), round(v, 1)) for t, v in series]
-                                 for name, series in rss_series.items()}
+        _final_figures(report, observer, suite, start_rss, baseline, rss_series)
     finally:
         report.update(stop_suite(suite, observer))
     return report
+
+
+def _drive(args, observer, suite, report: dict, duration: float, warmup: float,
+           rss_series: dict) -> dict:
+    """Send goals every instruction period and sample RSS until `duration` has passed or a node
+    died; returns the baseline taken at the end of the warm-up."""
+    from tqdm import tqdm
+
+    from vla_nav.sim.goals import goal_sequence, layout_from_scene, plan_with_fallback
+    from vla_nav.tools.observer import SuiteError, raise_if_dead
+
+    layout = layout_from_scene(observer.scene)
+    kinds = goal_sequence(10 ** 6)
+    started = time.monotonic()
+    next_instruction, next_sample = started, started
+    baseline: dict = {}
+    visited: tuple[str, ...] = ()
+    bar = tqdm(total=int(duration), unit='s', desc='soak', file=sys.stderr,
+               disable=None, leave=False)
+    try:
+        while (elapsed := time.monotonic() - started) < duration:
+            observer.spin_once(0.05)
+            now = time.monotonic()
+            if now >= next_instruction:
+                kind = kinds[report['instructions_sent']]
+                goal = plan_with_fallback(kind, layout, observer.pose or layout.start_pose,
+                                          visited[-1:])
+                if goal.kind == 'goto':
+                    visited += (goal.target['name'],)
+                observer.send_instruction(goal.text)
+                report['instructions_sent'] += 1
+                next_instruction += args.instruction_period
+            if now >= next_sample:
+                for name, value in suite.rss().items():
+                    if value is not None:
+                        rss_series.setdefault(name, []).append((elapsed, value))
+                next_sample += RSS_SAMPLE_PERIOD_S
+            if not baseline and elapsed >= warmup:
+                observer.reset_figures()
+                baseline = {'rss': suite.rss(),
+                            'drops': {key: _counter(observer, 'vla_node', key) for key in DROP_KEYS},
+                            'trips': _counter(observer, 'chunk_executor', 'watchdog_trips')}
+            try:
+                raise_if_dead(suite)
+            except SuiteError as error:
+                report['death_detail'] = str(error)
+                break
+            bar.update(int(elapsed) - bar.n)
+            bar.set_postfix(chunks_per_s=f'{observer.chunk_rate():.1f}', refresh=False)
+    finally:
+        bar.close()
+    return baseline
+
+
+def _final_figures(report: dict, observer, suite, start_rss: dict, baseline: dict,
+                   rss_series: dict) -> None:
+    """The measured figures, after the warm-up baseline, into `report`."""
+    end_rss = suite.rss()
+    report['node_deaths'] = suite.dead()
+    for name in suite.processes:
+        after = (baseline.get('rss') or {}).get(name)
+        report['rss_mb'][name] = {
+            'start': _finite(start_rss.get(name)), 'after_warmup': _finite(after),
+            'end': _finite(end_rss.get(name)),
+            'growth_pct': _finite(rss_growth_pct(after, end_rss.get(name)))}
+    report['chunks'] = observer.chunk_count
+    report['chunk_rate_hz'] = _finite(observer.chunk_rate())
+    report['chunk_stamp_regressions'] = observer.chunk_stamp_regressions
+    report['latency_ms'] = {'p50': _finite(observer.latency.percentile_ms(50)),
+                            'p99': _finite(observer.latency.percentile_ms(99)),
+                            'samples': observer.latency.count}
+    vla = observer.diagnostics.get('vla_node', {})
+    report['inference_ms'] = {'p50': _finite(vla.get('inference_p50_ms')),
+                              'p99': _finite(vla.get('inference_p99_ms'))}
+    report['frames_received_hz'] = _finite(vla.get('frame_rate_hz'))   # at vla_node, at the end
+    drops = {key: int(_counter(observer, 'vla_node', key)
+                      - baseline.get('drops', {}).get(key, 0.0)) for key in DROP_KEYS}
+    report['dropped_frames'] = {'total': sum(drops.values()), **drops}
+    report['watchdog_trips'] = int(_counter(observer, 'chunk_executor', 'watchdog_trips')
+                                   - baseline.get('trips', 0.0))
+    report['cmd_vel_messages'] = observer.cmd_count
+    report['rss_samples'] = {name: [(round(t, 1), round(v, 1)) for t, v in series]
+                             for name, series in rss_series.items()}
 
 
 def format_report(report: dict) -> str:

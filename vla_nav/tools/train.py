@@ -3,12 +3,19 @@
 The frozen trunk runs once per frame (cached under DIR/.vla_nav_cache or --cache-dir), then AdamW
 trains the neck + head; CKPT receives the best checkpoint by validation MAE, metrics.csv and
 training_state/ (for --resume). See vla_nav/training/trainer.py for the details.
+
+Runs unchanged under a launcher that starts several processes (torchrun, accelerate launch,
+srun torchrun): DistributedDataParallel, --batch-size is the global batch, only rank 0 logs,
+shows progress and writes files, e.g.
+
+    torchrun --standalone --nproc_per_node 4 -m vla_nav train --data DIR --out CKPT
 """
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import os
 import sys
 
 from vla_nav.model.config import BACKBONES, HEADS
@@ -50,6 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='end this run after N epochs (resume later with --resume)')
     parser.add_argument('--cache-dir', default='', help='trunk feature cache root')
     parser.add_argument('--threads', type=int, default=0, help='torch threads (0: default)')
+    parser.add_argument('--device', default='auto', metavar='auto|cpu|cuda|cuda:N',
+                        help='where to train (auto: CUDA when available; under torchrun each process '
+                             'takes the GPU of its LOCAL_RANK)')
     parser.add_argument('--quiet', action='store_true', help='no progress bars')
 
 
@@ -72,9 +82,13 @@ def policy_config_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    from vla_nav.training.distributed import RankFailedError
     from vla_nav.training.trainer import TrainConfig, train
 
-    logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
+    rank = os.environ.get('RANK', '0')
+    main = rank == '0'       # under torchrun & co. only rank 0 logs and prints; others warn
+    logging.basicConfig(level=logging.INFO if main else logging.WARNING,
+                        format=f'%(levelname)s %(name)s{"" if main else f" [rank {rank}]"}: %(message)s')
     try:
         policy_config = policy_config_from_args(args)
         config = TrainConfig(data=args.data, val_data=args.val_data, out=args.out, epochs=args.epochs,
@@ -84,16 +98,18 @@ def run(args: argparse.Namespace) -> int:
                              hold_ticks=args.hold_ticks, text_noise=args.text_noise,
                              paraphrases=args.paraphrases, instruction_loss=args.instruction_loss,
                              cache_dir=args.cache_dir,
-                             threads=args.threads, progress=not args.quiet)
+                             threads=args.threads, device=args.device, progress=not args.quiet)
     except (ValueError, TypeError) as error:
         print(f'train: {error}', file=sys.stderr)
         return 2
     command = 'python -m vla_nav train ' + ' '.join(sys.argv[2:]) if sys.argv[1:2] == ['train'] else ''
     try:
         result = train(config, policy_config, extra_metadata={'command': command})
-    except (FileNotFoundError, ValueError) as error:
+    except (FileNotFoundError, ValueError, RankFailedError) as error:
         print(f'train: {error}', file=sys.stderr)
         return 1
+    if not main:
+        return 0
     print(json.dumps({'out': str(result.out), 'best_epoch': result.best_epoch,
                       'best_val_mae': round(result.best_val_mae, 6), 'epochs_run': result.epochs_run,
                       'stopped_early': result.stopped_early}))

@@ -44,6 +44,20 @@ class ChunkMAE:
         self._count += other._count
         self.chunks += other.chunks
 
+    def totals(self) -> np.ndarray:
+        """Every accumulator as one float64 vector (to sum over the ranks of a distributed run)."""
+        return np.concatenate([self._sum.ravel(), self._count.astype(np.float64), [float(self.chunks)]])
+
+    def set_totals(self, totals: np.ndarray) -> None:
+        """Replace the accumulators with a `totals()` vector (e.g. summed over ranks)."""
+        totals = np.asarray(totals, np.float64)
+        size = self.chunk * self.action_dim
+        if totals.shape != (size + self.chunk + 1,):
+            raise ValueError(f'totals must have {size + self.chunk + 1} values, got {totals.shape}')
+        self._sum = totals[:size].reshape(self.chunk, self.action_dim).copy()
+        self._count = np.rint(totals[size:size + self.chunk]).astype(np.int64)
+        self.chunks = int(round(totals[-1]))
+
     @property
     def count(self) -> int:
         """Valid chunk steps seen."""

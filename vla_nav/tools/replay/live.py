@@ -40,10 +40,9 @@ def replay_live(bag: Path, topics, args) -> ReplayOutput:
     """Publish the bag's camera + instruction to vla_node and record chunks + cmd_vel."""
     import os
     import tempfile
-    import threading
 
     from vla_nav.config import use_loopback_ros
-    from vla_nav.data.bags import COMPRESSED_IMAGE, bag_topics, in_stamp_order, iter_bag_messages
+    from vla_nav.data.bags import bag_topics
 
     if args.fast:
         LOG.warning('--live plays in recorded timing: vla_node keeps only the newest frame, so '
@@ -56,119 +55,117 @@ def replay_live(bag: Path, topics, args) -> ReplayOutput:
     if args.spawn_nodes:   # node logs go to a temp folder, named in any start-up error
         suite = _spawn_nodes(args, topics, 'compressed' if compressed else 'raw', domain_id,
                              Path(tempfile.mkdtemp(prefix='vla_nav_replay_')))
+    probe = _LiveProbe(topics, compressed, domain_id)
+    try:
+        probe.wait_ready(suite)
+        played = _play(bag, topics, probe, compressed)
+    finally:
+        probe.close()
+        if suite is not None:
+            suite.stop()
+    return played.map_back(probe) if played.offset_ns is not None else played.output
 
-    import rclpy
-    from geometry_msgs.msg import Twist, TwistStamped
-    from rclpy.executors import SingleThreadedExecutor
-    from sensor_msgs.msg import CompressedImage, Image
-    from std_msgs.msg import String
-    from trajectory_msgs.msg import MultiDOFJointTrajectory
 
-    from vla_nav.ros import qos
-    from vla_nav.ros.convert import MalformedChunkError, msg_to_chunk, stamp_to_ns, twist_to_pair
-    from vla_nav.ros.runner import init_ros
+class _LiveProbe:
+    """A private rclpy context + node: publishes camera and instruction, records chunks and cmd_vel
+    (callbacks on a spinner thread; the caller's thread paces and publishes)."""
 
-    stamped = load_config().chunk_executor.stamped
-    output = ReplayOutput()
-    published: dict[int, int] = {}            # published frame stamp ns -> bag stamp ns
-    received_chunks: list = []
-    received_commands: list = []
-    lock = threading.Lock()
-    context = rclpy.Context()
-    init_ros(context=context, domain_id=domain_id)
-    node = rclpy.create_node('vla_nav_replay', context=context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
-    spinning = threading.Event()
-    spinning.set()
+    def __init__(self, topics, compressed: bool, domain_id: int) -> None:
+        import threading
 
-    def spin() -> None:   # callbacks run here; the main thread paces and publishes
-        while spinning.is_set():
-            executor.spin_once(timeout_sec=0.05)
+        import rclpy
+        from geometry_msgs.msg import Twist, TwistStamped
+        from rclpy.executors import SingleThreadedExecutor
+        from sensor_msgs.msg import CompressedImage, Image
+        from std_msgs.msg import String
+        from trajectory_msgs.msg import MultiDOFJointTrajectory
 
-    spinner = threading.Thread(target=spin, daemon=True)
+        from vla_nav.ros import qos
+        from vla_nav.ros.runner import init_ros
 
-    def on_chunk(msg) -> None:
+        self.topics, self.domain_id = topics, domain_id
+        self.stamped = load_config().chunk_executor.stamped
+        self.received_chunks: list = []
+        self.received_commands: list = []
+        self.malformed_chunks = 0
+        self.lock = threading.Lock()
+        self.context = rclpy.Context()
+        init_ros(context=self.context, domain_id=domain_id)
+        self.node = rclpy.create_node('vla_nav_replay', context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.camera_type = CompressedImage if compressed else Image
+        self.string_type = String
+        self.camera_pub = self.node.create_publisher(
+            self.camera_type, topics.compressed_image if compressed else topics.image,
+            qos.sensor_qos())
+        self.instruction_pub = self.node.create_publisher(String, topics.instruction, qos.latched_qos())
+        reliable = qos.reliable_qos(depth=100)
+        self.node.create_subscription(MultiDOFJointTrajectory, topics.chunk, self._on_chunk, reliable)
+        self.node.create_subscription(TwistStamped if self.stamped else Twist, topics.cmd_vel,
+                                      self._on_cmd_vel, reliable)
+        self.spinning = threading.Event()
+        self.spinning.set()
+        self.spinner = threading.Thread(target=self._spin, daemon=True)
+        self.spinner.start()
+
+    def _spin(self) -> None:
+        while self.spinning.is_set():
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def _on_chunk(self, msg) -> None:
+        from vla_nav.ros.convert import MalformedChunkError, msg_to_chunk, stamp_to_ns
         try:   # a malformed chunk is rejected whole, as chunk_executor rejects it
             _, actions, dt = msg_to_chunk(msg)
         except MalformedChunkError as error:
-            with lock:
-                output.errors += 1
-                output.last_error = f'malformed chunk skipped: {error}'
+            self.malformed_chunks += 1
+            if self.malformed_chunks == 1:
+                LOG.warning('malformed chunk skipped (as chunk_executor does): %s', error)
             return
-        with lock:
-            received_chunks.append((stamp_to_ns(msg.header.stamp), time.time_ns(),
-                                    actions.astype(np.float32), dt))
+        with self.lock:
+            self.received_chunks.append((stamp_to_ns(msg.header.stamp), time.time_ns(),
+                                         actions.astype(np.float32), dt))
 
-    def on_cmd_vel(msg) -> None:
-        linear, angular = twist_to_pair(msg)
-        with lock:
-            received_commands.append((time.time_ns(), linear, angular))
+    def _on_cmd_vel(self, msg) -> None:
+        from vla_nav.ros.convert import twist_to_pair
+        with self.lock:
+            self.received_commands.append((time.time_ns(), *twist_to_pair(msg)))
 
-    try:
-        camera_type = CompressedImage if compressed else Image
-        camera_pub = node.create_publisher(
-            camera_type, topics.compressed_image if compressed else topics.image,
-            qos.sensor_qos())
-        instruction_pub = node.create_publisher(String, topics.instruction, qos.latched_qos())
-        reliable = qos.reliable_qos(depth=100)
-        node.create_subscription(MultiDOFJointTrajectory, topics.chunk, on_chunk, reliable)
-        node.create_subscription(TwistStamped if stamped else Twist, topics.cmd_vel, on_cmd_vel,
-                                 reliable)
-        spinner.start()
+    def wait_ready(self, suite) -> None:
+        """Until vla_node listens and chunk_executor publishes (bounded; a dead node fails now)."""
         deadline = time.monotonic() + LIVE_READY_TIMEOUT_S
-        while not (camera_pub.get_subscription_count() and instruction_pub.get_subscription_count()
-                   and received_commands):
+        while not (self.camera_pub.get_subscription_count()
+                   and self.instruction_pub.get_subscription_count() and self.received_commands):
             for name, code in (suite.dead() if suite else {}).items():
                 raise ReplayError(f'{name} exited with {code}:\n'
-                                 f'{suite.processes[name].log_tail()}')
+                                  f'{suite.processes[name].log_tail()}')
             if time.monotonic() > deadline:
-                raise ReplayError(f'no vla_node/chunk_executor answered on '
-                                 f'{topics.image} / {topics.cmd_vel} within {LIVE_READY_TIMEOUT_S:.0f}'
-                                 f' s (ROS_DOMAIN_ID={domain_id}, loopback only); start them or '
-                                 'pass --spawn-nodes')
+                raise ReplayError(f'no vla_node/chunk_executor answered on {self.topics.image} / '
+                                  f'{self.topics.cmd_vel} within {LIVE_READY_TIMEOUT_S:.0f} s '
+                                  f'(ROS_DOMAIN_ID={self.domain_id}, loopback only); start them or '
+                                  'pass --spawn-nodes')
             time.sleep(0.05)
 
-        offset_ns = None
-        first_ns = last_ns = None
-        for message in in_stamp_order(iter_bag_messages(bag, topics,
-                                                        kinds=('camera', 'instruction'))):
-            if offset_ns is None:
-                first_ns = message.receive_ns
-                offset_ns = time.time_ns() + int(LIVE_LEAD_S * NS) - first_ns
-            delay = (message.receive_ns + offset_ns - time.time_ns()) / NS
-            if delay > 0:
-                time.sleep(delay)
-            last_ns = message.receive_ns
-            if message.kind == 'instruction':
-                output.instructions.append((message.receive_ns, str(message.msg.data)))
-                instruction_pub.publish(String(data=str(message.msg.data)))
-                continue
-            msgtype = COMPRESSED_IMAGE if compressed else message.msgtype
-            frame = _to_rclpy(message.msg, msgtype, camera_type)
-            bag_stamp = frame_stamp_ns(message.msg, message.receive_ns)
-            wire_stamp = bag_stamp + offset_ns
-            frame.header.stamp.sec, frame.header.stamp.nanosec = divmod(wire_stamp, NS)
-            published[wire_stamp] = bag_stamp
-            camera_pub.publish(frame)
-            output.frames += 1
-        if offset_ns is not None:   # let the last chunks and the executor's braking arrive
-            tail = load_config().executor.watchdog_timeout + 0.5
-            time.sleep(tail)
-    finally:
-        spinning.clear()
-        if spinner.is_alive():
-            spinner.join(timeout=2)
-        node.destroy_node()
-        rclpy.try_shutdown(context=context)
-        if suite is not None:
-            suite.stop()
-    if offset_ns is None:
-        return output
+    def close(self) -> None:
+        import rclpy
 
-    wire = np.array(sorted(published), np.int64)
+        self.spinning.clear()
+        if self.spinner.is_alive():
+            self.spinner.join(timeout=2)
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
 
-    def to_bag_stamp(stamp: int) -> int:
+
+class _Played:
+    """What was published, to map what came back onto the bag's clock."""
+
+    def __init__(self) -> None:
+        self.output = ReplayOutput()
+        self.published: dict[int, int] = {}     # published frame stamp ns -> bag stamp ns
+        self.offset_ns: int | None = None       # wall ns - bag ns
+        self.first_ns = self.last_ns = 0
+
+    def to_bag_stamp(self, stamp: int, wire: np.ndarray) -> int:
         """A stamp vla_node sent back -> the bag stamp of the frame it names (0 stays 0)."""
         if stamp <= 0:
             return 0
@@ -177,16 +174,49 @@ def replay_live(bag: Path, topics, args) -> ReplayOutput:
         if len(candidates):
             nearest = int(candidates[np.argmin(np.abs(candidates - stamp))])
             if abs(nearest - stamp) <= STAMP_MATCH_NS:
-                return published[nearest]
-        return stamp - offset_ns
+                return self.published[nearest]
+        return stamp - self.offset_ns
 
-    for stamp, receive, actions, dt in received_chunks:
-        if receive - offset_ns >= first_ns:
-            output.chunks.append((to_bag_stamp(stamp), receive - offset_ns, actions, dt))
-    output.commands = [(receive - offset_ns, linear, angular)
-                       for receive, linear, angular in received_commands
-                       if first_ns <= receive - offset_ns <= last_ns]
-    return output
+    def map_back(self, probe: _LiveProbe) -> ReplayOutput:
+        wire = np.array(sorted(self.published), np.int64)
+        output, offset = self.output, self.offset_ns
+        for stamp, receive, actions, dt in probe.received_chunks:
+            if receive - offset >= self.first_ns:
+                output.chunks.append((self.to_bag_stamp(stamp, wire), receive - offset, actions, dt))
+        output.commands = [(receive - offset, linear, angular)
+                           for receive, linear, angular in probe.received_commands
+                           if self.first_ns <= receive - offset <= self.last_ns]
+        return output
+
+
+def _play(bag: Path, topics, probe: _LiveProbe, compressed: bool) -> _Played:
+    """Publish the bag's camera + instruction in recorded timing, frames restamped to now."""
+    from vla_nav.data.bags import COMPRESSED_IMAGE, in_stamp_order, iter_bag_messages
+
+    played = _Played()
+    for message in in_stamp_order(iter_bag_messages(bag, topics, kinds=('camera', 'instruction'))):
+        if played.offset_ns is None:
+            played.first_ns = message.receive_ns
+            played.offset_ns = time.time_ns() + int(LIVE_LEAD_S * NS) - played.first_ns
+        delay = (message.receive_ns + played.offset_ns - time.time_ns()) / NS
+        if delay > 0:
+            time.sleep(delay)
+        played.last_ns = message.receive_ns
+        if message.kind == 'instruction':
+            played.output.instructions.append((message.receive_ns, str(message.msg.data)))
+            probe.instruction_pub.publish(probe.string_type(data=str(message.msg.data)))
+            continue
+        msgtype = COMPRESSED_IMAGE if compressed else message.msgtype
+        frame = _to_rclpy(message.msg, msgtype, probe.camera_type)
+        bag_stamp = frame_stamp_ns(message.msg, message.receive_ns)
+        wire_stamp = bag_stamp + played.offset_ns
+        frame.header.stamp.sec, frame.header.stamp.nanosec = divmod(wire_stamp, NS)
+        played.published[wire_stamp] = bag_stamp
+        probe.camera_pub.publish(frame)
+        played.output.frames += 1
+    if played.offset_ns is not None:   # let the last chunks and the executor's braking arrive
+        time.sleep(load_config().executor.watchdog_timeout + 0.5)
+    return played
 
 
 # --------------------------------------------------------------------------------------------
