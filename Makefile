@@ -19,7 +19,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export MUJOCO_GL ?= egl
 
-.PHONY: setup setup-py310 test test-py310 lint demo bench soak clean
+.PHONY: setup setup-py310 test test-fast test-timing test-py310 lint demo bench soak clean
 
 setup: $(STAMP)
 
@@ -34,8 +34,16 @@ lint: setup
 	$(VENV)/bin/ruff check vla_nav test launch scripts setup.py
 
 test: lint
-	$(PY) -m pytest -q test
+	$(PY) -m pytest -q -m "not timing" test
 	@$(MAKE) --no-print-directory test-py310
+
+# the inner loop: no ROS processes, nothing slow (seconds, not minutes)
+test-fast: setup
+	$(PY) -m pytest -q -m "not ros and not slow and not timing" test
+
+# wall-clock / memory bounds (a benchmark, not CI): run on a quiet machine
+test-timing: setup
+	$(PY) -m pytest -q -s -m timing test
 
 # Every test that needs neither rclpy nor torch, on the robot's dependency set: those that do skip
 # with the reason; test_robot_install.py checks the ONNX path imports no torch.
@@ -48,13 +56,13 @@ setup-py310: $(STAMP310)
 $(STAMP310): requirements-robot.txt requirements-robot-nodeps.txt requirements.txt
 	@test -x $(PY310) || $(PYTHON310) -m venv $(VENV310)
 	$(PY310) -m pip install -q --upgrade pip
-	$(PY310) -m pip install -q -r requirements-robot.txt $$(grep '^pytest==' requirements.txt)
+	$(PY310) -m pip install -q -r requirements-robot.txt $$(grep -E '^pytest(-timeout)?==' requirements.txt)
 	$(PY310) -m pip install -q --no-deps -r requirements-robot-nodeps.txt
 	@if $(PY310) -c 'import torch' 2>/dev/null; then echo "$(VENV310) must not contain torch"; exit 1; fi
 	@touch $(STAMP310)
 
 test-py310: setup-py310
-	$(PY310) -m pytest -q -p no:cacheprovider test
+	$(PY310) -m pytest -q -p no:cacheprovider -m "not timing" test
 endif
 
 demo: setup
