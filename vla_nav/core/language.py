@@ -255,6 +255,30 @@ def _parse_goto(clause: str, objects: list[tuple[int, str]], colours: list[tuple
     return Step('goto', clause, colour, category, relation, anchor_colour, anchor_category), ''
 
 
+def _parse_turn(clause: str, angle: float | None) -> tuple[Step | None, str]:
+    side = _side(clause)
+    if side == 'both':
+        return None, f'both left and right in {clause!r}'
+    if side is None:
+        if angle != 180.0:
+            return None, f'turn which way? say left or right ({clause!r})'
+        side = 'left'
+    angle = DEFAULT_TURN_DEG if angle is None else angle
+    low, high = ANGLE_RANGE_DEG
+    if not low <= angle <= high:
+        return None, f'a turn of {angle:g} degrees is outside {low:g}-{high:g} degrees'
+    return Step('turn', clause, angle_deg=angle if side == 'left' else -angle), ''
+
+
+def _parse_forward(clause: str, distance: float | None) -> tuple[Step | None, str]:
+    if distance is None:
+        return None, f'how far? say a distance such as "2 meters" ({clause!r})'
+    low, high = DISTANCE_RANGE_M
+    if not low - 1e-9 <= distance <= high + 1e-9:
+        return None, f'a drive of {distance:g} m is outside {low:g}-{high:g} m'
+    return Step('forward', clause, distance_m=round(distance, 4)), ''
+
+
 def _parse_clause(clause: str, stop_phrases: set[str]) -> tuple[Step | None, str]:
     if clause in stop_phrases:
         return Step('stop', clause), ''
@@ -275,25 +299,9 @@ def _parse_clause(clause: str, stop_phrases: set[str]) -> tuple[Step | None, str
     if angle is None and distance is None and re.search(r'\d', clause):
         return None, f'a number without a unit in {clause!r}: say degrees, meters or centimeters'
     if angle is not None or _TURN_WORDS.search(clause) or (_side(clause) and distance is None):
-        side = _side(clause)
-        if side == 'both':
-            return None, f'both left and right in {clause!r}'
-        if side is None:
-            if angle != 180.0:
-                return None, f'turn which way? say left or right ({clause!r})'
-            side = 'left'
-        angle = DEFAULT_TURN_DEG if angle is None else angle
-        low, high = ANGLE_RANGE_DEG
-        if not low <= angle <= high:
-            return None, f'a turn of {angle:g} degrees is outside {low:g}-{high:g} degrees'
-        return Step('turn', clause, angle_deg=angle if side == 'left' else -angle), ''
+        return _parse_turn(clause, angle)
     if distance is not None or _FORWARD_WORDS.search(clause):
-        if distance is None:
-            return None, f'how far? say a distance such as "2 meters" ({clause!r})'
-        low, high = DISTANCE_RANGE_M
-        if not low - 1e-9 <= distance <= high + 1e-9:
-            return None, f'a drive of {distance:g} m is outside {low:g}-{high:g} m'
-        return Step('forward', clause, distance_m=round(distance, 4)), ''
+        return _parse_forward(clause, distance)
     return None, f'nothing to act on in {clause!r} (no object, turn, distance or stop)'
 
 
