@@ -7,7 +7,7 @@ the sequencer advances on that step's done signal (the simulator's judge per ste
 the goal-status rule). The simulator's judge, its task generator (round trip) and, later,
 vla_node all use this one parser. numpy/stdlib only; it imports nothing else of ours.
 
-    parse_instruction(text, stop_phrases=STOP_PHRASES, max_steps=MAX_STEPS) -> Parse
+    parse_instruction(text, stop_phrases, max_steps=MAX_STEPS) -> Parse
         Parse.steps: tuple[Step, ...]     empty when refused
         Parse.refused: str                '' when understood, else the reason (never a guess)
     Step(kind='goto'|'turn'|'forward'|'stop', text, colour, category, relation, anchor_colour,
@@ -31,15 +31,13 @@ Whether a goto's words pick exactly one object is the world's business (`resolve
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 MAX_STEPS = 3
 ANGLE_RANGE_DEG = (15.0, 180.0)
 DISTANCE_RANGE_M = (0.3, 5.0)
 DEFAULT_TURN_DEG = 90.0
-# The default stop list; vla_node and the simulator pass the one list from config/vla_nav.yaml.
-STOP_PHRASES = ('stop', 'halt', 'stop now', 'emergency stop', 'freeze', 'stay', 'stand still',
-                'stop moving', "don't move", 'do not move', 'hold still', 'stay where you are')
 
 # Canonical colour -> every word that names it (train words and test-only synonyms alike: the
 # parser understands both; which words a split may generate is the generator's business).
@@ -317,8 +315,10 @@ def split_steps(clean: str) -> list[str]:
     return out
 
 
-def parse_instruction(text: str, stop_phrases=STOP_PHRASES, max_steps: int = MAX_STEPS) -> Parse:
-    """Read a sentence into steps (see the module docstring), or refuse it with the reason."""
+def parse_instruction(text: str, stop_phrases: Iterable[str], max_steps: int = MAX_STEPS) -> Parse:
+    """Read a sentence into steps (see the module docstring), or refuse it with the reason.
+    stop_phrases: the one stop list (config `vla_node.stop_words`, `load_config().stop_words`),
+    passed in by every caller: a sentence or a clause equal to one of them is a stop."""
     if not isinstance(text, str):
         return Parse(refused='instruction must be text')
     stops = {clean_text(p) for p in stop_phrases}

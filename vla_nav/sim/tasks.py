@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -297,9 +298,10 @@ def resolve(step: language.Step, layout, pose) -> tuple[SceneObject | None, str]
     return None, f'unknown relation {step.relation!r}'
 
 
-def task_from_text(text: str, layout: RoomLayout, pose, stop_phrases=language.STOP_PHRASES
+def task_from_text(text: str, layout: RoomLayout, pose, stop_phrases: Iterable[str]
                    ) -> tuple[Task | None, str]:
-    """Parse and resolve free text against a room (the same parser the robot side uses)."""
+    """Parse and resolve free text against a room (the same parser the robot side uses);
+    stop_phrases: the one stop list (config `vla_node.stop_words`, NavSim passes its stop_words)."""
     parse = language.parse_instruction(text, stop_phrases)
     if not parse.ok:
         return None, parse.refused
