@@ -31,6 +31,7 @@ from std_msgs.msg import String
 from vla_nav.config import load_config
 from vla_nav.nodes import ros_io
 from vla_nav.sim import NavSim
+from vla_nav.sim.navsim import WORLDS
 from vla_nav.sim.robot import RobotLimits
 
 NODE_NAME = 'sim_node'
@@ -48,12 +49,14 @@ class SimNode(Node):
                 raise ros_io.NodeStartupError(f'parameter {name} must be > 0, got {getattr(p, name)}')
         if p.split not in ('train', 'test'):
             raise ros_io.NodeStartupError(f"parameter split must be 'train' or 'test', got {p.split!r}")
+        if p.world not in WORLDS:
+            raise ros_io.NodeStartupError(f'parameter world must be one of {WORLDS}, got {p.world!r}')
         self.physics_dt = 1.0 / p.physics_rate
         config = load_config()
         self.sim = NavSim(p.split, p.seed, (p.image_height, p.image_width), control_dt=self.physics_dt,
                           physics_dt=min(0.02, self.physics_dt),
                           limits=RobotLimits.from_executor(config.executor),
-                          stop_words=config.stop_words)
+                          stop_words=config.stop_words, world=p.world)
         self.sim.reset(p.episode)
         self.sim.set_instruction('')  # no task until /instruction says one
         self.instruction = ''
