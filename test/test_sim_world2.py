@@ -6,17 +6,21 @@ import math
 import numpy as np
 import pytest
 
-from vla_nav.config import node_defaults
+from vla_nav.config import load_config
 from vla_nav.sim import NavSim, catalog, plot_topdown
 from vla_nav.sim.augment import AugmentConfig, augment_image
 from vla_nav.sim.layout import SceneObject
+from vla_nav.sim.robot import RobotLimits
 from vla_nav.sim.rooms import CameraMount, RoomLayout, Style, build_room
 from vla_nav.sim.tasks import TEST_TIERS, TIERS
+
+CONFIG = load_config()
+ROBOT = {'limits': RobotLimits.from_executor(CONFIG.executor), 'stop_words': CONFIG.stop_words}
 
 
 @pytest.fixture(scope='module')
 def sim():
-    with NavSim('train', seed=0, world='v2') as simulator:
+    with NavSim('train', seed=0, world='v2', **ROBOT) as simulator:
         yield simulator
 
 
@@ -89,7 +93,7 @@ def test_v2_reset_is_deterministic_and_images_differ_across_episodes(sim):
 
 @pytest.mark.parametrize('tier', TIERS)
 def test_expert_solves_every_tier_within_the_executor_limits(sim, tier):
-    limits = node_defaults('chunk_executor')
+    limits = CONFIG.chunk_executor.to_params()
     dt = sim.control_dt
     for episode in range(4):
         sim.reset(500 + episode, kind=tier)
@@ -110,7 +114,7 @@ def test_expert_solves_every_tier_within_the_executor_limits(sim, tier):
 
 
 def test_test_split_held_out_tiers_are_solved_too():
-    with NavSim('test', seed=1, image_size=(64, 64), world='v2') as sim:
+    with NavSim('test', seed=1, image_size=(64, 64), world='v2', **ROBOT) as sim:
         for tier in TEST_TIERS:
             sim.reset(0, kind=tier)
             while not sim.step(*sim.expert_action(), render=False).done:
@@ -146,12 +150,12 @@ def test_free_text_refusals_leave_no_task(sim):
 
 
 def test_v1_stays_the_default_world():
-    with NavSim('train', seed=0, image_size=(32, 32)) as sim:
+    with NavSim('train', seed=0, image_size=(32, 32), **ROBOT) as sim:
         assert sim.world_name == 'v1'
         sim.reset(0)
         assert not hasattr(sim.layout, 'wall_boxes')
     with pytest.raises(ValueError):
-        NavSim('train', world='v3')
+        NavSim('train', world='v3', **ROBOT)
 
 
 def test_topdown_plot_of_a_v2_room(sim, tmp_path):
