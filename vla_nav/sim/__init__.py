@@ -33,7 +33,15 @@ plot_topdown(layout, trajectories: list[dict], path) -> Path          (matplotli
 Expert(config, limits).action(scenario, layout, pose, twist, state, dt); ExpertConfig;
 RobotLimits.from_executor(config.executor); SceneObject, Layout, Scenario, Observation, StepResult.
 
-Splits: train and test use disjoint phrasing templates, split-salted RNG streams and rooms whose
+Worlds: NavSim(..., world='v1') (the default: today's world, exactly as models/default saw it)
+or world='v2' (tasks.py, rooms.py, catalog.py, world2.py): ten categories, L-shaped and two-room
+layouts, textures, lights, camera-mount jitter; reset(kind=TIER) forces a tier (tasks.TIERS);
+scenario is a tasks.Task (.steps, .tier); step_index / step_text / judge.step_times give the
+per-step labels; set_instruction parses with vla_nav.core.language (refusal reason in
+`refusal`). generate_task(split, seed, episode, attempt=0, tier=None) -> (RoomLayout, Task) is
+numpy only; augment.augment_image(rgb, rng) is the training-time image augmentation.
+
+Splits (v1): train and test use disjoint phrasing templates, split-salted RNG streams and rooms whose
 decimetre sides sum to an even (train) or odd (test) number, so no test layout or phrasing is ever
 generated for training, whatever the seed (details in scenarios.py).
 

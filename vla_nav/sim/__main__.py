@@ -1,7 +1,10 @@
 """`python -m vla_nav.sim bench|preview`: simulator figures and a look at its rooms.
 
-bench    resets/s, steps/s with rendering (and without), and the expert's outcomes per task kind
+bench    resets/s, frames/s of the renderer alone, steps/s with rendering (and without), and the
+         expert's outcomes per task kind (v1) or tier (v2)
 preview  first camera frames (a PNG grid) and top-down expert runs of a few episodes
+--world v1|v2 picks the world (v1: the default, today's; v2: tasks.py).
+Example: `python -m vla_nav.sim bench --world v2 --episodes 300` (prints JSON).
 """
 from __future__ import annotations
 
@@ -38,12 +41,17 @@ def _robot() -> dict:
 def bench(args) -> dict:
     from vla_nav.sim import NavSim
 
-    with NavSim(args.split, args.seed, (args.size, args.size), **_robot()) as sim:
+    with NavSim(args.split, args.seed, (args.size, args.size), world=args.world, **_robot()) as sim:
         started = time.perf_counter()
         for episode in range(args.resets):
             sim.reset(episode)
         resets_per_s = args.resets / (time.perf_counter() - started)
-        figures = {'image_size': args.size, 'resets_per_s': round(resets_per_s, 1)}
+        figures = {'world': args.world, 'image_size': args.size,
+                   'resets_per_s': round(resets_per_s, 1)}
+        started = time.perf_counter()
+        for _ in range(args.steps):
+            sim.render()
+        figures['render_fps'] = round(args.steps / (time.perf_counter() - started), 1)
         for render in (True, False):
             sim.reset(0)
             started, steps = time.perf_counter(), 0
@@ -55,11 +63,15 @@ def bench(args) -> dict:
             key = 'steps_per_s_rendering' if render else 'steps_per_s_no_render'
             figures[key] = round(steps / (time.perf_counter() - started), 1)
         outcomes = collections.defaultdict(collections.Counter)
+        total_steps = 0
         for episode in range(args.episodes):
-            outcome, _, _ = _expert_episode(sim, episode, render=False)
-            outcomes[sim.scenario.kind][outcome] += 1
+            outcome, steps, _ = _expert_episode(sim, episode, render=False)
+            total_steps += steps
+            scenario = sim.scenario
+            outcomes[getattr(scenario, 'tier', scenario.kind)][outcome] += 1
         figures['expert_outcomes'] = {kind: dict(counts) for kind, counts in sorted(outcomes.items())}
         total = sum(sum(c.values()) for c in outcomes.values())
+        figures['mean_episode_steps'] = round(total_steps / max(args.episodes, 1), 1)
         figures['expert_success_rate'] = round(
             sum(c['success'] for c in outcomes.values()) / max(total, 1), 4)
     return figures
@@ -73,7 +85,7 @@ def preview(args) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     frames, episodes = [], []
-    with NavSim(args.split, args.seed, (args.size, args.size), **_robot()) as sim:
+    with NavSim(args.split, args.seed, (args.size, args.size), world=args.world, **_robot()) as sim:
         for episode in range(args.episodes):
             first = sim.reset(episode).rgb
             frames.append(first)
@@ -103,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--resets', type=int, default=100, help='resets timed (bench)')
     parser.add_argument('--steps', type=int, default=1000, help='steps timed (bench)')
     parser.add_argument('--out', default='sim_preview', help='output folder (preview)')
+    parser.add_argument('--world', default='v1', choices=('v1', 'v2'))
     args = parser.parse_args(argv)
     result = bench(args) if args.command == 'bench' else preview(args)
     print(json.dumps(result, indent=1))

@@ -3,6 +3,8 @@
 Outcomes: 'success', 'collision' (the base touched a wall or an object), 'timeout'
 (`Scenario.time_limit` passed), 'failure' (the task can no longer succeed: a stop episode that
 moved, a turn overshot by more than 60 degrees, a forward drive 0.75 m too far).
+`EpisodeJudge` judges one Scenario (v1, and each step of a v2 task); `TaskJudge` sequences the
+steps of a v2 multi-step task (per-step success times: the done labels).
 """
 from __future__ import annotations
 
@@ -97,3 +99,46 @@ class EpisodeMetrics:
             'end_pose': [round(v, 4) for v in self.end_pose],
             'collided_with': self.collided_with,
         }
+
+
+class TaskJudge:
+    """Judges a v2 Task (1-3 steps) one step at a time with v1's per-kind rules.
+
+    `update(time, pose, twist, state, collided)` takes the episode clock and the GoalProgress
+    state of the CURRENT step (the caller restarts GoalProgress when `step` advances). A step's
+    success advances to the next (`step`, `step_times`); the last step's success is the episode's;
+    a collision, failure or a step's own time limit ends the episode. A 180-degree turn may go
+    either way (`either_way`).
+    """
+
+    def __init__(self, task):
+        self.task = task
+        self.step = 0
+        self.step_start = 0.0
+        self.step_times: list[float] = []    # episode time at which each finished step succeeded
+        self.outcome: str | None = None
+        self._judge = EpisodeJudge(task.steps[0] if task is not None else None)
+
+    @property
+    def scenario(self) -> Scenario | None:
+        """The current step (a v1 Scenario), None for free driving."""
+        return None if self.task is None else self.task.steps[self.step]
+
+    def update(self, time: float, pose, twist, state, collided: bool) -> str | None:
+        if self.outcome is not None:
+            return self.outcome
+        step = self.scenario
+        if step is not None and step.kind == 'turn' and step.parameters.get('either_way'):
+            state = list(state)
+            state[3] = math.copysign(abs(float(state[3])), step.parameters['angle'])
+        result = self._judge.update(time - self.step_start, pose, twist, state, collided)
+        if result == SUCCESS and self.task is not None and self.step + 1 < len(self.task.steps):
+            self.step_times.append(time)
+            self.step += 1
+            self.step_start = time
+            self._judge = EpisodeJudge(self.task.steps[self.step])
+            return None
+        if result == SUCCESS:
+            self.step_times.append(time)
+        self.outcome = result
+        return result

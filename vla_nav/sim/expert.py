@@ -14,6 +14,10 @@ smooth and predictable from what the camera sees rather than optimal:
   stop     zeros.
 Every output is rate-limited against the robot's current twist (so it is valid from any state:
 the expert can relabel states a policy drove into) and stays inside the chunk executor's limits.
+
+`Expert` drives the v1 world; `PlanningExpert` (below) the v2 world: the same laws plus a search
+(turn in place until the target is seen) and grid A* detours for goto; NavSim hands it the
+current step of a multi-step task.
 """
 from __future__ import annotations
 
@@ -166,3 +170,139 @@ class Expert:
         linear = self._braking_speed(remaining, cfg.linear_brake, cfg.cruise_speed)
         angular = float(np.clip(-cfg.heading_gain * float(state[3]), -cfg.turn_rate, cfg.turn_rate))
         return linear, angular
+
+
+class PlanningExpert(Expert):
+    """The v2 world's expert: v1's turn / forward / stop laws, and a goto that searches and plans.
+
+    goto, per step: (1) search: while the target has not been seen (rooms.visible: in the camera's
+    field of view, not behind a wall or a tall object), turn left in place, at most one full turn;
+    (2) go: when the straight way to the stop point is free, v1's heading law and braking profile;
+    otherwise follow a grid A* path (rooms.GridPlanner, replanned when the robot is off it) with a
+    look-ahead point. The speed is always capped by the free room ahead (walls and objects), so the
+    robot can stop before anything it is heading at. Same rate limits as v1, within RobotLimits.
+    """
+
+    LOOKAHEAD = 0.6   # m along the path
+
+    def reset(self) -> None:
+        super().reset()
+        self._step = None
+        self._seen = False
+        self._searched = 0.0
+        self._last_yaw = 0.0
+        self._path = None
+
+    def action(self, scenario, layout, pose, twist, state, dt):
+        from vla_nav.sim.rooms import RoomLayout
+        if scenario is None or scenario.kind != 'goto' or not isinstance(layout, RoomLayout):
+            return super().action(scenario, layout, pose, twist, state, dt)
+        if scenario is not getattr(self, '_step', None):
+            self.reset()
+            self._step, self._last_yaw = scenario, pose[2]
+        wanted = self._goto_planned(scenario, layout, pose)
+        cfg = self.config
+        linear = _rate_limit(twist[0], wanted[0], cfg.linear_accel, cfg.linear_decel, dt)
+        angular = _rate_limit(twist[1], wanted[1], cfg.angular_accel, cfg.angular_decel, dt)
+        return float(linear), float(angular)
+
+    @property
+    def searching(self) -> bool:
+        """Whether the current goto step is still looking for its target."""
+        return getattr(self, '_step', None) is not None and not self._seen
+
+    def _room_ahead(self, layout, x, y, heading, ignore, reach: float = 2.0) -> float:
+        from vla_nav.sim.rooms import clearance
+        body = ROBOT_RADIUS + self.config.clearance
+        now = clearance(layout, x, y, ignore)
+        threshold = max(min(body, now - 0.03), ROBOT_RADIUS + 0.01)
+        cos_h, sin_h = math.cos(heading), math.sin(heading)
+        step = 0.05
+        for k in range(1, int(reach / step) + 1):
+            if clearance(layout, x + k * step * cos_h, y + k * step * sin_h, ignore) < threshold:
+                return (k - 1) * step
+        return reach
+
+    def _goto_planned(self, scenario, layout, pose) -> tuple[float, float]:
+        from vla_nav.sim.rooms import GridPlanner, line_is_free, visible
+        cfg = self.config
+        x, y, yaw = pose
+        target = scenario.target
+        self._searched += abs(_wrap(yaw - self._last_yaw))
+        self._last_yaw = yaw
+        tx, ty = target.position
+        distance = math.hypot(tx - x, ty - y)
+        stop_distance = scenario.parameters['stop_distance']
+        remaining = distance - stop_distance
+        if remaining <= self.ARRIVED:
+            return 0.0, 0.0
+        if not self._seen and visible(layout, pose, target):
+            self._seen = True
+        if not self._seen and self._searched < 2 * math.pi:
+            return 0.0, cfg.turn_rate
+        self._seen = True   # searched a full turn: go by the map (explore along the plan)
+        ignore = (target,)
+        goal_heading = math.atan2(ty - y, tx - x)
+        stop_point = (tx - stop_distance * math.cos(goal_heading),
+                      ty - stop_distance * math.sin(goal_heading))
+        if line_is_free(layout, (x, y), stop_point, ROBOT_RADIUS + 0.06, ignore):
+            heading, left = goal_heading, remaining
+            self._path = None
+        else:
+            heading, left = self._follow(layout, target, x, y, stop_distance, GridPlanner)
+            if heading is None:
+                heading, left = goal_heading, remaining
+        error = _wrap(heading - yaw)
+        angular = float(np.clip(cfg.heading_gain * error, -cfg.turn_rate, cfg.turn_rate))
+        alignment = max(0.0, math.cos(error)) ** 2 if abs(error) < math.radians(75) else 0.0
+        room = min(left, self._room_ahead(layout, x, y, yaw, ignore))
+        linear = self._braking_speed(room, cfg.linear_brake, cfg.cruise_speed) * alignment
+        return linear, angular
+
+    def _follow(self, layout, target, x, y, stop_distance, planner_cls):
+        """(heading to the look-ahead point, path length left) along the A* path, or (None, 0)."""
+        path = self._path
+        if path is not None and _distance_to_path(path, x, y)[0] > 0.4:
+            path = None
+        if path is None:
+            for margin in (self.config.clearance, 0.06, 0.02):
+                planner = planner_cls(layout, ROBOT_RADIUS + margin, ignore=(target,))
+                path = planner.plan((x, y), target.position, goal_radius=stop_distance)
+                if path is not None:
+                    break
+            self._path = path
+        if path is None or len(path) < 2:
+            return None, 0.0
+        _, index, t = _distance_to_path(path, x, y)
+        # walk LOOKAHEAD along the path from the closest point
+        ax, ay = path[index]
+        bx, by = path[index + 1]
+        px, py = ax + t * (bx - ax), ay + t * (by - ay)
+        left_total = math.hypot(bx - px, by - py) + sum(
+            math.hypot(path[i + 1][0] - path[i][0], path[i + 1][1] - path[i][1])
+            for i in range(index + 1, len(path) - 1))
+        budget, i, cx, cy = self.LOOKAHEAD, index, px, py
+        while True:
+            nx, ny = path[i + 1]
+            seg = math.hypot(nx - cx, ny - cy)
+            if seg >= budget or i + 2 >= len(path):
+                f = min(1.0, budget / seg) if seg > 1e-9 else 1.0
+                lx, ly = cx + f * (nx - cx), cy + f * (ny - cy)
+                break
+            budget -= seg
+            cx, cy, i = nx, ny, i + 1
+        return math.atan2(ly - y, lx - x), left_total
+
+
+def _distance_to_path(path, x, y) -> tuple[float, int, float]:
+    """(distance, segment index, position along it) of the path point closest to (x, y)."""
+    best = (math.inf, 0, 0.0)
+    for i in range(len(path) - 1):
+        (ax, ay), (bx, by) = path[i], path[i + 1]
+        dx, dy = bx - ax, by - ay
+        length2 = dx * dx + dy * dy
+        t = 0.0 if length2 == 0 else max(0.0, min(1.0, ((x - ax) * dx + (y - ay) * dy) / length2))
+        d = math.hypot(x - ax - t * dx, y - ay - t * dy)
+        if d < best[0]:
+            best = (d, i, t)
+    return best

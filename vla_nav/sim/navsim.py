@@ -3,6 +3,15 @@
 One object owns a MuJoCo room (World), the robot base (DiffDriveBase), the current task
 (Scenario + EpisodeJudge), the GoalProgress state and the expert. Everything is deterministic given
 (split, seed, episode) and the commands sent.
+
+`world` picks the generator: 'v1' (the default: today's world, unchanged, that models/default was
+trained on) or 'v2' (tasks.py / rooms.py / world2.py: ten object categories, textured rooms of
+three shapes, camera jitter, search / detour / relational / multi-step tasks, held-out splits).
+In v2, `reset(kind=...)` names a tier (tasks.TIERS), `scenario` is a tasks.Task (instruction,
+kind, target, time_limit, steps) judged one step at a time: GoalProgress restarts at every step,
+`Observation.step` and `step_index` say which step is running, `step_text` its clause (what a
+sequencer-driven policy is given), `judge.step_times` when each finished (the per-step done
+labels), and `refusal` why set_instruction refused a sentence (core.language).
 """
 from __future__ import annotations
 
@@ -13,14 +22,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from vla_nav.core.robot_state import GoalProgress
-from vla_nav.sim.episode import EpisodeJudge, EpisodeMetrics
-from vla_nav.sim.expert import Expert, ExpertConfig
+from vla_nav.sim.episode import EpisodeJudge, EpisodeMetrics, TaskJudge
+from vla_nav.sim.expert import Expert, ExpertConfig, PlanningExpert
 from vla_nav.sim.layout import Layout, SceneObject
 from vla_nav.sim.robot import DiffDriveBase, RobotLimits
 from vla_nav.sim.scenarios import Scenario, generate_episode, parse_instruction
 from vla_nav.sim.world import World
 
 MAX_ATTEMPTS = 20
+WORLDS = ('v1', 'v2')
+IN_VIEW_TIERS = ('goto', 'distractor', 'relational', 'held_out_pair', 'held_out_words')
 
 
 @dataclass(frozen=True)
@@ -30,6 +41,7 @@ class Observation:
     twist: tuple[float, float]             # linear.x (m/s), angular.z (rad/s) of the base
     time: float                            # s since the current instruction started
     state: np.ndarray                      # float32 (4,), GoalProgress: v, w, distance, yaw change
+    step: int = 0                          # v2: index of the task step running (0 in v1)
 
 
 @dataclass(frozen=True)
@@ -51,7 +63,10 @@ class NavSim:
     def __init__(self, split: str = 'train', seed: int = 0, image_size: tuple[int, int] = (128, 128),
                  control_dt: float = 0.1, physics_dt: float = 0.02, *,
                  limits: RobotLimits, stop_words: Iterable[str],
-                 expert_config: ExpertConfig | None = None, min_target_pixels: int = 12):
+                 expert_config: ExpertConfig | None = None, min_target_pixels: int = 12,
+                 world: str = 'v1'):
+        if world not in WORLDS:
+            raise ValueError(f'world must be one of {WORLDS}, got {world!r}')
         if split not in ('train', 'test'):
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
         if control_dt <= 0 or physics_dt <= 0:
@@ -63,8 +78,15 @@ class NavSim:
         self.limits = limits
         self.stop_words = tuple(stop_words)
         self.base = DiffDriveBase(self.limits)
-        self.expert = Expert(expert_config, self.limits)
-        self.world = World(image_size)
+        self.world_name = world
+        self.refusal = ''
+        if world == 'v2':
+            from vla_nav.sim.world2 import World2
+            self.expert = PlanningExpert(expert_config, self.limits)
+            self.world = World2(image_size)
+        else:
+            self.expert = Expert(expert_config, self.limits)
+            self.world = World(image_size)
         self.progress = GoalProgress()
         self._next_episode = 0
         self.episode = -1
@@ -82,6 +104,8 @@ class NavSim:
         """Build the room and task of `episode` (default: the one after the last) and return the
         first observation. `kind` forces the task kind (goto | turn | forward | stop)."""
         episode = self._next_episode if episode is None else int(episode)
+        if self.world_name == 'v2':
+            return self._reset_v2(episode, kind)
         for attempt in range(MAX_ATTEMPTS):
             layout, scenario = generate_episode(self.split, self.seed, episode, attempt, kind)
             self.world.apply_layout(layout)
@@ -95,13 +119,33 @@ class NavSim:
         self._start_task(scenario)
         return self._observation
 
+    def _reset_v2(self, episode: int, tier: str | None) -> Observation:
+        from vla_nav.sim.tasks import generate_task
+        for attempt in range(MAX_ATTEMPTS):
+            layout, task = generate_task(self.split, self.seed, episode, attempt, tier)
+            tier = task.tier   # a re-drawn attempt keeps the episode's tier
+            self.world.apply_layout(layout)
+            if self.world.set_robot_pose(*layout.start_pose) is not None:
+                continue
+            # the render agrees with the tier: in-view targets are seen, search targets are not
+            if task.tier in IN_VIEW_TIERS and self._target_pixels(layout) < self.min_target_pixels:
+                continue
+            if task.tier == 'search' and self._target_pixels(layout) > 0:
+                continue
+            break
+        self.episode, self._next_episode = episode, episode + 1
+        self._layout = layout
+        self.base.reset(layout.start_pose)
+        self._start_task(task)
+        return self._observation
+
     def _target_pixels(self, layout: Layout) -> int:
         index = next(i for i, obj in enumerate(layout.objects) if obj.role == 'target')
         return self.world.pixel_counts().get(index, 0)
 
     def _start_task(self, scenario: Scenario | None) -> None:
         self._scenario = scenario
-        self.judge = EpisodeJudge(scenario)
+        self.judge = TaskJudge(scenario) if self.world_name == 'v2' else EpisodeJudge(scenario)
         self.metrics_tracker = EpisodeMetrics(self.base.pose)
         self.progress.reset()
         self.expert.reset()
@@ -115,7 +159,13 @@ class NavSim:
         judge restart. Returns the parsed Scenario, or None when the text is not understood (then
         nothing ends the episode but a collision)."""
         self._require_reset()
-        scenario = parse_instruction(text, self._layout, self.base.pose, stop_words=self.stop_words)
+        if self.world_name == 'v2':
+            from vla_nav.sim.tasks import task_from_text
+            scenario, self.refusal = task_from_text(text, self._layout, self.base.pose,
+                                                    self.stop_words)
+        else:
+            scenario = parse_instruction(text, self._layout, self.base.pose,
+                                         stop_words=self.stop_words)
         self._start_task(scenario)
         return scenario
 
@@ -148,8 +198,14 @@ class NavSim:
             self.metrics_tracker.add(pose, self._time)
             if collided is not None:
                 self.metrics_tracker.collided_with = collided
+        step = getattr(self.judge, 'step', 0)
         outcome = self.judge.update(self._time, pose, twist, state, collided is not None)
-        self._observation = Observation(self._rgb, pose, twist, round(self._time, 9), state)
+        if getattr(self.judge, 'step', 0) != step:  # v2: the next step starts from here
+            self.progress.reset()
+            state = self.progress.update(*pose, *twist)
+            self.expert.reset()
+        self._observation = Observation(self._rgb, pose, twist, round(self._time, 9), state,
+                                        getattr(self.judge, 'step', 0))
         return StepResult(self._observation, outcome is not None, outcome)
 
     def render(self, camera: str = 'front') -> np.ndarray:
@@ -160,14 +216,15 @@ class NavSim:
         if camera == 'front':
             self._rgb = rgb
             obs = self._observation
-            self._observation = Observation(rgb, obs.pose, obs.twist, obs.time, obs.state)
+            self._observation = Observation(rgb, obs.pose, obs.twist, obs.time, obs.state, obs.step)
         return rgb
 
     def expert_action(self) -> tuple[float, float]:
         """The expert's (linear, angular) for the current state (valid from any state)."""
         self._require_reset()
         obs = self._observation
-        return self.expert.action(self._scenario, self._layout, obs.pose, obs.twist, obs.state,
+        scenario = self.judge.scenario if self.world_name == 'v2' else self._scenario
+        return self.expert.action(scenario, self._layout, obs.pose, obs.twist, obs.state,
                                   self.control_dt)
 
     # -- views --------------------------------------------------------------------------------
@@ -179,6 +236,17 @@ class NavSim:
     @property
     def scenario(self) -> Scenario | None:
         return self._scenario
+
+    @property
+    def step_index(self) -> int:
+        """v2: the running step of a multi-step task (0 in v1)."""
+        return getattr(self.judge, 'step', 0)
+
+    @property
+    def step_text(self) -> str | None:
+        """v2: the clause of the running step (the whole instruction in v1)."""
+        step = self.judge.scenario if self.world_name == 'v2' else self._scenario
+        return None if step is None else step.instruction
 
     @property
     def layout(self) -> Layout:
@@ -209,6 +277,11 @@ class NavSim:
         if isinstance(collided, int):
             summary['collided_with'] = self._layout.objects[collided].name
         summary.update(split=self.split, seed=self.seed, episode=self.episode)
+        if self.world_name == 'v2':
+            task = self._scenario
+            summary.update(world='v2', tier=None if task is None else task.tier,
+                           steps=0 if task is None else len(task.steps),
+                           steps_done=len(self.judge.step_times))
         return summary
 
     def close(self) -> None:

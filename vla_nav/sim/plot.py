@@ -22,12 +22,23 @@ def plot_topdown(layout: Layout, trajectories: list[dict], path, title: str | No
 
     figure, axes = plt.subplots(figsize=(6.4, 6.4 * layout.depth / max(layout.width, 1e-6) + 0.4))
     hx, hy = layout.width / 2, layout.depth / 2
-    axes.add_patch(Rectangle((-hx, -hy), layout.width, layout.depth, fill=True,
-                             facecolor=(*layout.appearance.floor_rgb, 0.25), edgecolor='black', lw=3))
+    wall_boxes = getattr(layout, 'wall_boxes', None)
+    if wall_boxes:   # a v2 room: its floor rectangles and wall boxes
+        floor_rgb = layout.style.floor_rgb
+        for x0, y0, x1, y1 in layout.free_rects:
+            axes.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, facecolor=(*floor_rgb, 0.25),
+                                     edgecolor='none'))
+        for cx, cy, bx, by in wall_boxes:
+            axes.add_patch(Rectangle((cx - bx, cy - by), 2 * bx, 2 * by, facecolor='0.25',
+                                     edgecolor='black', lw=0.5))
+    else:
+        axes.add_patch(Rectangle((-hx, -hy), layout.width, layout.depth, fill=True,
+                                 facecolor=(*layout.appearance.floor_rgb, 0.25), edgecolor='black',
+                                 lw=3))
     for obj in layout.objects:
         x, y = obj.position
         colour = obj.rgb
-        if obj.shape == 'box':
+        if obj.shape in ('box', 'crate', 'table'):
             half_x, half_y = obj.size[0], obj.size[1]
             corners = [(sx * half_x, sy * half_y) for sx, sy in ((-1, -1), (1, -1), (1, 1), (-1, 1))]
             cos_y, sin_y = math.cos(obj.yaw), math.sin(obj.yaw)

@@ -30,6 +30,10 @@ folders and skips finished episodes. Failed expert episodes (collision/timeout) 
 
 Modules: noise.py (the --noise command perturbation), driver.py (the --driver PolicyDriver: a
 ClosedLoop), this file (settings, the episode recorder, resume and the worker pool).
+
+--world v2 records the v2 world (vla_nav/sim/tasks.py); /instruction then carries the running
+step's clause, written again at each step change (the dataset starts a segment there), and the
+metadata adds world, tier, the step clauses and the times each step was done.
 """
 from __future__ import annotations
 
@@ -69,8 +73,11 @@ class RecordSettings:
     noise: float = 0.0
     driver: str = ''               # model dir of the policy that drives (DAgger); '' = the expert
     driver_backend: str = 'onnx'
+    world: str = 'v1'
 
     def __post_init__(self) -> None:
+        if self.world not in ('v1', 'v2'):
+            raise ValueError(f'world must be v1 or v2, got {self.world!r}')
         if not 0.0 <= self.noise <= 1.0:
             raise ValueError(f'noise scale must be in [0, 1], got {self.noise}')
         if self.noise and self.driver:
@@ -118,6 +125,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              '/cmd_vel records the expert label of every state it reaches; the '
                              'expert takes over when the policy stalls; every outcome is kept')
     parser.add_argument('--driver-backend', default='onnx', help='onnx | torch | module:factory')
+    parser.add_argument('--world', choices=('v1', 'v2'), default='v1',
+                        help='v1: the world models/default was trained on; v2: rooms that need '
+                             'planning, 10 categories, search / relational / multi-step tasks')
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
 
 
@@ -129,7 +139,7 @@ _SIMS: dict = {}
 
 def _sim_for(settings: RecordSettings):
     """One NavSim per process and settings: its compiled model is reused across episodes."""
-    key = (settings.split, settings.seed, settings.image_size, settings.control_dt)
+    key = (settings.split, settings.seed, settings.image_size, settings.control_dt, settings.world)
     if key not in _SIMS:
         from vla_nav.sim import NavSim
         from vla_nav.sim.robot import RobotLimits
@@ -139,7 +149,7 @@ def _sim_for(settings: RecordSettings):
                             image_size=(settings.image_size, settings.image_size),
                             control_dt=settings.control_dt,
                             limits=RobotLimits.from_executor(config.executor),
-                            stop_words=config.stop_words)
+                            stop_words=config.stop_words, world=settings.world)
     return _SIMS[key]
 
 
@@ -190,9 +200,13 @@ def record_episode(settings: RecordSettings, episode: int, out_dir: str, keep_fa
     frames = perturbed = 0
     outcome = None
     with EpisodeBagWriter(partial, storage=settings.storage, compress=settings.compress) as writer:
-        writer.write_instruction(_ns(observation.time), scenario.instruction)
+        writer.write_instruction(_ns(observation.time), sim.step_text)
+        step = observation.step
         while True:
             stamp = _ns(observation.time)
+            if observation.step != step:   # v2 multi-step: the next clause starts a new segment
+                step = observation.step
+                writer.write_instruction(stamp, sim.step_text)
             writer.write_image(stamp, observation.rgb)
             x, y, yaw = observation.pose
             writer.write_odom(stamp, x, y, yaw, *observation.twist)
@@ -221,6 +235,10 @@ def record_episode(settings: RecordSettings, episode: int, out_dir: str, keep_fa
                    'perturbed_frames': perturbed, 'driver': settings.driver,
                    'takeover_s': (None if driver is None or driver.takeover_at is None
                                   else round(driver.takeover_at - BAG_START_S, 3))}
+        if settings.world != 'v1':
+            summary.update(world=settings.world, tier=scenario.tier,
+                           steps=json.dumps([s.instruction for s in scenario.steps]),
+                           step_times=json.dumps([round(t, 3) for t in sim.judge.step_times]))
         writer.set_metadata(**summary)
     if outcome != 'success' and not keep_failures:
         shutil.rmtree(partial)
@@ -258,6 +276,7 @@ def _check_settings(out_dir: Path, settings: RecordSettings) -> None:
         existing.setdefault('noise', 0.0)   # folders recorded before --noise existed are clean
         existing.setdefault('driver', '')
         existing.setdefault('driver_backend', 'onnx')
+        existing.setdefault('world', 'v1')
         if existing != pinned:
             raise SystemExit(f'record-sim: {path} was recorded with {existing}; these settings '
                              f'{pinned} differ. Use another --out folder.')
@@ -299,7 +318,8 @@ def run(args: argparse.Namespace) -> int:
                                   control_dt=args.control_dt, storage=args.storage,
                                   compress=args.compress and args.storage == 'mcap',
                                   noise=args.noise, driver=args.driver,
-                                  driver_backend=args.driver_backend)
+                                  driver_backend=args.driver_backend,
+                                  world=getattr(args, 'world', 'v1'))
         if settings.driver:   # a clear error now, not one per worker; exports the ONNX graphs once
             from vla_nav.runtime import ModelLoadError, load_engine
             try:

@@ -1,0 +1,28 @@
+"""record-sim --world v2: a multi-step episode becomes one dataset segment per step."""
+import json
+
+from vla_nav.data import read_episodes
+from vla_nav.data.bags import bag_custom_data
+from vla_nav.sim.tasks import generate_task
+from vla_nav.tools import record_sim
+
+SIZE = 32
+
+
+def test_a_multi_step_episode_is_recorded_as_one_segment_per_step(tmp_path):
+    episode = next(e for e in range(200) if len(generate_task('train', 0, e)[1].steps) >= 2)
+    task = generate_task('train', 0, episode)[1]
+    settings = record_sim.RecordSettings(split='train', seed=0, image_size=SIZE, control_dt=0.1,
+                                         storage='mcap', compress=True, world='v2')
+    summary = record_sim.record_episode(settings, episode, str(tmp_path), keep_failures=False)
+    assert summary['outcome'] == 'success' and summary['written']
+    segments = list(read_episodes(tmp_path, dt=0.1))
+    assert [s.instruction for s in segments] == [s.instruction for s in task.steps]
+    for segment in segments:   # each step ends stopped and starts its own progress state
+        assert segment.actions[-1].tolist() == [0.0, 0.0] or segment is not segments[-1]
+        assert abs(float(segment.states[0][2])) < 0.05
+    metadata = bag_custom_data(tmp_path / record_sim.episode_name(settings, episode))
+    assert metadata['world'] == 'v2' and metadata['tier'] == task.tier
+    assert json.loads(metadata['steps']) == [s.instruction for s in task.steps]
+    assert len(json.loads(metadata['step_times'])) == len(task.steps)
+    assert metadata['instruction'] == task.instruction
