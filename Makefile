@@ -12,7 +12,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export MUJOCO_GL ?= egl
 
-.PHONY: setup test lint demo bench soak clean
+.PHONY: setup test test-fast test-timing lint demo bench soak clean
 
 setup: $(STAMP)
 
@@ -27,7 +27,15 @@ lint: setup
 	$(VENV)/bin/ruff check vla_nav test launch scripts setup.py
 
 test: lint
-	$(PY) -m pytest -q test
+	$(PY) -m pytest -q -m "not timing" test
+
+# the inner loop: no ROS processes, nothing slow (seconds, not minutes)
+test-fast: setup
+	$(PY) -m pytest -q -m "not ros and not slow and not timing" test
+
+# wall-clock / memory bounds (a benchmark, not CI): run on a quiet machine
+test-timing: setup
+	$(PY) -m pytest -q -s -m timing test
 
 demo: setup
 	$(PY) -m vla_nav demo

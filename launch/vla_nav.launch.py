@@ -2,12 +2,17 @@
 
     ros2 launch vla_nav vla_nav.launch.py model:=/path/to/checkpoint device:=cuda
     ros2 launch vla_nav vla_nav.launch.py sim:=true use_sim_time:=true
+    ros2 launch vla_nav vla_nav.launch.py namespace:=robot1 params_file:=/path/robot1.yaml
 
-Parameters come from `params_file` (default: the package's config/vla_nav.yaml); launch arguments
-override the few that change per robot. The file is read here and handed to each node as a
-parameter dict, so a `namespace` does not break the node-name keys of the YAML. Ctrl-C (SIGINT)
-stops every node; each publishes its zero/preempt before exiting. If vla_node or chunk_executor
-exits (e.g. the model cannot be loaded), the whole launch shuts down rather than half-running.
+Parameters come from `params_file` (default: the package's config/vla_nav.yaml). The launch
+arguments model, backend, device, camera_topic, image_transport and use_sim_time override it ONLY
+when given on the command line (their default, '', means "as the params file says"), so a robot's
+own params_file is never silently replaced by launch defaults. The file is read here and handed to
+each node as a parameter dict, so a `namespace` does not break the node-name keys of the YAML; the
+default topic names are relative, so `namespace:=robot1` moves every topic (/robot1/cmd_vel, ...)
+except the absolute /diagnostics. Ctrl-C (SIGINT) stops every node; each publishes its
+zero/preempt before exiting. If vla_node or chunk_executor exits (e.g. the model cannot be
+loaded), the whole launch shuts down rather than half-running.
 """
 import os
 
@@ -19,16 +24,18 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 PACKAGE = 'vla_nav'
+FROM_PARAMS = ''   # the default of every overriding argument: keep what params_file says
 ARGUMENTS = {
     'sim': ('false', 'true: also start the built-in simulator (sim_node)'),
-    'model': ('', "checkpoint directory; '' = the package's models/default"),
-    'backend': ('onnx', 'onnx | torch (or module:factory for a custom engine)'),
-    'device': ('cpu', 'cpu | cuda | tensorrt'),
-    'camera_topic': ('/camera/image_raw', 'sensor_msgs/Image topic; compressed adds /compressed'),
-    'image_transport': ('raw', 'raw | compressed'),
+    'model': (FROM_PARAMS, "checkpoint directory (default: params_file's; '' there = models/default)"),
+    'backend': (FROM_PARAMS, 'onnx | torch (or module:factory) (default: params_file)'),
+    'device': (FROM_PARAMS, 'cpu | cuda | tensorrt (default: params_file)'),
+    'camera_topic': (FROM_PARAMS, 'sensor_msgs/Image topic; compressed adds /compressed '
+                                  '(default: params_file, camera/image_raw)'),
+    'image_transport': (FROM_PARAMS, 'raw | compressed (default: params_file)'),
     'params_file': (None, 'parameter YAML (default: the package config/vla_nav.yaml)'),
-    'use_sim_time': ('false', 'true: follow /clock (the simulator publishes it)'),
-    'namespace': ('', 'namespace for every node'),
+    'use_sim_time': (FROM_PARAMS, 'true: follow /clock (the simulator then publishes it)'),
+    'namespace': ('', 'namespace for every node and every relative topic'),
 }
 
 
@@ -40,31 +47,39 @@ def _section(document: dict, node_name: str) -> dict:
     return dict((document.get(node_name) or {}).get('ros__parameters') or {})
 
 
+def parameter_overrides(values: dict) -> dict:
+    """node name -> the parameters the launch arguments in `values` set: only arguments the user
+    gave (not FROM_PARAMS) become overrides; everything else stays as the params file says."""
+    given = {name: value for name, value in values.items() if value != FROM_PARAMS}
+    vla, executor, sim = {}, {}, {}
+    for name in ('model', 'backend', 'device', 'image_transport'):
+        if name in given:
+            vla[name] = given[name]
+    if 'camera_topic' in given:
+        camera = given['camera_topic']
+        vla.update(image_topic=camera, compressed_image_topic=camera + '/compressed')
+        sim['image_topic'] = camera
+    if 'use_sim_time' in given:
+        use_sim_time = _is_true(given['use_sim_time'])
+        vla['use_sim_time'] = executor['use_sim_time'] = sim['publish_clock'] = use_sim_time
+    return {'vla_node': vla, 'chunk_executor': executor, 'sim_node': sim}
+
+
 def _nodes(context):
     value = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
     with open(value['params_file'], encoding='utf-8') as stream:
         document = yaml.safe_load(stream) or {}
-    use_sim_time = _is_true(value['use_sim_time'])
+    overrides = parameter_overrides({name: value[name] for name in ARGUMENTS
+                                     if name not in ('sim', 'params_file', 'namespace')})
     common = {'namespace': value['namespace'], 'output': 'screen', 'emulate_tty': True,
               'sigterm_timeout': '5'}
-    vla_parameters = {**_section(document, 'vla_node'),
-                      'model': value['model'], 'backend': value['backend'],
-                      'device': value['device'], 'image_topic': value['camera_topic'],
-                      'compressed_image_topic': value['camera_topic'] + '/compressed',
-                      'image_transport': value['image_transport'], 'use_sim_time': use_sim_time}
-    executor_parameters = {**_section(document, 'chunk_executor'), 'use_sim_time': use_sim_time}
-    actions = [
-        Node(package=PACKAGE, executable='vla_node', name='vla_node',
-             parameters=[vla_parameters], on_exit=Shutdown(reason='vla_node exited'), **common),
-        Node(package=PACKAGE, executable='chunk_executor', name='chunk_executor',
-             parameters=[executor_parameters], on_exit=Shutdown(reason='chunk_executor exited'),
-             **common),
-    ]
-    if _is_true(value['sim']):
-        sim_parameters = {**_section(document, 'sim_node'), 'image_topic': value['camera_topic'],
-                          'publish_clock': use_sim_time}
-        actions.append(Node(package=PACKAGE, executable='sim_node', name='sim_node',
-                            parameters=[sim_parameters], **common))
+    names = ['vla_node', 'chunk_executor'] + (['sim_node'] if _is_true(value['sim']) else [])
+    actions = []
+    for name in names:
+        parameters = {**_section(document, name), **overrides[name]}
+        on_exit = {} if name == 'sim_node' else {'on_exit': Shutdown(reason=f'{name} exited')}
+        actions.append(Node(package=PACKAGE, executable=name, name=name, parameters=[parameters],
+                            **on_exit, **common))
     return actions
 
 

@@ -5,7 +5,8 @@ import tempfile
 # Set before anything imports rclpy: default discovery would multicast onto the network.
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 os.environ['ROS_LOCALHOST_ONLY'] = '1'
-os.environ.setdefault('ROS_DOMAIN_ID', str(100 + os.getpid() % 100))
+# 100-129: the pytest process's own rclpy; test files use 130-229 (rosutil), tools 30-89 (procs)
+os.environ.setdefault('ROS_DOMAIN_ID', str(100 + os.getpid() % 30))
 os.environ['ROS_LOG_DIR'] = tempfile.mkdtemp(prefix='vla_nav_roslog_')
 os.environ['HF_HUB_OFFLINE'] = '1'
 os.environ['TRANSFORMERS_OFFLINE'] = '1'

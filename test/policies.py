@@ -12,8 +12,10 @@ forward-and-left chunk; the instruction makes goals distinguishable in end-to-en
 """
 from __future__ import annotations
 
+import logging
 import os
 import time
+import warnings
 
 import numpy as np
 
@@ -27,6 +29,7 @@ TURN_BIAS = 0.5          # rad/s for 'left' / -'right' goals
 OUT_OF_BOUNDS = 100.0    # what the out_of_bounds variant outputs (m/s, rad/s)
 ENV_VARIANT = 'VLA_NAV_TEST_POLICY'
 ENV_DELAY = 'VLA_NAV_TEST_POLICY_DELAY'
+ENV_WARN = 'VLA_NAV_TEST_POLICY_WARN'
 
 
 class BrightnessPolicy(PolicyEngine):
@@ -101,8 +104,18 @@ def build(variant: str) -> BrightnessPolicy:
     raise ValueError(f'unknown test policy variant {variant!r}')
 
 
+def warn_like_a_provider_fallback() -> None:
+    """What ONNX Runtime / torch do on a missing GPU: a Python logging warning and a
+    warnings.warn (VLA_NAV_TEST_POLICY_WARN=1; test_ros_namespaces checks they reach the ROS log)."""
+    logging.getLogger('onnxruntime').warning(
+        'device %r: this build lacks CUDAExecutionProvider; falling back to CPU', 'cuda')
+    warnings.warn('CUDA initialization: no GPU found, falling back to CPU', UserWarning, stacklevel=2)
+
+
 def make_engine(model_dir=None, device='cpu', engine_cache_dir=None, variant=None) -> BrightnessPolicy:
     """load_engine factory; the model directory is ignored (nothing to load)."""
+    if os.environ.get(ENV_WARN):
+        warn_like_a_provider_fallback()
     return build(variant or os.environ.get(ENV_VARIANT, 'brightness'))
 
 

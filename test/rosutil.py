@@ -1,30 +1,45 @@
-"""Shared helpers for end-to-end ROS tests: node subprocesses on loopback, and a probe node.
+"""The one rig for end-to-end ROS tests: node processes on loopback, a probe node, and the probe's
+side of a node suite (camera, operator, e-stop button, recorders) on the topics of
+config/vla_nav.yaml.
 
-Every process gets `vla_nav.config.loopback_ros_env(domain_id)` (DDS on loopback only, a private
-domain), its own ROS_LOG_DIR, and test/ on PYTHONPATH so `backend:=policies:make_engine` works.
-Waiting is always bounded polling with spin_once, never a bare sleep.
+Domain ids (non-overlapping): tools 30-89 (vla_nav.tools.procs), the pytest process itself
+100-129 (conftest.py), test files 130-229 (`domain_id_for`).
+
+Every node process gets `vla_nav.config.loopback_ros_env(domain_id)` (DDS on loopback only, a
+private domain), its own ROS_LOG_DIR, and test/ on PYTHONPATH so `backend:=policies:make_engine`
+works. Waiting is always bounded polling with spin_once for the event a test needs, never a bare
+sleep.
 """
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 import zlib
 from collections.abc import Callable
 from pathlib import Path
 
-from vla_nav.config import loopback_ros_env
+import numpy as np
+
+from vla_nav.config import loopback_ros_env, node_defaults
+from vla_nav.ros.convert import absolute_topic
+from vla_nav.tools.procs import NodeProcess, node_command, write_parameter_overrides
 
 TEST_DIR = Path(__file__).resolve().parent
 REPO_ROOT = TEST_DIR.parent
+FILE_DOMAINS = (130, 230)          # test files; conftest.py uses 100-129, tools 30-89
+WHITE = np.full((48, 64, 3), 255, np.uint8)
+TEST_POLICY = {'backend': 'policies:make_engine'}
+
+__all__ = ['REPO_ROOT', 'TEST_DIR', 'TEST_POLICY', 'WHITE', 'NodeProcess', 'Probe', 'Report', 'Rig',
+           'Topics',
+           'domain_id_for', 'node_env', 'start_node']
 
 
 def domain_id_for(name: str) -> int:
     """A ROS_DOMAIN_ID derived from a test file name: distinct files rarely collide (130..229)."""
-    return 130 + zlib.crc32(Path(name).stem.encode()) % 100
+    low, high = FILE_DOMAINS
+    return low + zlib.crc32(Path(name).stem.encode()) % (high - low)
 
 
 def node_env(domain_id: int, log_dir: str | None = None, extra: dict | None = None) -> dict:
@@ -38,54 +53,29 @@ def node_env(domain_id: int, log_dir: str | None = None, extra: dict | None = No
     return env
 
 
-class NodeProcess:
-    """`python -m vla_nav.nodes.<module> --ros-args -p name:=value ...` as a child process."""
+def start_node(module: str, domain_id: int, params: dict | None = None, env: dict | None = None,
+               namespace: str | None = None) -> NodeProcess:
+    """`python -m vla_nav.nodes.<module>` with `params` (a params file, so types survive) in
+    `namespace`, as a child process (vla_nav.tools.procs.NodeProcess) logging to a temp dir."""
+    log_dir = Path(tempfile.mkdtemp(prefix=f'vla_nav_{module}_'))
+    overrides = write_parameter_overrides(log_dir / 'params.yaml', params or {})
+    command = node_command(module, [overrides], namespace)
+    return NodeProcess.start(module, command, node_env(domain_id, str(log_dir / 'ros'), env),
+                             log_dir / 'output.txt', params)
 
-    def __init__(self, module: str, domain_id: int, params: dict | None = None,
-                 env: dict | None = None, log_dir: str | None = None) -> None:
-        self.module = module
-        self.log_dir = Path(log_dir or tempfile.mkdtemp(prefix=f'vla_nav_{module}_'))
-        arguments = []
-        for name, value in (params or {}).items():
-            if isinstance(value, bool):
-                value = 'true' if value else 'false'
-            arguments += ['-p', f'{name}:={value}']
-        command = [sys.executable, '-m', f'vla_nav.nodes.{module}', '--ros-args', *arguments]
-        self.output_path = self.log_dir / 'output.txt'
-        self._output = open(self.output_path, 'w')   # closed in wait() or stop()
-        self.process = subprocess.Popen(
-            command, cwd=REPO_ROOT, stdout=self._output, stderr=subprocess.STDOUT,
-            env=node_env(domain_id, str(self.log_dir / 'ros'), env))
 
-    @property
-    def output(self) -> str:
-        if not self._output.closed:
-            self._output.flush()
-        return self.output_path.read_text(errors='replace')
+class Topics:
+    """Fully qualified topic names of one namespace, from config/vla_nav.yaml."""
 
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def signal(self, signum: int) -> None:
-        if self.alive():
-            self.process.send_signal(signum)
-
-    def wait(self, timeout: float = 10.0) -> int:
-        try:
-            return self.process.wait(timeout)
-        finally:
-            self._output.close()
-
-    def stop(self) -> None:
-        """Make sure the child is gone (fixture teardown)."""
-        if self.alive():
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-        self._output.close()
+    def __init__(self, namespace: str = '') -> None:
+        vla, executor, sim = (node_defaults(name) for name in ('vla_node', 'chunk_executor', 'sim_node'))
+        names = {'image': vla['image_topic'], 'compressed_image': vla['compressed_image_topic'],
+                 'instruction': vla['instruction_topic'], 'chunk': vla['chunk_topic'],
+                 'cmd_vel': executor['cmd_vel_topic'], 'estop': executor['estop_topic'],
+                 'diagnostics': vla['diagnostics_topic'], 'odom': sim['odom_topic'],
+                 'status': sim['status_topic'], 'scene': sim['scene_topic']}
+        for key, name in names.items():
+            setattr(self, key, absolute_topic(name, namespace or '/'))
 
 
 class Probe:
@@ -96,17 +86,20 @@ class Probe:
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
 
+        from vla_nav.ros.runner import init_ros
         self.rclpy = rclpy
         self.context = rclpy.context.Context()
-        rclpy.init(context=self.context, domain_id=domain_id)
+        init_ros(context=self.context, domain_id=domain_id)
         self.node = rclpy.create_node(name, context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self.received: dict[str, list] = {}
 
     def record(self, msg_type, topic: str, qos=10) -> list:
-        """Subscribe and append (monotonic receipt time, msg) to the returned list."""
-        messages = self.received.setdefault(topic, [])
+        """Subscribe and append (monotonic receipt time, msg) to the returned list (a new list per
+        call: two recorders of one topic each see every message once)."""
+        messages: list = []
+        self.received.setdefault(topic, messages)
         self.node.create_subscription(msg_type, topic,
                                       lambda msg: messages.append((time.monotonic(), msg)), qos)
         return messages
@@ -115,6 +108,8 @@ class Probe:
         return self.node.create_publisher(msg_type, topic, qos)
 
     def spin_for(self, seconds: float) -> None:
+        """Keep recording for `seconds` (only to let more of a steady stream arrive: a test
+        never relies on an event happening within it)."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             self.executor.spin_once(timeout_sec=0.02)
@@ -143,7 +138,7 @@ class Probe:
     @staticmethod
     def report_of(node_name: str):
         """accept= for wait_for_message on a diagnostics topic: a report from `node_name`."""
-        return lambda array: array.status[0].name == node_name
+        return lambda array: any(status.name == node_name for status in array.status)
 
     def wait_for_message(self, messages: list, accept=None, timeout: float = 15.0) -> bool:
         """Until `messages` (a record() list) holds one that `accept`s. Seeing a publisher
@@ -158,3 +153,120 @@ class Probe:
         self.executor.shutdown()
         self.node.destroy_node()
         self.rclpy.shutdown(context=self.context)
+
+
+class Report:
+    """One DiagnosticStatus as the probe received it."""
+
+    def __init__(self, receipt: float, status) -> None:
+        from vla_nav.ros.msgs import level_of, status_values
+        self.receipt = receipt
+        self.name = status.name
+        self.hardware_id = status.hardware_id       # the publishing node's full name
+        self.level = level_of(status)
+        self.message = status.message
+        self.values = status_values(status)
+
+    def __repr__(self) -> str:
+        return f'Report({self.name}, {self.level}, {self.message!r}, {self.values})'
+
+
+class Rig:
+    """The probe's side of one node suite (vla_node + chunk_executor [+ sim_node]) in
+    `namespace`: camera, instruction, chunk and e-stop publishers; chunk, cmd_vel and diagnostics
+    recorders (diagnostics last: a report proves every earlier reader is seen, see
+    Probe.wait_for_message)."""
+
+    def __init__(self, probe: Probe, namespace: str = '') -> None:
+        from diagnostic_msgs.msg import DiagnosticArray
+        from geometry_msgs.msg import Twist
+        from sensor_msgs.msg import Image
+        from std_msgs.msg import Bool, String
+        from trajectory_msgs.msg import MultiDOFJointTrajectory
+
+        from vla_nav.ros import qos
+        self.probe = probe
+        self.topics = topics = Topics(namespace)
+        reliable = qos.reliable_qos()
+        self.chunks = probe.record(MultiDOFJointTrajectory, topics.chunk, reliable)
+        self.cmds = probe.record(Twist, topics.cmd_vel, reliable)
+        self.image_pub = probe.publisher(Image, topics.image, qos.sensor_qos())
+        self.instruction_pub = probe.publisher(String, topics.instruction, qos.latched_qos())
+        self.chunk_pub = probe.publisher(MultiDOFJointTrajectory, topics.chunk, reliable)
+        self.estop_pub = probe.publisher(Bool, topics.estop, reliable)
+        self.diagnostics = probe.record(DiagnosticArray, topics.diagnostics)
+        self.sent: list = []                      # the Image messages send_frame published
+        self.sent_stamps: list[float] = []        # their stamps, rounded to the microsecond
+
+    # --- inputs --------------------------------------------------------------------------------
+    def send_frame(self, rgb: np.ndarray = WHITE, stamp: float | None = None) -> None:
+        from vla_nav.ros.msgs import rgb_to_image_msg
+        stamp = time.time() if stamp is None else stamp
+        msg = rgb_to_image_msg(rgb, stamp)
+        self.sent.append(msg)
+        self.sent_stamps.append(round(stamp, 6))
+        self.image_pub.publish(msg)
+
+    def instruct(self, text: str) -> None:
+        from std_msgs.msg import String
+        self.instruction_pub.publish(String(data=text))
+
+    def send_chunk(self, linear: float, angular: float, stamp: float | None = None) -> None:
+        from vla_nav.ros.msgs import chunk_to_msg
+        actions = np.tile([linear, angular], (10, 1))
+        self.chunk_pub.publish(chunk_to_msg(time.time() if stamp is None else stamp, actions, 0.1,
+                                            'base_link'))
+
+    def estop(self, pressed: bool) -> None:
+        from std_msgs.msg import Bool
+        self.estop_pub.publish(Bool(data=pressed))
+
+    # --- reading -------------------------------------------------------------------------------
+    def point_chunks(self, since: int = 0) -> list:
+        """Chunk messages with actions (not preempts) recorded from index `since` on."""
+        return [msg for _, msg in self.chunks[since:] if msg.points]
+
+    def last_cmd(self) -> tuple[float, float] | None:
+        return (self.cmds[-1][1].linear.x, self.cmds[-1][1].angular.z) if self.cmds else None
+
+    def moving(self) -> bool:
+        return bool(self.cmds) and self.cmds[-1][1].linear.x > 0.05
+
+    def stopped(self) -> bool:
+        return self.last_cmd() == (0.0, 0.0)
+
+    def reports(self, node_name: str, diagnostics: list | None = None, since: float = 0.0
+                ) -> list[Report]:
+        """`node_name`'s reports received after `since` (on /diagnostics unless `diagnostics`
+        names another record() list). Several nodes share /diagnostics: always pick by name."""
+        return [Report(receipt, status)
+                for receipt, array in (self.diagnostics if diagnostics is None else diagnostics)
+                if receipt > since for status in array.status if status.name == node_name]
+
+    def latest(self, node_name: str, diagnostics: list | None = None) -> Report | None:
+        reports = self.reports(node_name, diagnostics)
+        return reports[-1] if reports else None
+
+    def values(self, node_name: str, diagnostics: list | None = None) -> dict[str, str]:
+        """The values of `node_name`'s latest report ({} before the first)."""
+        report = self.latest(node_name, diagnostics)
+        return report.values if report else {}
+
+    # --- waiting -------------------------------------------------------------------------------
+    def until(self, predicate, timeout: float = 10.0, every=None, period: float = 0.1) -> bool:
+        return self.probe.spin_until(predicate, timeout, every=every, period=period)
+
+    def wait_report(self, node_name: str, predicate, timeout: float = 10.0, every=None,
+                    diagnostics: list | None = None) -> Report:
+        """The first report of `node_name` received from now on that satisfies predicate(report);
+        fails the test after `timeout`."""
+        since, found = time.monotonic(), []
+
+        def check() -> bool:
+            found[:] = [report for report in self.reports(node_name, diagnostics, since)
+                        if predicate(report)]
+            return bool(found)
+
+        assert self.until(check, timeout, every=every), (
+            node_name, self.reports(node_name, diagnostics, since)[-3:])
+        return found[0]

@@ -27,19 +27,19 @@ from builtin_interfaces.msg import Duration, Time  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from geometry_msgs.msg import Twist  # noqa: E402
 from PIL import Image as PilImage  # noqa: E402
-from rosutil import NodeProcess, Probe, domain_id_for  # noqa: E402
+from rosutil import TEST_POLICY, Probe, Rig, domain_id_for, start_node  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 from trajectory_msgs.msg import MultiDOFJointTrajectory, MultiDOFJointTrajectoryPoint  # noqa: E402
 
 from vla_nav.config import node_defaults  # noqa: E402
 from vla_nav.core.instruction import normalise_instruction  # noqa: E402
-from vla_nav.nodes import ros_io  # noqa: E402
+from vla_nav.ros import convert, msgs, qos  # noqa: E402
 
 pytestmark = pytest.mark.ros
 DOMAIN = domain_id_for(__file__)
 SEED = 6
-TEST_POLICY = {'backend': 'policies:make_engine', 'diagnostics_period': 0.5}
+TEST_POLICY = {**TEST_POLICY, 'diagnostics_period': 0.5}
 VLA = node_defaults('vla_node')
 EXECUTOR = node_defaults('chunk_executor')
 COMPRESSED_CHUNKS = '/fuzz/compressed/action_chunk'
@@ -53,12 +53,12 @@ MAX_LOG_LINES = 40      # non-INFO lines per node for the whole fuzz (throttled:
 
 # --- malformed messages ----------------------------------------------------------------------------
 def now_stamp(offset: float = 0.0) -> Time:
-    return ros_io.sec_to_stamp(time.time() + offset)
+    return msgs.sec_to_stamp(time.time() + offset)
 
 
 def bad_image(rng: random.Random) -> Image:
     """A sensor_msgs/Image that must never produce a chunk."""
-    msg = ros_io.rgb_to_image_msg(GOOD, time.time())
+    msg = msgs.rgb_to_image_msg(GOOD, time.time())
     size = len(msg.data)
     case = rng.randrange(12)
     if case == 0:
@@ -158,7 +158,7 @@ def bad_chunk(rng: random.Random) -> MultiDOFJointTrajectory:
     elif case == 1:
         actions[:] = rng.choice([1e30, -1e30, 1e300])
     stamp = rng.choice([now, now, now - 0.05, now + 1e6, 0.0, now - 100.0])
-    msg = ros_io.chunk_to_msg(stamp, actions, 0.1, 'base_link')
+    msg = msgs.chunk_to_msg(stamp, actions, 0.1, 'base_link')
     if case == 2:
         msg.points[0].velocities = []                                       # no velocities
     elif case == 3 and steps > 1:
@@ -174,40 +174,39 @@ def bad_chunk(rng: random.Random) -> MultiDOFJointTrajectory:
 
 
 # --- the suite -------------------------------------------------------------------------------------
-class Suite:
+class Suite(Rig):
+    """The common rig (raw vla_node on the default topics) plus a compressed-transport vla_node
+    on its own chunk/diagnostics topics and a chunk_executor fed only by the probe (FUZZ_CHUNKS)."""
+
     def __init__(self) -> None:
-        self.probe = Probe(DOMAIN, 'fuzz_probe')
-        self.raw = NodeProcess('vla_node', DOMAIN, TEST_POLICY)
-        self.compressed = NodeProcess('vla_node', DOMAIN, {
+        super().__init__(Probe(DOMAIN, 'fuzz_probe'))
+        self.raw = start_node('vla_node', DOMAIN, TEST_POLICY)
+        self.compressed = start_node('vla_node', DOMAIN, {
             **TEST_POLICY, 'image_transport': 'compressed', 'chunk_topic': COMPRESSED_CHUNKS,
             'diagnostics_topic': COMPRESSED_DIAGNOSTICS})
-        self.executor = NodeProcess('chunk_executor', DOMAIN, {'chunk_topic': FUZZ_CHUNKS,
+        self.executor = start_node('chunk_executor', DOMAIN, {'chunk_topic': FUZZ_CHUNKS,
                                                               'diagnostics_period': 0.5})
-        probe, qos = self.probe, ros_io.reliable_qos()
-        self.raw_chunks = probe.record(MultiDOFJointTrajectory, VLA['chunk_topic'], qos)
-        self.compressed_chunks = probe.record(MultiDOFJointTrajectory, COMPRESSED_CHUNKS, qos)
-        self.cmds = probe.record(Twist, EXECUTOR['cmd_vel_topic'], qos)
-        self.raw_diagnostics = probe.record(DiagnosticArray, VLA['diagnostics_topic'])
+        probe, reliable = self.probe, qos.reliable_qos()
+        self.raw_chunks, self.raw_diagnostics = self.chunks, self.diagnostics
+        self.compressed_chunks = probe.record(MultiDOFJointTrajectory, COMPRESSED_CHUNKS, reliable)
         self.compressed_diagnostics = probe.record(DiagnosticArray, COMPRESSED_DIAGNOSTICS)
-        self.image_pub = probe.publisher(Image, VLA['image_topic'], ros_io.sensor_qos())
-        self.compressed_pub = probe.publisher(CompressedImage, VLA['compressed_image_topic'],
-                                              ros_io.sensor_qos())
-        self.instruction_pub = probe.publisher(String, VLA['instruction_topic'], ros_io.latched_qos())
-        self.chunk_pub = probe.publisher(MultiDOFJointTrajectory, FUZZ_CHUNKS, qos)
+        self.compressed_pub = probe.publisher(CompressedImage, self.topics.compressed_image,
+                                              qos.sensor_qos())
+        self.fuzz_chunk_pub = probe.publisher(MultiDOFJointTrajectory, FUZZ_CHUNKS, reliable)
         self.processes = (self.raw, self.compressed, self.executor)
 
     def ready(self) -> bool:
         probe = self.probe
         return (probe.wait_for_subscribers(self.image_pub) and probe.wait_for_subscribers(self.compressed_pub)
                 and probe.wait_for_subscribers(self.instruction_pub, 2)
-                and probe.wait_for_subscribers(self.chunk_pub)
-                and probe.wait_for_publishers(EXECUTOR['cmd_vel_topic'])
+                and probe.wait_for_subscribers(self.fuzz_chunk_pub)
+                and probe.wait_for_publishers(self.topics.cmd_vel)
                 # a report from each vla_node: each sees the probe's chunk readers (made earlier)
                 and probe.wait_for_message(self.raw_diagnostics, probe.report_of('vla_node'))
                 and probe.wait_for_message(self.compressed_diagnostics, probe.report_of('vla_node')))
 
     def outputs(self) -> str:
-        return '\n'.join(f'--- {p.module} ---\n{p.output[-3000:]}' for p in self.processes)
+        return '\n'.join(f'--- {p.name} ---\n{p.output[-3000:]}' for p in self.processes)
 
     def close(self) -> None:
         for process in self.processes:
@@ -225,14 +224,10 @@ def suite():
         started.close()
 
 
-def last_values(diagnostics: list) -> dict[str, str]:
-    for _, array in reversed(diagnostics):
-        return {kv.key: kv.value for kv in array.status[0].values}
-    return {}
-
-
-def undecodable(diagnostics: list) -> int:
-    return int(last_values(diagnostics).get('frames_undecodable', 0))
+def undecodable(suite: Suite, diagnostics: list) -> int:
+    """frames_undecodable of the latest vla_node report on `diagnostics` (the raw one shares
+    /diagnostics with chunk_executor: reports are always picked by name)."""
+    return int(suite.values('vla_node', diagnostics).get('frames_undecodable', 0))
 
 
 ACCEPTED = re.compile(r'\]: (?:goal|stop) (.+) \(goal \d+, preempt at ')
@@ -277,14 +272,14 @@ def fuzzed(suite):
             text = HUGE_INSTRUCTION if index in huge_at else next(instructions)
             suite.instruction_pub.publish(text if isinstance(text, bytes) else String(data=text))
         else:
-            suite.chunk_pub.publish(bad_chunk(rng))
+            suite.fuzz_chunk_pub.publish(bad_chunk(rng))
         if index % 4 == 0:
             suite.probe.executor.spin_once(timeout_sec=0.002)   # ~2 ms pacing, keeps recording
     # the nodes report (every 0.5 s) how many frames they could not decode: the junk got through
     # (best effort, depth 1: frames that arrive while a callback runs are dropped, as they should be)
     assert suite.probe.spin_until(
-        lambda: undecodable(suite.raw_diagnostics) >= RAW_FRAMES // 6
-        and undecodable(suite.compressed_diagnostics) >= COMPRESSED_FRAMES // 6, 10.0), suite.outputs()
+        lambda: undecodable(suite, suite.raw_diagnostics) >= RAW_FRAMES // 6
+        and undecodable(suite, suite.compressed_diagnostics) >= COMPRESSED_FRAMES // 6, 10.0), suite.outputs()
     suite.probe.spin_for(1.0)
     return {'sent': len(schedule), 'chunk_marks': marks, 'output_marks': output_marks}
 
@@ -332,7 +327,8 @@ def test_no_chunk_comes_from_a_bad_frame(suite, fuzzed):
     for name, chunks in (('raw', suite.raw_chunks), ('compressed', suite.compressed_chunks)):
         after = [msg for _, msg in chunks[fuzzed['chunk_marks'][name]:]]
         assert all(not msg.points for msg in after), f'{name}: a chunk came from a bad frame'
-    values = last_values(suite.raw_diagnostics)
+    # a vla_node report sent after the junk (not chunk_executor's, not one from before)
+    values = suite.wait_report('vla_node', lambda report: True, 10.0).values
     assert values['chunks'] == '0' and int(values['frames_stale']) > 0, values  # absurd stamps: stale
 
 
@@ -352,9 +348,9 @@ def test_good_input_right_after_is_handled(suite, fuzzed):
     def send_good() -> None:
         stamp = round(time.time(), 6)
         sent['raw'].append(stamp)
-        suite.image_pub.publish(ros_io.rgb_to_image_msg(GOOD, stamp))
+        suite.image_pub.publish(msgs.rgb_to_image_msg(GOOD, stamp))
         sent['compressed'].append(stamp)
-        suite.compressed_pub.publish(ros_io.rgb_to_compressed_msg(GOOD, stamp))
+        suite.compressed_pub.publish(msgs.rgb_to_compressed_msg(GOOD, stamp))
 
     def first_point_chunk(name, chunks):
         return next((msg for _, msg in chunks[fuzzed['chunk_marks'][name]:] if msg.points), None)
@@ -363,13 +359,13 @@ def test_good_input_right_after_is_handled(suite, fuzzed):
         assert suite.probe.spin_until(lambda: first_point_chunk(name, chunks) is not None,  # noqa: B023
                                       10.0, every=send_good), suite.outputs()
         msg = first_point_chunk(name, chunks)
-        assert round(ros_io.stamp_to_sec(msg.header.stamp), 6) in sent[name]
-        _, actions, _ = ros_io.msg_to_chunk(msg)
+        assert round(convert.stamp_to_sec(msg.header.stamp), 6) in sent[name]
+        _, actions, _ = convert.msg_to_chunk(msg)
         assert np.all(np.isfinite(actions)) and actions[0, 0] > 0.2     # the brightness policy
 
     # the executor too: after bogus preempts (one stamped ~11 days ahead) a good chunk moves it
     def send_chunk() -> None:
-        suite.chunk_pub.publish(ros_io.chunk_to_msg(time.time(), np.tile([0.3, 0.4], (10, 1)), 0.1,
+        suite.fuzz_chunk_pub.publish(msgs.chunk_to_msg(time.time(), np.tile([0.3, 0.4], (10, 1)), 0.1,
                                                     'base_link'))
 
     assert suite.probe.spin_until(

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from rosutil import TEST_DIR, Probe, domain_id_for
 
 LAUNCH_FILE = Path(__file__).resolve().parents[1] / 'launch' / 'vla_nav.launch.py'
@@ -90,6 +91,7 @@ def test_launch_composes_nodes_from_params_file_and_arguments(launch_module):
     assert vla['image_topic'] == '/front/image'
     assert vla['compressed_image_topic'] == '/front/image/compressed'
     assert vla['use_sim_time'] is True and vla['max_image_age'] == 0.5   # the rest from the YAML
+    assert vla['model'] == ''                                             # not given: the YAML's
     executor = by_name['chunk_executor']['parameters'][0]
     assert executor['control_rate'] == 20.0 and executor['use_sim_time'] is True
     assert all(node.kwargs['namespace'] == 'robot1' for node in nodes)
@@ -99,7 +101,58 @@ def test_launch_composes_nodes_from_params_file_and_arguments(launch_module):
 def test_launch_sim_adds_the_simulator(launch_module):
     _, nodes = run_launch(launch_module, sim='true', use_sim_time='true')
     sim = {node.kwargs['name']: node.kwargs for node in nodes}['sim_node']['parameters'][0]
-    assert sim['publish_clock'] is True and sim['image_topic'] == '/camera/image_raw'
+    assert sim['publish_clock'] is True and sim['image_topic'] == 'camera/image_raw'
+    assert 'on_exit' not in {node.kwargs['name']: node.kwargs for node in nodes}['sim_node']
+
+
+def test_launch_arguments_override_only_when_given(launch_module, tmp_path):
+    """A robot's params_file is never replaced by launch defaults: backend, device, model, the
+    camera topic and use_sim_time come from the file unless given on the command line."""
+    document = yaml.safe_load((LAUNCH_FILE.parents[1] / 'config' / 'vla_nav.yaml').read_text())
+    document['vla_node']['ros__parameters'].update(
+        backend='torch', device='cuda', model='/robot/model', image_topic='front/image',
+        compressed_image_topic='front/image/compressed', image_transport='compressed',
+        use_sim_time=True)
+    document['sim_node']['ros__parameters']['image_topic'] = 'front/image'
+    params_file = tmp_path / 'robot.yaml'
+    params_file.write_text(yaml.safe_dump(document))
+    _, nodes = run_launch(launch_module, params_file=str(params_file), sim='true')
+    by_name = {node.kwargs['name']: node.kwargs['parameters'][0] for node in nodes}
+    vla = by_name['vla_node']
+    assert (vla['backend'], vla['device'], vla['model']) == ('torch', 'cuda', '/robot/model')
+    assert (vla['image_topic'], vla['image_transport'], vla['use_sim_time']) == (
+        'front/image', 'compressed', True)
+    assert by_name['sim_node']['image_topic'] == 'front/image'
+    assert 'use_sim_time' not in by_name['chunk_executor']
+    # given on the command line: they win
+    _, nodes = run_launch(launch_module, params_file=str(params_file), device='cpu',
+                          camera_topic='cam/raw')
+    vla = {node.kwargs['name']: node.kwargs['parameters'][0] for node in nodes}['vla_node']
+    assert (vla['device'], vla['backend']) == ('cpu', 'torch')
+    assert (vla['image_topic'], vla['compressed_image_topic']) == ('cam/raw', 'cam/raw/compressed')
+
+
+def test_parameter_overrides_is_what_the_user_gave(launch_module):
+    overrides = launch_module.parameter_overrides
+    nothing = {name: '' for name in ('model', 'backend', 'device', 'camera_topic', 'image_transport',
+                                     'use_sim_time')}
+    assert overrides(nothing) == {'vla_node': {}, 'chunk_executor': {}, 'sim_node': {}}
+    given = overrides({**nothing, 'backend': 'torch', 'use_sim_time': 'false'})
+    assert given['vla_node'] == {'backend': 'torch', 'use_sim_time': False}
+    assert given['chunk_executor'] == {'use_sim_time': False}
+    assert given['sim_node'] == {'publish_clock': False}
+
+
+def test_default_topics_are_relative_so_a_namespace_moves_them():
+    from vla_nav.config import node_defaults
+    from vla_nav.ros.convert import absolute_topic
+    for node in ('vla_node', 'chunk_executor', 'sim_node'):
+        for name, topic in node_defaults(node).items():
+            if name.endswith('_topic'):
+                assert topic.startswith('/') == (name == 'diagnostics_topic'), (node, name, topic)
+    assert absolute_topic('cmd_vel', 'robot1') == '/robot1/cmd_vel'
+    assert absolute_topic('/diagnostics', 'robot1') == '/diagnostics'
+    assert absolute_topic('camera/image_raw') == '/camera/image_raw'
 
 
 # --- real launch_pytest tests (Humble) ------------------------------------------------------------
@@ -143,19 +196,19 @@ else:
         from std_msgs.msg import String
         from trajectory_msgs.msg import MultiDOFJointTrajectory
 
-        from vla_nav.nodes import ros_io
+        from vla_nav.ros import msgs, qos
 
         probe = Probe(DOMAIN, name='launch_probe')
         try:
-            chunks = probe.record(MultiDOFJointTrajectory, '/vla/action_chunk', ros_io.reliable_qos())
-            cmds = probe.record(Twist, '/cmd_vel', ros_io.reliable_qos())
-            images = probe.publisher(Image, '/camera/image_raw', ros_io.sensor_qos())
-            instruction = probe.publisher(String, '/instruction', ros_io.latched_qos())
+            chunks = probe.record(MultiDOFJointTrajectory, '/vla/action_chunk', qos.reliable_qos())
+            cmds = probe.record(Twist, '/cmd_vel', qos.reliable_qos())
+            images = probe.publisher(Image, '/camera/image_raw', qos.sensor_qos())
+            instruction = probe.publisher(String, '/instruction', qos.latched_qos())
             assert probe.wait_for_subscribers(images, timeout=30)
             assert probe.wait_for_subscribers(instruction, timeout=30)
             instruction.publish(String(data='go left'))
             white = np.full((48, 64, 3), 255, np.uint8)
-            send = lambda: images.publish(ros_io.rgb_to_image_msg(white, time.time()))  # noqa: E731
+            send = lambda: images.publish(msgs.rgb_to_image_msg(white, time.time()))  # noqa: E731
             assert probe.spin_until(
                 lambda: any(msg.points for _, msg in chunks) and cmds and cmds[-1][1].linear.x > 0.05,
                 timeout=20, every=send)

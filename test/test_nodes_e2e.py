@@ -9,56 +9,16 @@ import pytest
 
 pytest.importorskip('rclpy')
 
-from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
-from geometry_msgs.msg import Twist  # noqa: E402
-from rosutil import NodeProcess, Probe, domain_id_for  # noqa: E402
-from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
-from std_msgs.msg import Bool, String  # noqa: E402
-from trajectory_msgs.msg import MultiDOFJointTrajectory  # noqa: E402
+from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue  # noqa: E402
+from rcl_interfaces.srv import SetParameters  # noqa: E402
+from rosutil import TEST_POLICY, WHITE, Probe, Rig, domain_id_for, start_node  # noqa: E402
+from sensor_msgs.msg import CompressedImage  # noqa: E402
 
-from vla_nav.nodes import ros_io  # noqa: E402
+from vla_nav.core import health  # noqa: E402
+from vla_nav.ros import convert, msgs, qos  # noqa: E402
 
 pytestmark = pytest.mark.ros
 DOMAIN = domain_id_for(__file__)
-TEST_POLICY = {'backend': 'policies:make_engine'}
-WHITE = np.full((48, 64, 3), 255, np.uint8)
-CHUNK_TOPIC, CMD_TOPIC, DIAGNOSTICS_TOPIC = '/vla/action_chunk', '/cmd_vel', '/diagnostics'
-
-
-class Rig:
-    """The probe's publishers/recorders for the default topics, plus helpers."""
-
-    def __init__(self, probe: Probe) -> None:
-        self.probe = probe
-        self.chunks = probe.record(MultiDOFJointTrajectory, CHUNK_TOPIC, ros_io.reliable_qos())
-        self.cmds = probe.record(Twist, CMD_TOPIC, ros_io.reliable_qos())
-        self.diagnostics = probe.record(DiagnosticArray, DIAGNOSTICS_TOPIC)    # the last reader
-        self.image_pub = probe.publisher(Image, '/camera/image_raw', ros_io.sensor_qos())
-        self.instruction_pub = probe.publisher(String, '/instruction', ros_io.latched_qos())
-        self.chunk_pub = probe.publisher(MultiDOFJointTrajectory, CHUNK_TOPIC, ros_io.reliable_qos())
-        self.estop_pub = probe.publisher(Bool, '/estop', ros_io.reliable_qos())
-        self.sent_stamps: list[float] = []
-
-    def send_frame(self, rgb=WHITE) -> None:
-        stamp = time.time()
-        self.sent_stamps.append(round(stamp, 6))
-        self.image_pub.publish(ros_io.rgb_to_image_msg(rgb, stamp))
-
-    def instruct(self, text: str) -> None:
-        self.instruction_pub.publish(String(data=text))
-
-    def send_chunk(self, linear: float, angular: float, stamp: float | None = None) -> None:
-        actions = np.tile([linear, angular], (10, 1))
-        self.chunk_pub.publish(ros_io.chunk_to_msg(stamp or time.time(), actions, 0.1, 'base_link'))
-
-    def point_chunks(self, since: int = 0) -> list:
-        return [msg for _, msg in self.chunks[since:] if msg.points]
-
-    def until(self, predicate, timeout=10.0, every=None, period=0.1) -> bool:
-        return self.probe.spin_until(predicate, timeout, every=every, period=period)
-
-    def moving(self) -> bool:
-        return bool(self.cmds) and self.cmds[-1][1].linear.x > 0.05
 
 
 @pytest.fixture
@@ -72,12 +32,12 @@ def rig():
 def start():
     started = []
 
-    def start_node(module, env=None, **params):
-        process = NodeProcess(module, DOMAIN, params, env=env)
+    def start_one(module, env=None, **params):
+        process = start_node(module, DOMAIN, params, env=env)
         started.append(process)
         return process
 
-    yield start_node
+    yield start_one
     for process in started:
         process.stop()
 
@@ -87,7 +47,7 @@ def start_stack(rig, start, **vla_params):
     executor = start('chunk_executor')
     assert rig.probe.wait_for_subscribers(rig.image_pub), vla.output
     assert rig.probe.wait_for_subscribers(rig.instruction_pub), vla.output
-    assert rig.probe.wait_for_publishers(CMD_TOPIC), executor.output
+    assert rig.probe.wait_for_publishers(rig.topics.cmd_vel), executor.output
     # vla_node's report proves it sees every reader of the probe: no preempt can be lost
     assert rig.probe.wait_for_message(rig.diagnostics, rig.probe.report_of('vla_node')), vla.output
     return vla, executor
@@ -104,8 +64,8 @@ def test_images_and_goal_make_chunks_and_motion(rig, start):
     assert len(empty) == 1                                       # the goal's preempt
     for msg in rig.point_chunks():
         assert len(msg.points) == 10 and msg.header.frame_id == 'base_link'
-        assert round(ros_io.stamp_to_sec(msg.header.stamp), 6) in rig.sent_stamps
-        stamp, actions, dt = ros_io.msg_to_chunk(msg)
+        assert round(convert.stamp_to_sec(msg.header.stamp), 6) in rig.sent_stamps
+        stamp, actions, dt = convert.msg_to_chunk(msg)
         assert dt == pytest.approx(0.1) and actions[0, 0] > 0.3 and actions[0, 1] > 0.3
     assert rig.cmds[-1][1].angular.z > 0.0                       # "left" turns left
 
@@ -115,7 +75,7 @@ def test_new_goal_preempts_and_old_chunks_are_discarded(rig, start):
     rig.instruct('go left')
     assert rig.until(lambda: rig.moving() and rig.cmds[-1][1].angular.z > 0.3, every=rig.send_frame)
     before = len(rig.chunks)
-    newest_before = max(ros_io.stamp_to_sec(msg.header.stamp) for msg in rig.point_chunks())
+    newest_before = max(convert.stamp_to_sec(msg.header.stamp) for msg in rig.point_chunks())
     instructed_at = time.monotonic()
     rig.instruct('now go right')
     assert rig.until(lambda: rig.cmds[-1][1].angular.z < -0.3, every=rig.send_frame), \
@@ -123,10 +83,10 @@ def test_new_goal_preempts_and_old_chunks_are_discarded(rig, start):
     later = [msg for _, msg in rig.chunks[before:]]
     preempts = [index for index, msg in enumerate(later) if not msg.points]
     assert preempts, 'no preempt chunk after the new goal'
-    preempt_stamp = ros_io.stamp_to_sec(later[preempts[0]].header.stamp)
+    preempt_stamp = convert.stamp_to_sec(later[preempts[0]].header.stamp)
     assert preempt_stamp >= newest_before
     for msg in later[preempts[0] + 1:]:
-        stamp, actions, _ = ros_io.msg_to_chunk(msg)
+        stamp, actions, _ = convert.msg_to_chunk(msg)
         assert stamp > preempt_stamp and actions[0, 1] < 0        # only the new goal's chunks
     # from the new goal on, the turn only swings right: no old-goal chunk pulled it back left
     turning = [msg.angular.z for receipt, msg in rig.cmds if receipt > instructed_at]
@@ -146,20 +106,18 @@ def test_stop_word_brakes_to_zero(rig, start):
 
 
 def test_estop_is_latched_until_released(rig, start):
-    diagnostics = rig.diagnostics
     executor = start('chunk_executor', diagnostics_period=0.2)
     assert rig.probe.wait_for_subscribers(rig.chunk_pub) and rig.probe.wait_for_subscribers(rig.estop_pub)
     feed = lambda: rig.send_chunk(0.3, 0.2)  # noqa: E731
     assert rig.until(rig.moving, every=feed), executor.output
-    rig.estop_pub.publish(Bool(data=True))
+    rig.estop(True)
     assert rig.until(lambda: rig.cmds[-1][1].linear.x == 0.0, timeout=2.0)
     mark = len(rig.cmds)
-    rig.until(lambda: False, timeout=0.6, every=feed)             # chunks keep coming...
-    assert len(rig.cmds) > mark + 5
+    assert rig.until(lambda: len(rig.cmds) > mark + 5, every=feed)   # chunks keep coming...
     assert all(msg.linear.x == 0.0 and msg.angular.z == 0.0 for _, msg in rig.cmds[mark:])
-    assert rig.until(lambda: any(array.status[0].message == 'e-stop latched'
-                                 and array.status[0].level == bytes([1]) for _, array in diagnostics))
-    rig.estop_pub.publish(Bool(data=False))
+    assert rig.until(lambda: any(report.message == 'e-stop latched' and report.level == health.WARN
+                                 for report in rig.reports('chunk_executor')))
+    rig.estop(False)
     assert rig.until(rig.moving, every=feed), executor.output      # released: moves again
 
 
@@ -167,13 +125,10 @@ def test_watchdog_brakes_to_exact_zero_when_vla_node_dies(rig, start):
     vla, executor = start_stack(rig, start)
     rig.instruct('go left')
     assert rig.until(rig.moving, every=rig.send_frame)
-    vla.process.kill()                                             # SIGKILL: no goodbye preempt
-    vla.wait()
-    assert rig.until(lambda: rig.cmds[-1][1].linear.x == 0.0 and rig.cmds[-1][1].angular.z == 0.0,
-                     timeout=3.0, every=rig.send_frame)
+    vla.kill()                                                     # SIGKILL: no goodbye preempt
+    assert rig.until(rig.stopped, timeout=3.0, every=rig.send_frame)
     mark = len(rig.cmds)
-    rig.until(lambda: False, timeout=1.0, every=rig.send_frame)
-    assert len(rig.cmds) > mark + 10
+    assert rig.until(lambda: len(rig.cmds) > mark + 10, every=rig.send_frame)
     assert all(msg.linear.x == 0.0 and msg.angular.z == 0.0 for _, msg in rig.cmds[mark:])
     assert 'shutdown' not in executor.output and executor.alive()
 
@@ -185,9 +140,7 @@ def test_executor_publishes_zero_on_shutdown(rig, start, signum):
     assert rig.until(rig.moving, every=lambda: rig.send_chunk(0.4, 0.0)), executor.output
     executor.signal(signum)
     assert executor.wait(10) == 0, executor.output
-    rig.probe.spin_for(0.3)
-    last = rig.cmds[-1][1]
-    assert (last.linear.x, last.angular.z) == (0.0, 0.0)
+    assert rig.until(rig.stopped, timeout=3.0)                    # the last word is a zero
     assert 'zero command published' in executor.output
 
 
@@ -199,8 +152,7 @@ def test_vla_node_sends_preempt_on_shutdown(rig, start, signum):
     assert rig.until(lambda: rig.point_chunks(), every=rig.send_frame), vla.output
     vla.signal(signum)
     assert vla.wait(10) == 0, vla.output
-    rig.probe.spin_for(0.3)
-    assert not rig.chunks[-1][1].points                           # the last word is a preempt
+    assert rig.until(lambda: not rig.chunks[-1][1].points, timeout=3.0)   # the last word: a preempt
 
 
 def test_bad_model_path_is_one_fatal_error(start, tmp_path):
@@ -215,26 +167,21 @@ def test_bad_model_path_is_one_fatal_error(start, tmp_path):
 
 def test_bad_input_never_kills_vla_node(rig, start):
     vla = start('vla_node', **TEST_POLICY, diagnostics_period=0.3)
-    diagnostics = rig.diagnostics
     assert rig.probe.wait_for_subscribers(rig.image_pub)
     rig.instruct('go')
-    broken = ros_io.rgb_to_image_msg(WHITE, time.time())
+    broken = msgs.rgb_to_image_msg(WHITE, time.time())
     broken.step = 7                                               # smaller than a row
-    weird = ros_io.rgb_to_image_msg(WHITE, time.time())
+    weird = msgs.rgb_to_image_msg(WHITE, time.time())
     weird.encoding = 'yuv422'
 
     def send_junk():
-        broken.header.stamp = weird.header.stamp = ros_io.sec_to_stamp(time.time())
+        broken.header.stamp = weird.header.stamp = msgs.sec_to_stamp(time.time())
         rig.image_pub.publish(broken)
         rig.image_pub.publish(weird)
         rig.instruct('   ')
 
     def undecodable() -> int:
-        for _, array in reversed(diagnostics):
-            values = {kv.key: kv.value for kv in array.status[0].values}
-            if 'frames_undecodable' in values:
-                return int(values['frames_undecodable'])
-        return 0
+        return int(rig.values('vla_node').get('frames_undecodable', 0))
 
     assert rig.until(lambda: undecodable() >= 2, every=send_junk), vla.output
     assert vla.alive() and not rig.point_chunks()
@@ -245,18 +192,15 @@ def test_bad_input_never_kills_vla_node(rig, start):
 
 def test_compressed_transport(rig, start):
     vla = start('vla_node', **TEST_POLICY, image_transport='compressed')
-    publisher = rig.probe.publisher(CompressedImage, '/camera/image_raw/compressed',
-                                    ros_io.sensor_qos())
+    publisher = rig.probe.publisher(CompressedImage, rig.topics.compressed_image, qos.sensor_qos())
     assert rig.probe.wait_for_subscribers(publisher), vla.output
     rig.instruct('go')
-    send = lambda: publisher.publish(ros_io.rgb_to_compressed_msg(WHITE, time.time()))  # noqa: E731
+    send = lambda: publisher.publish(msgs.rgb_to_compressed_msg(WHITE, time.time()))  # noqa: E731
     assert rig.until(lambda: rig.point_chunks(), every=send), vla.output
-    assert ros_io.msg_to_chunk(rig.point_chunks()[0])[1][0, 0] > 0.3
+    assert convert.msg_to_chunk(rig.point_chunks()[0])[1][0, 0] > 0.3
 
 
 def test_executor_limits_change_at_run_time(rig, start):
-    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
-    from rcl_interfaces.srv import SetParameters
     executor = start('chunk_executor')
     assert rig.probe.wait_for_subscribers(rig.chunk_pub)
     feed = lambda: rig.send_chunk(0.45, 0.0)  # noqa: E731
@@ -269,9 +213,9 @@ def test_executor_limits_change_at_run_time(rig, start):
     assert rig.until(future.done, timeout=5)
     assert future.result().results[0].successful
     mark = len(rig.cmds)
-    rig.until(lambda: False, timeout=0.5, every=feed)
+    assert rig.until(lambda: len(rig.cmds) > mark + 5 and rig.cmds[-1][1].linear.x == pytest.approx(0.2),
+                     every=feed), rig.cmds[mark:]
     assert all(msg.linear.x <= 0.2 + 1e-9 for _, msg in rig.cmds[mark + 1:])
-    assert rig.cmds[-1][1].linear.x == pytest.approx(0.2)
 
 
 def test_slow_inference_never_delays_a_preempt(rig, start):
@@ -288,4 +232,4 @@ def test_slow_inference_never_delays_a_preempt(rig, start):
     assert rig.until(lambda: len(rig.chunks) > before + 1, timeout=15, every=rig.send_frame)
     first_after, second_after = (msg for _, msg in rig.chunks[before:before + 2])
     assert not first_after.points                                  # the preempt came first...
-    assert ros_io.msg_to_chunk(second_after)[1][0, 1] < 0          # ...then only the new goal
+    assert convert.msg_to_chunk(second_after)[1][0, 1] < 0          # ...then only the new goal

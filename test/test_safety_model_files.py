@@ -20,7 +20,7 @@ import pytest
 pytest.importorskip('rclpy')
 pytest.importorskip('torch')
 
-from rosutil import REPO_ROOT, NodeProcess, domain_id_for  # noqa: E402
+from rosutil import REPO_ROOT, domain_id_for, start_node  # noqa: E402
 
 from vla_nav.model.checkpoint import save_random_checkpoint  # noqa: E402
 from vla_nav.model.config import PolicyConfig  # noqa: E402
@@ -110,10 +110,10 @@ def started(checkpoint, tmp_path_factory):
     for index, (backend, breaker) in enumerate(CASES):
         copy = shutil.copytree(checkpoint, root / f'{index}_{backend}_{breaker.__name__}')
         broken_file = breaker(copy)
-        runs[(backend, breaker.__name__)] = (broken_file, NodeProcess(
+        runs[(backend, breaker.__name__)] = (broken_file, start_node(
             'vla_node', DOMAIN, {'model': str(copy), 'backend': backend,
                                  'chunk_topic': f'/broken_{index}/chunks'}))
-    control = NodeProcess('vla_node', DOMAIN, {'model': str(shutil.copytree(checkpoint, root / 'intact')),
+    control = start_node('vla_node', DOMAIN, {'model': str(shutil.copytree(checkpoint, root / 'intact')),
                                               'backend': 'torch', 'chunk_topic': '/intact/chunks'})
     deadline = time.monotonic() + START_TIMEOUT_S
     for _, process in runs.values():
@@ -134,7 +134,7 @@ def test_broken_model_is_one_fatal_error_naming_the_file(started, backend, break
     runs, _ = started
     broken_file, process = runs[(backend, breaker)]
     output = process.output
-    assert process.process.returncode not in (None, 0), output
+    assert process.returncode not in (None, 0), output
     fatal = [line for line in output.splitlines() if 'FATAL' in line]
     assert len(fatal) == 1, output
     assert str(broken_file) in fatal[0], fatal[0]

@@ -10,14 +10,15 @@ pytest.importorskip('rclpy')
 from geometry_msgs.msg import Twist  # noqa: E402
 from nav_msgs.msg import Odometry  # noqa: E402
 from rosgraph_msgs.msg import Clock  # noqa: E402
-from rosutil import NodeProcess, Probe, domain_id_for  # noqa: E402
+from rosutil import Probe, Topics, domain_id_for, start_node  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
-from vla_nav.nodes import ros_io  # noqa: E402
+from vla_nav.ros import convert, qos  # noqa: E402
 
 pytestmark = pytest.mark.ros
 DOMAIN = domain_id_for(__file__)
+TOPICS = Topics()
 STARTUP_S = 60.0
 
 
@@ -29,21 +30,20 @@ def probe():
 
 
 def _start(params):
-    return NodeProcess('sim_node', DOMAIN, params)
+    return start_node('sim_node', DOMAIN, params)
 
 
 def _odom_pose(msg):
-    pose = msg.pose.pose
-    return pose.position.x, pose.position.y, 2.0 * math.atan2(pose.orientation.z, pose.orientation.w)
+    return convert.odometry_to_pose_twist(msg)[:3]
 
 
 def test_sim_node_publishes_camera_odom_scene_and_follows_cmd_vel(probe):
     sim = _start({'seed': 3, 'episode': 1, 'split': 'test'})
     try:
-        images = probe.record(Image, '/camera/image_raw', ros_io.sensor_qos())
-        odometry = probe.record(Odometry, '/odom', ros_io.reliable_qos())
-        statuses = probe.record(String, '/sim/status', ros_io.reliable_qos())
-        scenes = probe.record(String, '/sim/scene', ros_io.latched_qos())
+        images = probe.record(Image, TOPICS.image, qos.sensor_qos())
+        odometry = probe.record(Odometry, TOPICS.odom, qos.reliable_qos())
+        statuses = probe.record(String, TOPICS.status, qos.reliable_qos())
+        scenes = probe.record(String, TOPICS.scene, qos.latched_qos())
         assert probe.spin_until(lambda: len(images) >= 3 and len(odometry) >= 10 and scenes,
                                 STARTUP_S), sim.output
         image = images[-1][1]
@@ -55,8 +55,8 @@ def test_sim_node_publishes_camera_odom_scene_and_follows_cmd_vel(probe):
         start = _odom_pose(odometry[-1][1])
         assert start == pytest.approx(tuple(scene['start_pose']), abs=1e-3)
 
-        instruction = probe.publisher(String, '/instruction', ros_io.latched_qos())
-        cmd_vel = probe.publisher(Twist, '/cmd_vel', ros_io.reliable_qos())
+        instruction = probe.publisher(String, TOPICS.instruction, qos.latched_qos())
+        cmd_vel = probe.publisher(Twist, TOPICS.cmd_vel, qos.reliable_qos())
         assert probe.wait_for_subscribers(instruction) and probe.wait_for_subscribers(cmd_vel)
         instruction.publish(String(data='turn left'))
         assert probe.spin_until(lambda: any(json.loads(m.data)['instruction'] == 'turn left'
@@ -73,7 +73,7 @@ def test_sim_node_publishes_camera_odom_scene_and_follows_cmd_vel(probe):
         status = json.loads(statuses[-1][1].data)
         assert status['kind'] == 'turn' and status['outcome'] in ('running', 'success', 'failure')
         assert {'time', 'time_limit', 'pose', 'metrics'} <= set(status)
-        stamps = [m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 for _, m in images[-5:]]
+        stamps = [convert.stamp_to_sec(m.header.stamp) for _, m in images[-5:]]
         assert stamps == sorted(stamps)
 
         sim.signal(signal.SIGINT)
@@ -85,9 +85,9 @@ def test_sim_node_publishes_camera_odom_scene_and_follows_cmd_vel(probe):
 def test_sim_node_judges_an_instruction_faster_than_real_time_with_clock(probe):
     sim = _start({'seed': 0, 'real_time_factor': 4.0})
     try:
-        clock = probe.record(Clock, '/clock', ros_io.reliable_qos())
-        statuses = probe.record(String, '/sim/status', ros_io.reliable_qos())
-        instruction = probe.publisher(String, '/instruction', ros_io.latched_qos())
+        clock = probe.record(Clock, '/clock', qos.reliable_qos())
+        statuses = probe.record(String, TOPICS.status, qos.reliable_qos())
+        instruction = probe.publisher(String, TOPICS.instruction, qos.latched_qos())
         assert probe.spin_until(lambda: len(clock) >= 10, STARTUP_S), sim.output
         instruction.publish(String(data='stand still'))
 
@@ -105,7 +105,7 @@ def test_sim_node_judges_an_instruction_faster_than_real_time_with_clock(probe):
                                 == 'sing a song', 10.0)
         status = json.loads(statuses[-1][1].data)
         assert status['kind'] is None and status['outcome'] == 'failure'
-        seconds = [m.clock.sec + m.clock.nanosec * 1e-9 for _, m in clock]
+        seconds = [convert.stamp_to_sec(m.clock) for _, m in clock]
         assert seconds == sorted(seconds)
         sim.signal(signal.SIGTERM)
         assert sim.wait(15) == 0

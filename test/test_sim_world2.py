@@ -14,8 +14,8 @@ from vla_nav.sim.robot import RobotLimits
 from vla_nav.sim.rooms import CameraMount, RoomLayout, Style, build_room
 from vla_nav.sim.tasks import TEST_TIERS, TIERS
 
-CONFIG = load_config()
-ROBOT = {'limits': RobotLimits.from_executor(CONFIG.executor), 'stop_words': CONFIG.stop_words}
+ROBOT = {'limits': RobotLimits.from_executor(load_config().executor),
+         'stop_words': load_config().stop_words}
 
 
 @pytest.fixture(scope='module')

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import heapq
 import logging
-import math
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
@@ -31,6 +30,7 @@ import numpy as np
 from vla_nav.config import load_config
 from vla_nav.core.image_decode import decode_compressed, decode_image, encode_image_fields
 from vla_nav.core.node_config import TopicNames
+from vla_nav.ros import convert
 
 LOG = logging.getLogger('vla_nav.data')
 
@@ -120,9 +120,7 @@ def seconds_to_ns(seconds: float) -> int:
     return int(round(seconds * NS_PER_S))
 
 
-def stamp_to_ns(stamp) -> int:
-    """builtin_interfaces/Time -> integer nanoseconds."""
-    return int(stamp.sec) * NS_PER_S + int(stamp.nanosec)
+stamp_to_ns = convert.stamp_to_ns        # one stamp conversion for nodes, tools and bags
 
 
 # --------------------------------------------------------------------------------------------
@@ -237,10 +235,11 @@ class EpisodeBagWriter:
                    ) -> None:
         """nav_msgs/Odometry of a planar pose (x, y, yaw) and body twist (linear.x, angular.z)."""
         types = self._types
+        qz, qw = convert.yaw_to_quaternion_zw(yaw)
         pose = types['geometry_msgs/msg/Pose'](
             position=types['geometry_msgs/msg/Point'](x=float(x), y=float(y), z=0.0),
             orientation=types['geometry_msgs/msg/Quaternion'](
-                x=0.0, y=0.0, z=math.sin(yaw / 2.0), w=math.cos(yaw / 2.0)))
+                x=0.0, y=0.0, z=qz, w=qw))
         covariance = np.zeros(36, np.float64)
         msg = types[ODOMETRY](
             header=self._header(stamp_ns, frame_id), child_frame_id=child_frame_id,
@@ -429,30 +428,20 @@ def camera_to_rgb(msg) -> np.ndarray:
 
 def twist_of(msg) -> tuple[float, float]:
     """(linear.x, angular.z) of a Twist or TwistStamped."""
-    twist = msg.twist if msg.__msgtype__ == TWIST_STAMPED else msg
-    return float(twist.linear.x), float(twist.angular.z)
+    return convert.twist_to_pair(msg)
 
 
 def odom_of(msg) -> tuple[float, float, float, float, float]:
     """(x, y, yaw, linear.x, angular.z) of a nav_msgs/Odometry."""
-    from vla_nav.core.robot_state import yaw_from_quaternion
-    pose = msg.pose.pose
-    q = pose.orientation
-    twist = msg.twist.twist
-    return (float(pose.position.x), float(pose.position.y),
-            yaw_from_quaternion(q.x, q.y, q.z, q.w), float(twist.linear.x), float(twist.angular.z))
+    return convert.odometry_to_pose_twist(msg)
 
 
 def chunk_of(msg) -> tuple[int, np.ndarray, float]:
     """(header stamp ns, actions (N, 2) float32, dt s) of a MultiDOFJointTrajectory chunk.
 
     dt comes from the points' time_from_start (0.0 for chunks with fewer than two points).
+    A malformed chunk raises vla_nav.ros.convert.MalformedChunkError (a ValueError), the one
+    behaviour everywhere: the chunk is rejected whole, never padded.
     """
-    actions = np.array([[p.velocities[0].linear.x, p.velocities[0].angular.z]
-                        if len(p.velocities) else [0.0, 0.0] for p in msg.points],
-                       np.float32).reshape(-1, 2)
-    dt = 0.0
-    if len(msg.points) > 1:
-        offset = msg.points[1].time_from_start
-        dt = (int(offset.sec) * NS_PER_S + int(offset.nanosec)) / NS_PER_S
-    return stamp_to_ns(msg.header.stamp), actions, dt
+    _, actions, dt = convert.msg_to_chunk(msg)
+    return stamp_to_ns(msg.header.stamp), actions.astype(np.float32), dt

@@ -41,7 +41,7 @@ def _robot() -> dict:
 def bench(args) -> dict:
     from vla_nav.sim import NavSim
 
-    with NavSim(args.split, args.seed, (args.size, args.size), **_robot(), world=args.world) as sim:
+    with NavSim(args.split, args.seed, (args.size, args.size), world=args.world, **_robot()) as sim:
         started = time.perf_counter()
         for episode in range(args.resets):
             sim.reset(episode)
@@ -85,7 +85,7 @@ def preview(args) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     frames, episodes = [], []
-    with NavSim(args.split, args.seed, (args.size, args.size), **_robot(), world=args.world) as sim:
+    with NavSim(args.split, args.seed, (args.size, args.size), world=args.world, **_robot()) as sim:
         for episode in range(args.episodes):
             first = sim.reset(episode).rgb
             frames.append(first)

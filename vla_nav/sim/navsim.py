@@ -79,7 +79,6 @@ class NavSim:
         self.stop_words = tuple(stop_words)
         self.base = DiffDriveBase(self.limits)
         self.world_name = world
-        self.stop_phrases = self.stop_words
         self.refusal = ''
         if world == 'v2':
             from vla_nav.sim.world2 import World2
@@ -163,7 +162,7 @@ class NavSim:
         if self.world_name == 'v2':
             from vla_nav.sim.tasks import task_from_text
             scenario, self.refusal = task_from_text(text, self._layout, self.base.pose,
-                                                    self.stop_phrases)
+                                                    self.stop_words)
         else:
             scenario = parse_instruction(text, self._layout, self.base.pose,
                                          stop_words=self.stop_words)

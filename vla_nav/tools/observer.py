@@ -23,6 +23,10 @@ import numpy as np
 
 from vla_nav.config import node_defaults
 from vla_nav.core.stats import LatencyStats
+from vla_nav.ros import qos
+from vla_nav.ros.convert import msg_to_chunk, odometry_to_pose_twist, stamp_to_sec
+from vla_nav.ros.msgs import level_of, status_values
+from vla_nav.ros.runner import init_ros
 
 LATENCY_CAPACITY = 1 << 16          # samples kept for p50/p99 (a 10-minute soak at 30 Hz fits)
 TRAJECTORY_PERIOD_S = 0.1           # odometry samples kept for plots, s apart
@@ -54,14 +58,6 @@ class SuiteTopics:
                    scene=sim['scene_topic'])
 
 
-def _stamp_sec(stamp) -> float:
-    return float(stamp.sec) + float(stamp.nanosec) * 1e-9
-
-
-def _yaw(q) -> float:
-    return math.atan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))
-
-
 def _diagnostic_value(text: str) -> Any:
     for convert in (int, float):
         try:
@@ -84,31 +80,19 @@ class SuiteObserver:
         from nav_msgs.msg import Odometry
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.parameter import Parameter
-        from rclpy.qos import (
-            DurabilityPolicy,
-            QoSProfile,
-            ReliabilityPolicy,
-            qos_profile_sensor_data,
-        )
         from sensor_msgs.msg import Image
         from std_msgs.msg import String
         from trajectory_msgs.msg import MultiDOFJointTrajectory
 
         self._rclpy = rclpy
         if not rclpy.ok():
-            try:
-                from rclpy.signals import SignalHandlerOptions
-                rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
-            except (ImportError, TypeError):
-                rclpy.init()
+            init_ros()
         self.node = rclpy.create_node(node_name, parameter_overrides=[
             Parameter('use_sim_time', Parameter.Type.BOOL, bool(use_sim_time))])
         self.executor = SingleThreadedExecutor()
         self.executor.add_node(self.node)
         self.topics = topics = SuiteTopics.from_config()
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+        latched, reliable = qos.latched_qos(), qos.reliable_qos(depth=50)
         self.instruction_pub = self.node.create_publisher(String, topics.instruction, latched)
         self.node.create_subscription(String, topics.scene, self._on_scene, latched)
         self.node.create_subscription(String, topics.status, self._on_status, reliable)
@@ -120,7 +104,7 @@ class SuiteObserver:
         self.keep_frames = keep_frames
         if keep_frames:
             self.node.create_subscription(Image, topics.image, self._on_image,
-                                          qos_profile_sensor_data)
+                                          qos.sensor_qos())
         self.on_chunk = on_chunk
         self.reset_figures()
         self.scene: dict | None = None
@@ -139,6 +123,7 @@ class SuiteObserver:
         """Start counting chunks, latency and commands afresh (e.g. after warm-up)."""
         self.chunk_count = 0
         self.preempt_count = 0
+        self.malformed_chunks = 0
         self.first_chunk_at: float | None = None
         self.last_chunk_at: float | None = None
         self.latency = LatencyStats(LATENCY_CAPACITY)
@@ -178,17 +163,21 @@ class SuiteObserver:
         self.statuses.append(status)
 
     def _on_odom(self, msg) -> None:
-        pose = msg.pose.pose
-        self.pose = (pose.position.x, pose.position.y, _yaw(pose.orientation))
-        self.twist = (msg.twist.twist.linear.x, msg.twist.twist.angular.z)
+        x, y, yaw, linear, angular = odometry_to_pose_twist(msg)
+        self.pose, self.twist = (x, y, yaw), (linear, angular)
         self.odom_count += 1
-        stamp = _stamp_sec(msg.header.stamp)
+        stamp = stamp_to_sec(msg.header.stamp)
         if not self.trajectory or stamp - self.trajectory[-1][0] >= TRAJECTORY_PERIOD_S:
             self.trajectory.append((stamp, *self.pose))
 
     def _on_chunk(self, msg) -> None:
-        stamp = _stamp_sec(msg.header.stamp)
-        if not msg.points:
+        try:
+            stamp, actions, _ = msg_to_chunk(msg)
+        except ValueError as error:   # MalformedChunkError: rejected whole, as the executor does
+            self.malformed_chunks += 1
+            self.node.get_logger().error(f'malformed chunk skipped: {error}', throttle_duration_sec=5.0)
+            return
+        if not len(actions):
             self.preempt_count += 1
             return
         arrived = time.monotonic()
@@ -200,9 +189,7 @@ class SuiteObserver:
         self.last_chunk_stamp = stamp
         self._pending_stamps.append(stamp)
         if self.on_chunk is not None:
-            actions = np.array([(p.velocities[0].linear.x, p.velocities[0].angular.z)
-                                for p in msg.points if p.velocities], dtype=np.float32)
-            self.on_chunk(stamp, actions, self.frame_at(stamp))
+            self.on_chunk(stamp, actions.astype(np.float32), self.frame_at(stamp))
 
     def _on_cmd_vel(self, msg) -> None:
         now = self.now()
@@ -219,10 +206,8 @@ class SuiteObserver:
 
     def _on_diagnostics(self, msg) -> None:
         for status in msg.status:
-            level = status.level
-            level = level[0] if isinstance(level, (bytes, bytearray)) else int(level)
-            entry = {value.key: _diagnostic_value(value.value) for value in status.values}
-            entry.update(_level=level, _message=status.message, _received=time.monotonic())
+            entry = {key: _diagnostic_value(value) for key, value in status_values(status).items()}
+            entry.update(_level=level_of(status), _message=status.message, _received=time.monotonic())
             self.diagnostics[status.name] = entry
 
     def _on_image(self, msg) -> None:
@@ -233,7 +218,7 @@ class SuiteObserver:
         except ImageDecodeError:
             return
         self.frame_count += 1
-        self.frames[_stamp_sec(msg.header.stamp)] = rgb
+        self.frames[stamp_to_sec(msg.header.stamp)] = rgb
         while len(self.frames) > FRAMES_KEPT:
             self.frames.pop(next(iter(self.frames)))
 

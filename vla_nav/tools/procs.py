@@ -61,14 +61,45 @@ def rss_mb(pid: int) -> float | None:
     return None
 
 
+def write_parameter_overrides(path: Path, parameters: dict[str, Any]) -> Path:
+    """A params file that applies `parameters` to whichever node reads it (`/**`: any name and
+    namespace), so strings with colons, empty strings and lists keep their types."""
+    path.write_text(yaml.safe_dump({'/**': {'ros__parameters': dict(parameters)}}), encoding='utf-8')
+    return path
+
+
+def node_command(name: str, params_files: list[Path], namespace: str | None = None) -> list[str]:
+    """`python -m vla_nav.nodes.<name> --ros-args --params-file ... [-r __ns:=/namespace]`."""
+    command = [sys.executable, '-m', f'vla_nav.nodes.{name}', '--ros-args']
+    for params_file in params_files:
+        command += ['--params-file', str(params_file)]
+    if namespace:
+        command += ['-r', f'__ns:=/{namespace.strip("/")}']
+    return command
+
+
 @dataclass
 class NodeProcess:
-    """One running node: its process, the log it writes and the parameters it was given."""
+    """One running node: its process, the log it writes and the parameters it was given.
+    The one process handle of the tools (demo, soak, replay) and of the ROS tests."""
 
     name: str
     popen: subprocess.Popen
     log_path: Path
     parameters: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def start(cls, name: str, command: list[str], env: dict[str, str], log_path: Path,
+              parameters: dict[str, Any] | None = None) -> NodeProcess:
+        """Run `command` with stdout+stderr into `log_path` (its first line is the command), in
+        its own session: a Ctrl-C reaches only the caller, which stops its nodes in order."""
+        with open(log_path, 'w', encoding='utf-8') as log:
+            log.write('$ ' + ' '.join(command) + '\n')
+            log.flush()
+            popen = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, cwd=str(SOURCE_ROOT),
+                                     start_new_session=True)
+        return cls(name, popen, Path(log_path), dict(parameters or {}))
 
     @property
     def pid(self) -> int:
@@ -78,6 +109,14 @@ class NodeProcess:
     def returncode(self) -> int | None:
         return self.popen.poll()
 
+    @property
+    def output(self) -> str:
+        """Everything the node wrote so far."""
+        try:
+            return self.log_path.read_text(encoding='utf-8', errors='replace')
+        except OSError:
+            return ''
+
     def alive(self) -> bool:
         return self.popen.poll() is None
 
@@ -85,11 +124,35 @@ class NodeProcess:
         return rss_mb(self.pid) if self.alive() else None
 
     def log_tail(self, lines: int = 15) -> str:
-        try:
-            text = self.log_path.read_text(encoding='utf-8', errors='replace')
-        except OSError:
-            return ''
-        return '\n'.join(text.splitlines()[-lines:])
+        return '\n'.join(self.output.splitlines()[-lines:])
+
+    def signal(self, signum: int) -> None:
+        if self.alive():
+            try:
+                self.popen.send_signal(signum)
+            except ProcessLookupError:
+                pass
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, no goodbye message."""
+        self.signal(signal.SIGKILL)
+        self.popen.wait()
+
+    def wait(self, timeout: float = SIGNAL_WAIT_S) -> int:
+        """The exit code; subprocess.TimeoutExpired after `timeout` seconds."""
+        return self.popen.wait(timeout)
+
+    def stop(self, wait_s: float = SIGNAL_WAIT_S) -> int | None:
+        """SIGINT, then SIGTERM, then SIGKILL, each after a bounded wait; the exit code."""
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+            if not self.alive():
+                break
+            self.signal(signum)
+            try:
+                self.popen.wait(timeout=wait_s)
+            except subprocess.TimeoutExpired:
+                continue
+        return self.returncode
 
 
 class NodeSuite:
@@ -123,11 +186,8 @@ class NodeSuite:
 
     def command(self, name: str, parameters: dict[str, Any]) -> list[str]:
         """The command line of one node (also written to its log for reproduction)."""
-        overrides = self.log_dir / f'{name}.params.yaml'
-        overrides.write_text(yaml.safe_dump({name: {'ros__parameters': dict(parameters)}}),
-                             encoding='utf-8')
-        return [sys.executable, '-m', f'vla_nav.nodes.{name}', '--ros-args',
-                '--params-file', str(self.params_file), '--params-file', str(overrides)]
+        overrides = write_parameter_overrides(self.log_dir / f'{name}.params.yaml', parameters)
+        return node_command(name, [self.params_file, overrides])
 
     def start(self, name: str, parameters: dict[str, Any] | None = None) -> NodeProcess:
         if name not in NODE_NAMES:
@@ -135,15 +195,8 @@ class NodeSuite:
         if name in self.processes and self.processes[name].alive():
             raise RuntimeError(f'{name} is already running (pid {self.processes[name].pid})')
         parameters = dict(parameters or {})
-        command = self.command(name, parameters)
-        log_path = self.log_dir / f'{name}.log'
-        with open(log_path, 'w', encoding='utf-8') as log:
-            log.write('$ ' + ' '.join(command) + '\n')
-            log.flush()
-            popen = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, cwd=str(SOURCE_ROOT),
-                                     start_new_session=True)   # Ctrl-C reaches only us; we stop them
-        process = NodeProcess(name, popen, log_path, parameters)
+        process = NodeProcess.start(name, self.command(name, parameters), self.env,
+                                    self.log_dir / f'{name}.log', parameters)
         self.processes[name] = process
         return process
 
@@ -173,18 +226,7 @@ class NodeSuite:
         order = [name for name in STOP_ORDER if name in self.processes]
         order += [name for name in self.processes if name not in order]
         for name in order:
-            process = self.processes[name]
-            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
-                if not process.alive():
-                    break
-                try:
-                    process.popen.send_signal(signum)
-                except ProcessLookupError:
-                    break
-                try:
-                    process.popen.wait(timeout=wait_s)
-                except subprocess.TimeoutExpired:
-                    continue
+            self.processes[name].stop(wait_s)
 
     def __enter__(self) -> NodeSuite:
         return self

@@ -33,7 +33,7 @@ class ReplayOutput:
 
 
 def frame_stamp_ns(msg, receive_ns: int) -> int:
-    from vla_nav.data.bags import stamp_to_ns
+    from vla_nav.ros.convert import stamp_to_ns
     stamp = stamp_to_ns(msg.header.stamp)
     return stamp if stamp > 0 else receive_ns
 
@@ -70,7 +70,10 @@ def read_output(path: Path, topics) -> tuple[list, np.ndarray]:
     chunks, commands = [], []
     for message in iter_bag_messages(path, topics, kinds=('chunk', 'cmd_vel')):
         if message.kind == 'chunk':
-            stamp, actions, _ = chunk_of(message.msg)
+            try:
+                stamp, actions, _ = chunk_of(message.msg)
+            except ValueError:   # malformed: rejected whole (vla_nav.ros.convert)
+                continue
             chunks.append((stamp, actions))
         else:
             commands.append((message.receive_ns, *twist_of(message.msg)))

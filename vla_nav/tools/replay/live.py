@@ -76,18 +76,21 @@ class _LiveProbe:
         import rclpy
         from geometry_msgs.msg import Twist, TwistStamped
         from rclpy.executors import SingleThreadedExecutor
-        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
         from sensor_msgs.msg import CompressedImage, Image
         from std_msgs.msg import String
         from trajectory_msgs.msg import MultiDOFJointTrajectory
+
+        from vla_nav.ros import qos
+        from vla_nav.ros.runner import init_ros
 
         self.topics, self.domain_id = topics, domain_id
         self.stamped = load_config().chunk_executor.stamped
         self.received_chunks: list = []
         self.received_commands: list = []
+        self.errors, self.last_error = 0, ''
         self.lock = threading.Lock()
         self.context = rclpy.Context()
-        rclpy.init(context=self.context, domain_id=domain_id)
+        init_ros(context=self.context, domain_id=domain_id)
         self.node = rclpy.create_node('vla_nav_replay', context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
@@ -95,11 +98,10 @@ class _LiveProbe:
         self.string_type = String
         self.camera_pub = self.node.create_publisher(
             self.camera_type, topics.compressed_image if compressed else topics.image,
-            QoSProfile(depth=1, reliability=qos_profile_sensor_data.reliability))
-        self.instruction_pub = self.node.create_publisher(
-            String, topics.instruction, QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                                                   durability=DurabilityPolicy.TRANSIENT_LOCAL))
-        reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+            qos.sensor_qos())
+        self.instruction_pub = self.node.create_publisher(String, topics.instruction,
+                                                          qos.latched_qos())
+        reliable = qos.reliable_qos(depth=100)
         self.node.create_subscription(MultiDOFJointTrajectory, topics.chunk, self._on_chunk, reliable)
         self.node.create_subscription(TwistStamped if self.stamped else Twist, topics.cmd_vel,
                                       self._on_cmd_vel, reliable)
@@ -113,20 +115,23 @@ class _LiveProbe:
             self.executor.spin_once(timeout_sec=0.05)
 
     def _on_chunk(self, msg) -> None:
-        stamp = msg.header.stamp.sec * NS + msg.header.stamp.nanosec
-        actions = np.array([[p.velocities[0].linear.x, p.velocities[0].angular.z]
-                            for p in msg.points if p.velocities], np.float32).reshape(-1, 2)
-        dt = 0.0
-        if len(msg.points) > 1:
-            offset = msg.points[1].time_from_start
-            dt = (offset.sec * NS + offset.nanosec) / NS
+        from vla_nav.ros.convert import MalformedChunkError, msg_to_chunk, stamp_to_ns
+        try:   # a malformed chunk is rejected whole, as chunk_executor rejects it
+            _, actions, dt = msg_to_chunk(msg)
+        except MalformedChunkError as error:
+            with self.lock:
+                self.errors += 1
+                self.last_error = f'malformed chunk skipped: {error}'
+            return
         with self.lock:
-            self.received_chunks.append((stamp, time.time_ns(), actions, dt))
+            self.received_chunks.append((stamp_to_ns(msg.header.stamp), time.time_ns(),
+                                         actions.astype(np.float32), dt))
 
     def _on_cmd_vel(self, msg) -> None:
-        twist = msg.twist if self.stamped else msg
+        from vla_nav.ros.convert import twist_to_pair
+        linear, angular = twist_to_pair(msg)
         with self.lock:
-            self.received_commands.append((time.time_ns(), twist.linear.x, twist.angular.z))
+            self.received_commands.append((time.time_ns(), linear, angular))
 
     def wait_ready(self, suite) -> None:
         """Until vla_node listens and chunk_executor publishes (bounded; a dead node fails now)."""
@@ -177,6 +182,8 @@ class _Played:
     def map_back(self, probe: _LiveProbe) -> ReplayOutput:
         wire = np.array(sorted(self.published), np.int64)
         output, offset = self.output, self.offset_ns
+        output.errors += probe.errors
+        output.last_error = probe.last_error or output.last_error
         for stamp, receive, actions, dt in probe.received_chunks:
             if receive - offset >= self.first_ns:
                 output.chunks.append((self.to_bag_stamp(stamp, wire), receive - offset, actions, dt))
