@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from vla_nav.tools.suite.tiers import Job, end_object, prepare
+from vla_nav.tools.suite.tiers import BLIND_TEXT, BlindEngine, Job, end_object, prepare
 
 _WORKER: dict = {}
 
@@ -60,11 +60,12 @@ def run_job(job: Job, keep_trajectory: bool) -> tuple[dict, object]:
     if prepared is None:
         return {**base, 'outcome': 'skipped', 'reason': 'no other visible object to name'}, None
     observation, text, note = prepared
-    record = drive(_WORKER['engine'], sim, observation, text, _WORKER['settings'],
-                   _WORKER['executor'], keep_trajectory)
+    engine = BlindEngine(_WORKER['engine']) if job.mode == 'blind' else _WORKER['engine']
+    record = drive(engine, sim, observation, text, _WORKER['settings'], _WORKER['executor'],
+                   keep_trajectory)
     layout = sim.layout
     target = sim.scenario.target
-    record.update(**base, **note, policy_text=text,
+    record.update(**base, **note, policy_text=BLIND_TEXT if job.mode == 'blind' else text,
                   target_index=None if target is None else _index_of(layout, target),
                   end_object=end_object(layout, sim.observation.pose))
     return record, (layout if keep_trajectory else None)

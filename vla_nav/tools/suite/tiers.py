@@ -6,7 +6,10 @@ the suite's split and seed; `mode` says what the policy is told:
   retarget  the distractor tier's room of the same episode (it always shows another named object;
             a goto room mostly shows only its target), another named object the camera sees in
             the first frame, named by colour + category in a test template (the judge re-targets)
-  blind     the same scene as the tier's own job, the policy told BLIND_TEXT instead (control)
+  blind     the same scene as the tier's own job; the robot side (PolicyLoop, its sequencer and
+            done rule) gets the real sentence, the model gets BLIND_TEXT in its place (BlindEngine):
+            the robot side refuses a sentence that names nothing ("go"), so telling the loop "go"
+            would only measure the refusal, never whether the model uses the words
 """
 from __future__ import annotations
 
@@ -27,6 +30,20 @@ EXTRA_TIERS = ('turn', 'forward')         # not in the default suite; --tiers ma
 BLIND_TEXT = 'go'                         # the language-blind control's neutral sentence
 BLIND_PREFIX = 'blind:'                   # a control's label: 'blind:<tier>'
 END_OBJECT_RANGE = 1.0                    # m: the nearest object this close (surface) = where it ended
+
+
+class BlindEngine:
+    """An engine wrapper for the language-blind control: every instruction the loop hands the
+    model is replaced by BLIND_TEXT; everything else is the wrapped engine's."""
+
+    def __init__(self, engine) -> None:
+        self._engine = engine
+
+    def set_instruction(self, text: str) -> None:
+        self._engine.set_instruction(BLIND_TEXT)
+
+    def __getattr__(self, name: str):
+        return getattr(self._engine, name)
 
 
 @dataclass(frozen=True)
@@ -64,9 +81,7 @@ def prepare(sim, job: Job, seed: int):
     """Reset `sim` to the job's scene; (first observation, the sentence the policy is told, a note
     for the record) or None when a retarget room has no other object to name."""
     observation = sim.reset(job.episode, kind=SCENE_TIER[job.tier])
-    if job.mode == 'blind':
-        return observation, BLIND_TEXT, {}
-    if job.mode == 'task':
+    if job.mode in ('task', 'blind'):
         return observation, sim.scenario.instruction, {}
     original = sim.scenario
     chosen = retarget(sim, seed, job.episode)
