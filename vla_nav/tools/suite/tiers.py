@@ -111,13 +111,17 @@ def retarget(sim, seed: int, episode: int) -> str | None:
 
 
 def end_object(layout, pose) -> int | None:
-    """Index (in layout.objects) of the named object nearest the final pose, if within
-    END_OBJECT_RANGE of its surface; None when the robot ended near nothing."""
-    best, best_gap = None, END_OBJECT_RANGE
+    """Index (in layout.objects) of the object the robot ended at: of the named objects within
+    END_OBJECT_RANGE of its surface, the one the robot faces (smallest bearing off its heading:
+    a goal reached is faced, while a neighbour of the target can be nearer); None when it ended
+    near nothing."""
+    best, best_bearing = None, math.inf
+    x, y, yaw = pose[0], pose[1], pose[2]
     for index, obj in enumerate(layout.objects):
-        if obj.role == 'clutter':
+        dx, dy = obj.position[0] - x, obj.position[1] - y
+        if obj.role == 'clutter' or math.hypot(dx, dy) - obj.radius > END_OBJECT_RANGE:
             continue
-        gap = math.hypot(obj.position[0] - pose[0], obj.position[1] - pose[1]) - obj.radius
-        if gap <= best_gap:
-            best, best_gap = index, gap
+        bearing = abs(math.remainder(math.atan2(dy, dx) - yaw, math.tau))
+        if bearing < best_bearing:
+            best, best_bearing = index, bearing
     return best
