@@ -28,8 +28,8 @@ Rates carry 95% Wilson score intervals (stats.wilson_interval). Outputs in --out
 (rates, controls, every episode's record), table.md (the README table), <tier>.png (top-down
 trajectories of the first --plot-episodes episodes of each tier).
 
-Seeds (what serves what; record-sim's training data is the train split with seeds 0 and 2, its
-offline validation seed 1, see models/default/RECIPE.md):
+Seeds (what serves what; record-sim's default is --seed 0; the default recipe records the train
+split with seeds 0 and 2, offline validation with 1, DAgger with 3, see models/default/RECIPE.md):
   test split, seed TEST_SEED (0)              published figures, run once per published model
   train split, seed VALIDATION_SEED (100)     `--validation`: choosing epochs and variants; the
                                               held-out tiers do not exist on the train split
@@ -49,7 +49,7 @@ from vla_nav.tools.suite.tiers import EXTRA_TIERS, SCENE_TIER, SUITE_TIERS
 
 TEST_SEED = 0
 VALIDATION_SEED = 100
-TRAINING_SEEDS = (0, 1, 2)      # record-sim seeds of the default recipe (train split)
+TRAINING_SEEDS = (0, 1, 2, 3)   # record-sim seeds of the default recipe (train split; 3: DAgger)
 TEST_ONLY_TIERS = ('held_out_pair', 'held_out_words', 'numbers')
 DEFAULT_EPISODES = 200
 
