@@ -157,7 +157,7 @@ class RuleDoneEstimator:
 class _Step:
     step: language.Step
     started: float
-    motion_base: tuple[float, float] | None = None   # (distance, yaw) of an external state at start
+    motion_base: tuple[float, float] = (0.0, 0.0)   # an external goal-relative state at the start
     last_valid: float = 0.0
     failing_since: float | None = None
     motion: Motion = field(default_factory=Motion)
@@ -176,6 +176,7 @@ class GoalSequencer:
         self._steps: tuple[language.Step, ...] = ()
         self._current: _Step | None = None
         self.previous: GoalStatus | None = None   # the goal the last start/stop ended, if any
+        self._last_external = (0.0, 0.0)
 
     # --- operator side -----------------------------------------------------------------
     def start(self, goal_id: int, text: str, now: float) -> GoalStatus:
@@ -232,8 +233,7 @@ class GoalSequencer:
         if current is None or not (math.isfinite(distance_m) and math.isfinite(yaw_change_rad)):
             return
         if not relative:
-            if current.motion_base is None:
-                current.motion_base = (distance_m, yaw_change_rad)
+            self._last_external = (distance_m, yaw_change_rad)
             distance_m = abs(distance_m - current.motion_base[0])
             yaw_change_rad -= current.motion_base[1]
         current.motion = Motion(distance_m, yaw_change_rad, True)
@@ -287,7 +287,8 @@ class GoalSequencer:
 
     def _begin_step(self, index: int, now: float) -> None:
         step = self._steps[index]
-        self._current = _Step(step, now, last_valid=now)
+        base = self._last_external if index > 0 else (0.0, 0.0)
+        self._current = _Step(step, now, motion_base=base, last_valid=now)
         self.estimator.reset()
         self.status = _replace(self.status, step_index=index, step_text=step.text,
                                step_kind=step.kind, done_estimate=0.0, stamp=now)
