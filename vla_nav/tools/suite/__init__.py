@@ -34,7 +34,9 @@ split with seeds 0 and 2, offline validation with 1, DAgger with 3, see models/d
   train split, seed VALIDATION_SEED (100)     `--validation`: choosing epochs and variants; the
                                               held-out tiers do not exist on the train split
 Episodes are first_episode .. first_episode + N - 1 of each tier; everything is seeded, and the
-records do not depend on --workers.
+records do not depend on --workers or the machine's load: the chunk latency is fixed
+(SUITE_LATENCY, 20 ms: the chunk reaches the executor on the next 20 Hz tick, as a live node's
+few-ms inference does) unless --latency is given.
 
 Modules: tiers.py (jobs and scene setup), runner.py (worker processes), stats.py (Wilson
 interval), report.py (tables, PNGs, JSON).
@@ -52,6 +54,7 @@ VALIDATION_SEED = 100
 TRAINING_SEEDS = (0, 1, 2, 3)   # record-sim seeds of the default recipe (train split; 3: DAgger)
 TEST_ONLY_TIERS = ('held_out_pair', 'held_out_words', 'numbers')
 DEFAULT_EPISODES = 200
+SUITE_LATENCY = 0.02   # s, frame -> chunk at the executor: fixed (not measured) so runs repeat
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -137,7 +140,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         split, seed, tiers, blind = resolve_args(args)
         model_dir = str(resolve_model_dir(args.model))
-        settings = ClosedLoopSettings.from_config(latency=args.latency)
+        latency = SUITE_LATENCY if args.latency is None else args.latency
+        settings = ClosedLoopSettings.from_config(latency=latency)
         summary, records, layouts = run_suite(
             load_model_engine, (model_dir, args.backend, args.device), split=split, seed=seed,
             tiers=tiers, blind_tiers=blind, episodes=args.episodes_per_tier, settings=settings,
