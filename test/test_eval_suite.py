@@ -206,3 +206,19 @@ def test_outputs_table_json_and_a_png_per_tier(oracle_run, tmp_path):
     text, table = format_text(summary), format_markdown(summary)
     assert 'language-blind control (goto' in text and 'retarget-swap control' in text
     assert table.count('\n') == len(summary['tiers']) + 1 + 2
+
+
+def test_records_do_not_depend_on_the_number_of_workers(oracle_run):
+    _, records, _ = oracle_run
+    settings = oracle_run[0]['meta']
+    assert settings['latency'] == 0.0
+    base = ClosedLoopSettings.from_config(latency=0.0)
+    _, parallel, _ = run_suite(
+        make_oracle, (), split='test', seed=0, tiers=['goto'], blind_tiers=[], episodes=2,
+        settings=ClosedLoopSettings(control_rate=base.control_rate, camera_rate=base.camera_rate,
+                                    latency=0.0, image_size=(64, 64)),
+        workers=2, plot_episodes=0, progress=False)
+    timing = {'inference_ms_p50', 'trajectory'}
+    serial = [r for r in records if r['label'] == 'goto'][:2]
+    assert [{k: v for k, v in r.items() if k not in timing} for r in parallel] == \
+        [{k: v for k, v in r.items() if k not in timing} for r in serial]
