@@ -18,43 +18,13 @@ def plot_topdown(layout: Layout, trajectories: list[dict], path, title: str | No
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    from matplotlib.patches import Circle, Polygon, Rectangle
+    from matplotlib.patches import Circle
 
     figure, axes = plt.subplots(figsize=(6.4, 6.4 * layout.depth / max(layout.width, 1e-6) + 0.4))
     hx, hy = layout.width / 2, layout.depth / 2
-    wall_boxes = getattr(layout, 'wall_boxes', None)
-    if wall_boxes:   # a v2 room: its floor rectangles and wall boxes
-        floor_rgb = layout.style.floor_rgb
-        for x0, y0, x1, y1 in layout.free_rects:
-            axes.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, facecolor=(*floor_rgb, 0.25),
-                                     edgecolor='none'))
-        for cx, cy, bx, by in wall_boxes:
-            axes.add_patch(Rectangle((cx - bx, cy - by), 2 * bx, 2 * by, facecolor='0.25',
-                                     edgecolor='black', lw=0.5))
-    else:
-        axes.add_patch(Rectangle((-hx, -hy), layout.width, layout.depth, fill=True,
-                                 facecolor=(*layout.appearance.floor_rgb, 0.25), edgecolor='black',
-                                 lw=3))
+    _draw_room(axes, layout)
     for obj in layout.objects:
-        x, y = obj.position
-        colour = obj.rgb
-        if obj.shape in ('box', 'crate', 'table'):
-            half_x, half_y = obj.size[0], obj.size[1]
-            corners = [(sx * half_x, sy * half_y) for sx, sy in ((-1, -1), (1, -1), (1, 1), (-1, 1))]
-            cos_y, sin_y = math.cos(obj.yaw), math.sin(obj.yaw)
-            axes.add_patch(Polygon([(x + cx * cos_y - cy * sin_y, y + cx * sin_y + cy * cos_y)
-                                    for cx, cy in corners], closed=True, facecolor=colour,
-                                   edgecolor='black', lw=0.8))
-        elif obj.shape == 'cone':
-            r = obj.size[0]
-            axes.add_patch(Polygon([(x, y + r), (x - r * 0.87, y - r / 2), (x + r * 0.87, y - r / 2)],
-                                   closed=True, facecolor=colour, edgecolor='black', lw=0.8))
-            axes.add_patch(Circle((x, y), r, fill=False, edgecolor=colour, lw=0.8))
-        else:
-            axes.add_patch(Circle((x, y), obj.radius, facecolor=colour, edgecolor='black',
-                                  lw=0.8, hatch='..' if obj.shape == 'cylinder' else None))
-        if obj.role != 'clutter':
-            axes.annotate(obj.name, (x, y + obj.radius + 0.05), ha='center', fontsize=6)
+        _draw_object(axes, obj)
     targets_drawn = set()
     for index, trajectory in enumerate(trajectories):
         poses = [tuple(p) for p in trajectory.get('poses', [])]
@@ -89,3 +59,49 @@ def plot_topdown(layout: Layout, trajectories: list[dict], path, title: str | No
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
+
+
+def _draw_room(axes, layout: Layout) -> None:
+    """The floor and walls: a v2 room's floor rectangles and wall boxes, or v1's box room."""
+    from matplotlib.patches import Rectangle
+
+    wall_boxes = getattr(layout, 'wall_boxes', None)
+    if wall_boxes:
+        floor_rgb = layout.style.floor_rgb
+        for x0, y0, x1, y1 in layout.free_rects:
+            axes.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, facecolor=(*floor_rgb, 0.25),
+                                     edgecolor='none'))
+        for cx, cy, bx, by in wall_boxes:
+            axes.add_patch(Rectangle((cx - bx, cy - by), 2 * bx, 2 * by, facecolor='0.25',
+                                     edgecolor='black', lw=0.5))
+        return
+    hx, hy = layout.width / 2, layout.depth / 2
+    axes.add_patch(Rectangle((-hx, -hy), layout.width, layout.depth, fill=True,
+                             facecolor=(*layout.appearance.floor_rgb, 0.25), edgecolor='black',
+                             lw=3))
+
+
+def _draw_object(axes, obj) -> None:
+    """One object in its colour: boxes as rotated rectangles, cones as triangles, the rest as
+    circles (cylinders hatched); named objects (not clutter) labelled."""
+    from matplotlib.patches import Circle, Polygon
+
+    x, y = obj.position
+    colour = obj.rgb
+    if obj.shape in ('box', 'crate', 'table'):
+        half_x, half_y = obj.size[0], obj.size[1]
+        corners = [(sx * half_x, sy * half_y) for sx, sy in ((-1, -1), (1, -1), (1, 1), (-1, 1))]
+        cos_y, sin_y = math.cos(obj.yaw), math.sin(obj.yaw)
+        axes.add_patch(Polygon([(x + cx * cos_y - cy * sin_y, y + cx * sin_y + cy * cos_y)
+                                for cx, cy in corners], closed=True, facecolor=colour,
+                               edgecolor='black', lw=0.8))
+    elif obj.shape == 'cone':
+        r = obj.size[0]
+        axes.add_patch(Polygon([(x, y + r), (x - r * 0.87, y - r / 2), (x + r * 0.87, y - r / 2)],
+                               closed=True, facecolor=colour, edgecolor='black', lw=0.8))
+        axes.add_patch(Circle((x, y), r, fill=False, edgecolor=colour, lw=0.8))
+    else:
+        axes.add_patch(Circle((x, y), obj.radius, facecolor=colour, edgecolor='black',
+                              lw=0.8, hatch='..' if obj.shape == 'cylinder' else None))
+    if obj.role != 'clutter':
+        axes.annotate(obj.name, (x, y + obj.radius + 0.05), ha='center', fontsize=6)
