@@ -104,7 +104,7 @@ def format_markdown(summary: dict) -> str:
 
 
 def write_outputs(summary: dict, records: list[dict], layouts: dict, out: Path,
-                  dpi: int = 60) -> dict[str, str]:
+                  dpi: int = 75) -> dict[str, str]:
     """summary.json (rates + per-episode records), table.md, and <tier>.png per label; returns
     {name: path} of what was written."""
     from vla_nav.tools.eval_sim import plot_trajectories
