@@ -18,6 +18,9 @@ Reported: success / collision / timeout / failure rates, mean time to goal (succ
 efficiency (straight-line distance / path length, successful goto + forward episodes), a per-kind
 breakdown and every episode's record; `--plot` draws top-down trajectories
 (`vla_nav.sim.plot.plot_topdown`). `--workers K` runs episodes in K processes.
+
+`--suite` runs the v2 world's named tiers and the two controls instead (vla_nav/tools/suite:
+`eval-sim --suite [--tiers ...] [--episodes-per-tier N] [--validation] [--out DIR]`).
 """
 from __future__ import annotations
 
