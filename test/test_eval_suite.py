@@ -98,6 +98,7 @@ def test_end_object_is_the_named_object_faced_within_range():
 @pytest.mark.parametrize('extra, message', [
     (['--tiers', 'goto,fly'], 'unknown tier'),
     (['--blind-tiers', 'nowhere'], 'unknown tier'),
+    (['--blind-tiers', 'goto,retarget'], 'no language-blind retarget'),
     (['--episodes-per-tier', '0'], '--episodes-per-tier'),
     (['--workers', '0'], '--workers'),
     (['--validation', '--split', 'test'], '--validation'),

@@ -67,6 +67,9 @@ def build_jobs(tiers: list[str], blind_tiers: list[str], episodes: int,
         raise ValueError(f'unknown tier(s) {unknown}; known: {", ".join(SCENE_TIER)}')
     if episodes < 1:
         raise ValueError(f'episodes per tier must be >= 1, got {episodes}')
+    if 'retarget' in blind_tiers:
+        raise ValueError('no language-blind retarget: blind, a retarget room is the distractor '
+                         'tier\'s scene (use --blind-tiers distractor)')
     ordered = list(dict.fromkeys(tiers))
     ordered += [t for t in dict.fromkeys(blind_tiers) if t not in ordered]   # a control's reference
     if 'retarget' in ordered and 'distractor' not in ordered:
