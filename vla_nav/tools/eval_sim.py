@@ -260,10 +260,7 @@ def plot_trajectories(plotted: list, path: str, dpi: int = 90, title: str | None
                                    'target': _plot_target(layout, record),
                                    'label': record['instruction']}], single)
             axis.imshow(mpimg.imread(single))
-            told = record.get('policy_text')
-            text = record['instruction'] if told in (None, record['instruction']) else \
-                f'{record["instruction"]} (told "{told}")'
-            axis.set_title(f'#{record["episode"]} {record["outcome"]}\n{text}', fontsize=7)
+            axis.set_title(_episode_title(record), fontsize=7)
         for axis in axes.flat:
             axis.axis('off')
     if title:
@@ -271,6 +268,20 @@ def plot_trajectories(plotted: list, path: str, dpi: int = 90, title: str | None
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
+
+
+def _episode_title(record: dict) -> str:
+    """'#episode outcome [step k of n]' over the instruction (and what the policy was told when
+    that differs), wrapped to the panel."""
+    import textwrap
+
+    told = record.get('policy_text')
+    text = record['instruction'] if told in (None, record['instruction']) else \
+        f'{record["instruction"]} (model told "{told}")'
+    steps = record.get('steps') or 0
+    progress = f' ({record.get("steps_done", 0)} of {steps} steps done)' if steps > 1 else ''
+    return '\n'.join([f'#{record["episode"]} {record["outcome"]}{progress}',
+                      *textwrap.wrap(text, 48)[:3]])
 
 
 def _plot_target(layout, record: dict):

@@ -65,7 +65,7 @@ def _cell(value: dict | None) -> str:
 
 def table_rows(summary: dict) -> list[list[str]]:
     rows = [[tier, str(v['episodes']), _cell(v['success']), _cell(v['collision']),
-             _cell(v['timeout'])] for tier, v in summary['tiers'].items()]
+             _cell(v['timeout']), _cell(v['failure'])] for tier, v in summary['tiers'].items()]
     return rows
 
 
@@ -74,9 +74,10 @@ def format_text(summary: dict) -> str:
     meta = summary['meta']
     lines = [f'eval-sim --suite: {meta["model"]} on the {meta["split"]} split, seed {meta["seed"]}, '
              f'{meta["episodes_per_tier"]} episodes per tier (95% Wilson intervals)',
-             f'{"tier":<15} {"n":>4}  {"success":<19} {"collision":<19} {"timeout":<19}']
-    for tier, n, success, collision, timeout in table_rows(summary):
-        lines.append(f'{tier:<15} {n:>4}  {success:<19} {collision:<19} {timeout:<19}')
+             f'{"tier":<15} {"n":>4}  {"success":<19} {"collision":<19} {"timeout":<19} '
+             f'{"failure":<19}']
+    for tier, n, *cells in table_rows(summary):
+        lines.append(f'{tier:<15} {n:>4}  ' + ' '.join(f'{cell:<19}' for cell in cells))
     for tier, values in summary['controls']['language_blind'].items():
         lines.append(f'language-blind control ({tier}, told "{values["text"]}"): success '
                      f'{_cell(values["blind"]["success"])} vs {_cell(values["with_words"])} with the '
@@ -90,16 +91,17 @@ def format_text(summary: dict) -> str:
 
 def format_markdown(summary: dict) -> str:
     """The README table (same figures as format_text)."""
-    lines = ['| tier | episodes | success | collision | timeout |', '| --- | --- | --- | --- | --- |']
+    lines = ['| tier | episodes | success | collision | timeout | failure |',
+             '| --- | --- | --- | --- | --- | --- |']
     lines += ['| ' + ' | '.join(row) + ' |' for row in table_rows(summary)]
     for tier, values in summary['controls']['language_blind'].items():
         lines.append(f'| language-blind ({tier}, "{values["text"]}") | {values["blind"]["episodes"]} '
                      f'| {_cell(values["blind"]["success"])} | {_cell(values["blind"]["collision"])} '
-                     f'| {_cell(values["blind"]["timeout"])} |')
+                     f'| {_cell(values["blind"]["timeout"])} | {_cell(values["blind"]["failure"])} |')
     swap = summary['controls'].get('retarget_swap')
     if swap:
         lines.append(f'| retarget-swap (both reached, different objects) | {swap["pairs"]} '
-                     f'| {_cell(swap)} | | |')
+                     f'| {_cell(swap)} | | | |')
     return '\n'.join(lines)
 
 
@@ -120,5 +122,15 @@ def write_outputs(summary: dict, records: list[dict], layouts: dict, out: Path,
     for label, items in plotted.items():
         path = out / f'{label.replace(":", "_")}.png'
         plot_trajectories(items, str(path), dpi=dpi, title=label)
+        _shrink_png(path)
         written[label] = str(path)
     return written
+
+
+def _shrink_png(path: Path, colours: int = 96) -> None:
+    """A palette PNG (a few tens of kB instead of ~90): plots have few colours."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        small = image.convert('RGB').quantize(colours)
+    small.save(path, optimize=True)
