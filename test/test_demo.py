@@ -134,3 +134,12 @@ def test_search_targets_are_out_of_view_and_two_steps_split_in_two(episode):
     assert steps[1].distance_m == two.parameters['distance']
     scenario = parse_instruction(two.text, layout, pose, stop_words=load_config().stop_words)
     assert scenario.kind == 'forward' and scenario.parameters['distance'] == two.parameters['distance']
+
+
+def test_robot_text_reads_a_goal_status_record():
+    from vla_nav.tools.demo import robot_text
+    assert robot_text(None) == 'robot: (no status yet)'
+    assert robot_text({'state': 'active', 'step': 1, 'steps': 2, 'done_estimate': 0.4,
+                       'reason': ''}) == 'robot: active 1/2 (0.40)'
+    assert robot_text({'state': 'refused', 'step': 0, 'steps': 0, 'done_estimate': 0.0,
+                       'reason': 'negation'}) == 'robot: refused: negation'
