@@ -50,6 +50,7 @@ GIF_MAX_FRAMES = 300             # longer runs are thinned evenly
 FRAMES_KEPT_MAX = 3000
 ACK_TIME_S = 0.25               # episode clock of the status sim_node publishes on a new goal
 SETTLE_S = 0.5                   # between goals: let the executor brake before the next one
+ROBOT_SETTLE_S = 1.5             # robot s to wait for the robot's own verdict after the sim's
 OUTCOME_WORDS = {'success': 'reached', 'collision': 'collided', 'timeout': 'timed out',
                  'failure': 'failed', 'not_understood': 'not understood by the sim',
                  'no_result': 'no result from the sim'}
@@ -262,6 +263,9 @@ def drive_goal(observer, suite, goal, index: int, count: int, real_time_factor: 
     if status is not None and status.get('time_limit'):
         limit = float(status['time_limit'])
     observer.wait_for(tracker.finished, limit / real_time_factor + GOAL_TIME_MARGIN_S, show)
+    if robot is not None:   # the robot's done rule needs a few still chunks after the sim's verdict
+        observer.wait_for(lambda: (robot_now() or {}).get('state') not in (None, 'active'),
+                          ROBOT_SETTLE_S / real_time_factor, show)
     status = tracker.newest()
     wall = time.monotonic() - started
     outcome = outcome_of(status)
