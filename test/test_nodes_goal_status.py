@@ -67,14 +67,18 @@ def test_multi_step_goal_reports_step_progress_and_done(suite):
     first = wait_status(rig, statuses[mark:], lambda r: r['state'] == 'active', vla)
     assert (first['step'], first['steps'], first['step_text']) == (1, 2, 'turn left 90 degrees')
     goal = first['goal_id']
-    wait_status(rig, statuses[mark:], lambda r: r['step'] == 1 and r['done_estimate'] == 0.0, vla,
-                every=drive(rig, odom_pub, (0.0, 0.0, 0.0)))
+    # odometry where the step starts (the frames' chunks prove vla_node has read it), then turned
+    assert rig.until(lambda: len(rig.point_chunks(chunks)) >= 3,
+                     every=drive(rig, odom_pub, (0.0, 0.0, 0.0))), vla.output[-2000:]
     second = wait_status(rig, statuses[mark:], lambda r: r['step'] == 2, vla,
                          every=drive(rig, odom_pub, (0.0, 0.0, math.radians(88))))
     assert (second['goal_id'], second['state'], second['step_text']) == (goal, 'active',
                                                                           'go forward 1 meter')
     # the step change preempted the executor: a second empty chunk after the goal's own preempt
     assert rig.until(lambda: sum(not msg.points for _, msg in rig.chunks[chunks:]) >= 2)
+    step_chunks = len(rig.chunks)
+    assert rig.until(lambda: len(rig.point_chunks(step_chunks)) >= 3,
+                     every=drive(rig, odom_pub, (0.0, 0.0, math.radians(88)))), vla.output[-2000:]
     done = wait_status(rig, statuses[mark:], lambda r: r['state'] == 'done', vla,
                        every=drive(rig, odom_pub, (1.0, 0.0, math.radians(88))))
     assert (done['goal_id'], done['step'], done['done_estimate']) == (goal, 2, 1.0)

@@ -9,7 +9,8 @@
                                   chunk drawn on the frame by `draw` (vla_nav.tools.overlay.draw_chunk,
                                   passed in by the node; publish_annotated_image, off by default:
                                   it copies and scales every frame)
-      .diagnostic_values()        the goal status as /diagnostics key-values
+      .diagnostic_values()        the goal status now as /diagnostics key-values (with the live
+                                  done estimate; the topic is published on state/step changes)
 rclpy message types are imported when called; the geometry is vla_nav.core.chunk_geometry.
 """
 from __future__ import annotations
@@ -99,8 +100,9 @@ class GoalViews:
             self.image_pub.publish(msgs.rgb_to_image_msg(drawn, chunk.stamp, self.config.base_frame))
 
     def diagnostic_values(self) -> dict:
-        last = self._last
-        if last is None:
+        """The goal status now (its done estimate is live here; the topic carries changes)."""
+        last = self.loop.status if self.loop is not None else self._last
+        if last is None or last.goal_id == 0:
             return {'goal_state': '(none)'}
         record = goal_status_record(last)
         return {'goal_state': record['state'], 'goal_step': f"{record['step']}/{record['steps']}",
