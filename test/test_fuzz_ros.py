@@ -318,7 +318,8 @@ def test_only_real_goals_were_accepted(suite, fuzzed):
     """Empty, whitespace, control-only, punctuation-only, over-long and invalid-UTF-8 instructions
     are all rejected; goals in other languages are read as text (never rejected as junk), and the
     goal sequencer refuses what it cannot act on (vla_nav.core.goal): none is accepted as a guess."""
-    expected = {normalise_instruction(text) for text in FOREIGN_GOALS} | {'go to the red cone'}   # + the warm-up goal
+    warm_up = 'go to the red cone'
+    expected = {normalise_instruction(text) for text in FOREIGN_GOALS} | {warm_up}
     for process in (suite.raw, suite.compressed):
         goals = accepted_goals(process.output[fuzzed['output_marks'][id(process)]:])
         assert goals and set(goals) <= expected, goals
