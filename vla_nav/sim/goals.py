@@ -165,16 +165,22 @@ def _two_step(layout: Layout, pose, visited: tuple[str, ...]) -> PlannedGoal | N
                        judged_as='forward')
 
 
+def _search(layout: Layout, pose, visited: tuple[str, ...]) -> PlannedGoal | None:
+    """"go to <an object out of view>": the nearest one."""
+    candidates = search_candidates(layout, pose, visited)
+    if not candidates:
+        return None
+    goal = _goto_goal(candidates[0])
+    return PlannedGoal(goal.text, 'search', goal.target, goal.parameters, judged_as='goto')
+
+
+_EXTRA_KINDS = {'search': _search, 'two_step': _two_step}
+
+
 def plan_goal(kind: str, layout: Layout, pose, visited: tuple[str, ...] = ()) -> PlannedGoal | None:
     """The best goal of `kind` from `pose`, or None when that kind does not fit here."""
-    if kind == 'search':
-        candidates = search_candidates(layout, pose, visited)
-        if not candidates:
-            return None
-        goal = _goto_goal(candidates[0])
-        return PlannedGoal(goal.text, 'search', goal.target, goal.parameters, judged_as='goto')
-    if kind == 'two_step':
-        return _two_step(layout, pose, visited)
+    if kind in _EXTRA_KINDS:
+        return _EXTRA_KINDS[kind](layout, pose, visited)
     if kind == 'stop':
         return PlannedGoal(instruction_for(PHRASING_SPLIT, 'stop', 0), 'stop')
     if kind == 'goto':
