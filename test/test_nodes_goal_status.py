@@ -46,10 +46,11 @@ def records(statuses, since=0):
     return [json.loads(msg.data) for _, msg in statuses[since:]]
 
 
-def wait_status(rig, statuses, predicate, vla, every=None, timeout=10.0):
-    assert rig.until(lambda: any(predicate(r) for r in records(statuses)), timeout, every=every), \
-        (records(statuses), vla.output[-3000:])
-    return next(r for r in records(statuses) if predicate(r))
+def wait_status(rig, statuses, mark, predicate, vla, every=None, timeout=10.0):
+    """The first status record from index `mark` on that satisfies `predicate` (bounded wait)."""
+    assert rig.until(lambda: any(predicate(r) for r in records(statuses, mark)), timeout,
+                     every=every), (records(statuses), vla.output[-3000:])
+    return next(r for r in records(statuses, mark) if predicate(r))
 
 
 def drive(rig, odom_pub, pose):
@@ -64,13 +65,13 @@ def test_multi_step_goal_reports_step_progress_and_done(suite):
     rig, vla, statuses, paths, odom_pub = suite
     mark, chunks = len(statuses), len(rig.chunks)
     rig.instruct('turn left 90 degrees, then go forward 1 meter')
-    first = wait_status(rig, statuses[mark:], lambda r: r['state'] == 'active', vla)
+    first = wait_status(rig, statuses, mark, lambda r: r['state'] == 'active', vla)
     assert (first['step'], first['steps'], first['step_text']) == (1, 2, 'turn left 90 degrees')
     goal = first['goal_id']
     # odometry where the step starts (the frames' chunks prove vla_node has read it), then turned
     assert rig.until(lambda: len(rig.point_chunks(chunks)) >= 3,
                      every=drive(rig, odom_pub, (0.0, 0.0, 0.0))), vla.output[-2000:]
-    second = wait_status(rig, statuses[mark:], lambda r: r['step'] == 2, vla,
+    second = wait_status(rig, statuses, mark, lambda r: r['step'] == 2, vla,
                          every=drive(rig, odom_pub, (0.0, 0.0, math.radians(88))))
     assert (second['goal_id'], second['state'], second['step_text']) == (goal, 'active',
                                                                           'go forward 1 meter')
@@ -79,7 +80,7 @@ def test_multi_step_goal_reports_step_progress_and_done(suite):
     step_chunks = len(rig.chunks)
     assert rig.until(lambda: len(rig.point_chunks(step_chunks)) >= 3,
                      every=drive(rig, odom_pub, (0.0, 0.0, math.radians(88)))), vla.output[-2000:]
-    done = wait_status(rig, statuses[mark:], lambda r: r['state'] == 'done', vla,
+    done = wait_status(rig, statuses, mark, lambda r: r['state'] == 'done', vla,
                        every=drive(rig, odom_pub, (1.0, 0.0, math.radians(88))))
     assert (done['goal_id'], done['step'], done['done_estimate']) == (goal, 2, 1.0)
     # the chunk as a Path in the base frame: 10 integrated steps from the origin
@@ -97,18 +98,18 @@ def test_new_goal_preempts_stop_stops_and_junk_is_refused(suite):
     rig, vla, statuses, paths, odom_pub = suite
     mark = len(statuses)
     rig.instruct('go to the red cone')
-    old = wait_status(rig, statuses[mark:], lambda r: r['state'] == 'active', vla)['goal_id']
+    old = wait_status(rig, statuses, mark, lambda r: r['state'] == 'active', vla)['goal_id']
     rig.instruct('go to the blue ball')
-    preempted = wait_status(rig, statuses[mark:], lambda r: r['state'] == 'preempted', vla)
+    preempted = wait_status(rig, statuses, mark, lambda r: r['state'] == 'preempted', vla)
     assert preempted['goal_id'] == old and preempted['text'] == 'go to the red cone'
-    new = wait_status(rig, statuses[mark:], lambda r: r['goal_id'] == old + 1, vla)
+    new = wait_status(rig, statuses, mark, lambda r: r['goal_id'] == old + 1, vla)
     assert new['state'] == 'active' and new['text'] == 'go to the blue ball'
     rig.instruct('stop')
-    stopped = wait_status(rig, statuses[mark:],
+    stopped = wait_status(rig, statuses, mark,
                           lambda r: r['goal_id'] == old + 1 and r['state'] == 'stopped', vla)
     assert "'stop'" in stopped['reason']
     rig.instruct('fly to the moon')
-    refused = wait_status(rig, statuses[mark:], lambda r: r['state'] == 'refused', vla)
+    refused = wait_status(rig, statuses, mark, lambda r: r['state'] == 'refused', vla)
     assert refused['text'] == 'fly to the moon' and 'nothing to act on' in refused['reason']
     assert rig.until(lambda: 'refused' in vla.output)          # a clear warning in the log
     mark_chunks = len(rig.chunks)
@@ -120,7 +121,7 @@ def test_a_late_subscriber_reads_the_last_state(suite):
     from std_msgs.msg import String
     rig, vla, statuses, paths, odom_pub = suite
     rig.instruct('turn right')
-    wait_status(rig, statuses, lambda r: r['text'] == 'turn right', vla)
+    wait_status(rig, statuses, 0, lambda r: r['text'] == 'turn right', vla)
     late = rig.probe.record(String, STATUS_TOPIC, qos.latched_qos())
     assert rig.until(lambda: bool(late)), vla.output[-2000:]
     assert len(late) == 1 and json.loads(late[0][1].data)['text'] == 'turn right'
