@@ -4,6 +4,7 @@ import json
 import math
 import time
 
+import numpy as np
 import pytest
 
 pytest.importorskip('rclpy')
@@ -19,23 +20,27 @@ DOMAIN = domain_id_for(__file__)
 VLA = node_defaults('vla_node')
 STATUS_TOPIC = absolute_topic(VLA['goal_status_topic'])
 PATH_TOPIC = absolute_topic(VLA['path_topic'])
+IMAGE_TOPIC = absolute_topic(VLA['annotated_image_topic'])
 
 
 @pytest.fixture(scope='module')
 def suite():
     from nav_msgs.msg import Odometry, Path
+    from sensor_msgs.msg import Image
     from std_msgs.msg import String
 
     probe = Probe(DOMAIN)
     statuses = probe.record(String, STATUS_TOPIC, qos.latched_qos())   # before Rig: see Rig's doc
     paths = probe.record(Path, PATH_TOPIC, qos.reliable_qos())
+    images = probe.record(Image, IMAGE_TOPIC, qos.sensor_qos())
     odom_pub = probe.publisher(Odometry, absolute_topic(VLA['state_topic']), qos.reliable_qos())
     rig = Rig(probe)
-    vla = start_node('vla_node', DOMAIN, TEST_POLICY)
+    vla = start_node('vla_node', DOMAIN, {**TEST_POLICY, 'publish_annotated_image': True})
     try:
         assert probe.wait_for_subscribers(rig.image_pub), vla.output
         assert probe.wait_for_subscribers(odom_pub), vla.output
         assert probe.wait_for_message(rig.diagnostics, probe.report_of('vla_node')), vla.output
+        rig.images = images
         yield rig, vla, statuses, paths, odom_pub
     finally:
         vla.stop()
@@ -89,6 +94,12 @@ def test_multi_step_goal_reports_step_progress_and_done(suite):
     assert path.header.frame_id == 'base_link' and len(path.poses) == 11
     assert path.poses[0].pose.position.x == 0.0 and path.poses[-1].pose.position.x > 0.0
     assert quaternion_to_yaw(path.poses[-1].pose.orientation) > 0.0    # "left": turns left
+    # the annotated frame (on here; off by default): the camera frame scaled x2, the chunk drawn on it
+    assert rig.images, vla.output[-2000:]
+    image = rig.images[-1][1]
+    assert (image.height, image.width, image.encoding) == (96, 128, 'rgb8')
+    pixels = np.frombuffer(bytes(image.data), np.uint8).reshape(96, 128, 3)
+    assert (pixels != 255).any(axis=2).mean() > 0.01              # not the plain white frame
     # /diagnostics carries the same status
     report = rig.wait_report('vla_node', lambda r: r.values.get('goal_state') == 'done')
     assert report.values['goal_step'] == '2/2'
