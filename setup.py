@@ -31,9 +31,13 @@ setup(
         (f'share/{PACKAGE}', ['package.xml']),
         (f'share/{PACKAGE}/launch', glob('launch/*.launch.py')),
         (f'share/{PACKAGE}/config', glob('config/*.yaml')),
-        # the small default checkpoint (trained weights + config + figures; ONNX graphs are a cache)
+        # the small default checkpoint (trained weights + config + figures) and its fp32 ONNX graphs
+        # (the text graph's weights come from the MiniLM package), so the robot needs no export
         (f'share/{PACKAGE}/models/default', [path for path in glob('models/default/*')
                                               if path.endswith(('.json', '.safetensors', '.md'))]),
+        (f'share/{PACKAGE}/models/default/onnx', [path for path in glob('models/default/onnx/*')
+                                                   if path.endswith(('.json', '.onnx'))
+                                                   and not path.endswith('.fp16.onnx')]),
     ] + LIB_WRAPPERS,
     install_requires=['setuptools'],
     zip_safe=True,

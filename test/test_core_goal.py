@@ -256,3 +256,15 @@ def test_single_step_goal_drives_as_before():
     assert engine.instruction == 'Go to the red cone!' and loop.active
     assert [s.state for s in statuses] == ['active']      # never moved: never done
     assert loop.chunk_count == 30 and loop.history_fill == 8
+
+
+def test_every_v1_sentence_is_read_as_one_step():
+    """eval-sim, record-sim --driver policy and the demo send v1 sentences: none may be refused
+    ("find the red cone and stop next to it" keeps its goto; the trailing stop is absorbed)."""
+    from vla_nav.core.language import parse_instruction
+    from vla_nav.sim.scenarios import all_instructions
+    stop_words = load_config().stop_words
+    for split in ('train', 'test'):
+        for text in all_instructions(split):
+            parse = parse_instruction(text, stop_words)
+            assert not parse.refused and len(parse.steps) == 1, (text, parse.refused)

@@ -5,15 +5,16 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
-from vla_nav.model.checkpoint import load_checkpoint
-from vla_nav.model.config import PolicyConfig
-from vla_nav.model.policy import VLAPolicy
-from vla_nav.training import feature_cache
-from vla_nav.training.state import METRICS_COLUMNS, STATE_DIR, state_files
-from vla_nav.training.synthetic import write_synthetic_bags
-from vla_nav.training.trainer import TrainConfig, train
+torch = pytest.importorskip('torch')
+
+from vla_nav.model.checkpoint import load_checkpoint  # noqa: E402
+from vla_nav.model.config import PolicyConfig  # noqa: E402
+from vla_nav.model.policy import VLAPolicy  # noqa: E402
+from vla_nav.training import feature_cache  # noqa: E402
+from vla_nav.training.state import METRICS_COLUMNS, STATE_DIR, state_files  # noqa: E402
+from vla_nav.training.synthetic import write_synthetic_bags  # noqa: E402
+from vla_nav.training.trainer import TrainConfig, train  # noqa: E402
 
 TINY = dict(image_size=32, feature_dim=32, neck_channels=8, head_hidden=32, text_head_dim=16,
             state_dim=4)

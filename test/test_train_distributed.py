@@ -14,10 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from vla_nav.model.config import PolicyConfig
-from vla_nav.training.state import STATE_DIR, STATE_FILE
-from vla_nav.training.synthetic import write_synthetic_bags
-from vla_nav.training.trainer import TrainConfig, train
+pytest.importorskip('torch')
+
+from vla_nav.model.config import PolicyConfig  # noqa: E402
+from vla_nav.training.state import STATE_DIR, STATE_FILE  # noqa: E402
+from vla_nav.training.synthetic import write_synthetic_bags  # noqa: E402
+from vla_nav.training.trainer import TrainConfig, train  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

@@ -4,13 +4,14 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
-from vla_nav.model.config import PolicyConfig
-from vla_nav.model.policy import VLAPolicy
-from vla_nav.training import state
-from vla_nav.training.distributed import Distributed, distributed
-from vla_nav.training.metrics import ChunkMAE
+torch = pytest.importorskip('torch')
+
+from vla_nav.model.config import PolicyConfig  # noqa: E402
+from vla_nav.model.policy import VLAPolicy  # noqa: E402
+from vla_nav.training import state  # noqa: E402
+from vla_nav.training.distributed import Distributed, distributed  # noqa: E402
+from vla_nav.training.metrics import ChunkMAE  # noqa: E402
 
 TINY = dict(image_size=32, feature_dim=32, neck_channels=8, head_hidden=32, text_head_dim=16)
 

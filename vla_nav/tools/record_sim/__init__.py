@@ -28,12 +28,12 @@ folders and skips finished episodes. Failed expert episodes (collision/timeout) 
 --keep-failures; a small marker in `.failed/` records them so a resumed run does not redo them.
 `record_sim.json` pins the recording settings: resuming with other settings is refused.
 
-Modules: noise.py (the --noise command perturbation), driver.py (the --driver PolicyDriver: a
-ClosedLoop), this file (settings, the episode recorder, resume and the worker pool).
-
 --world v2 records the v2 world (vla_nav/sim/tasks.py); /instruction then carries the running
 step's clause, written again at each step change (the dataset starts a segment there), and the
 metadata adds world, tier, the step clauses and the times each step was done.
+
+Modules: noise.py (the --noise command perturbation), driver.py (the --driver PolicyDriver: a
+ClosedLoop), this file (settings, the episode recorder, resume and the worker pool).
 """
 from __future__ import annotations
 

@@ -87,7 +87,7 @@ class _LiveProbe:
         self.stamped = load_config().chunk_executor.stamped
         self.received_chunks: list = []
         self.received_commands: list = []
-        self.errors, self.last_error = 0, ''
+        self.malformed_chunks = 0
         self.lock = threading.Lock()
         self.context = rclpy.Context()
         init_ros(context=self.context, domain_id=domain_id)
@@ -99,8 +99,7 @@ class _LiveProbe:
         self.camera_pub = self.node.create_publisher(
             self.camera_type, topics.compressed_image if compressed else topics.image,
             qos.sensor_qos())
-        self.instruction_pub = self.node.create_publisher(String, topics.instruction,
-                                                          qos.latched_qos())
+        self.instruction_pub = self.node.create_publisher(String, topics.instruction, qos.latched_qos())
         reliable = qos.reliable_qos(depth=100)
         self.node.create_subscription(MultiDOFJointTrajectory, topics.chunk, self._on_chunk, reliable)
         self.node.create_subscription(TwistStamped if self.stamped else Twist, topics.cmd_vel,
@@ -119,9 +118,9 @@ class _LiveProbe:
         try:   # a malformed chunk is rejected whole, as chunk_executor rejects it
             _, actions, dt = msg_to_chunk(msg)
         except MalformedChunkError as error:
-            with self.lock:
-                self.errors += 1
-                self.last_error = f'malformed chunk skipped: {error}'
+            self.malformed_chunks += 1
+            if self.malformed_chunks == 1:
+                LOG.warning('malformed chunk skipped (as chunk_executor does): %s', error)
             return
         with self.lock:
             self.received_chunks.append((stamp_to_ns(msg.header.stamp), time.time_ns(),
@@ -129,9 +128,8 @@ class _LiveProbe:
 
     def _on_cmd_vel(self, msg) -> None:
         from vla_nav.ros.convert import twist_to_pair
-        linear, angular = twist_to_pair(msg)
         with self.lock:
-            self.received_commands.append((time.time_ns(), linear, angular))
+            self.received_commands.append((time.time_ns(), *twist_to_pair(msg)))
 
     def wait_ready(self, suite) -> None:
         """Until vla_node listens and chunk_executor publishes (bounded; a dead node fails now)."""
@@ -182,8 +180,6 @@ class _Played:
     def map_back(self, probe: _LiveProbe) -> ReplayOutput:
         wire = np.array(sorted(self.published), np.int64)
         output, offset = self.output, self.offset_ns
-        output.errors += probe.errors
-        output.last_error = probe.last_error or output.last_error
         for stamp, receive, actions, dt in probe.received_chunks:
             if receive - offset >= self.first_ns:
                 output.chunks.append((self.to_bag_stamp(stamp, wire), receive - offset, actions, dt))
