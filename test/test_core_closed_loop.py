@@ -47,7 +47,7 @@ def test_measured_latency_uses_the_step_time_and_junk_changes_nothing():
     config = load_config()
     closed = ClosedLoop.build(BrightnessPolicy(), config.vla_node, config.executor, latency=None)
     closed._clock = lambda: next(ticks)
-    closed.instruct('go', now=1.0)
+    closed.instruct('go to the red cone', now=1.0)
     closed.frame(GREY, 1.0, 1.0)
     assert closed.step_seconds == [0.05]
     assert closed.tick(1.04) == (0.0, 0.0) and closed.pending == 1

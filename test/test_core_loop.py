@@ -39,7 +39,7 @@ def test_chunk_shape_stamp_and_content():
 
 def test_history_encodes_only_newest_and_repeats_oldest():
     engine, loop = make_loop()
-    loop.set_instruction('go')
+    loop.set_instruction('go to the red cone')
     loop.step(WHITE, 1.0, 1.0)
     for index in range(1, 4):
         chunk = loop.step(BLACK, 1.0 + index * 0.1, 1.0 + index * 0.1)
@@ -65,7 +65,7 @@ def test_new_goal_clears_history_and_refuses_old_frames():
 
 def test_junk_instruction_changes_nothing():
     engine, loop = make_loop()
-    loop.set_instruction('go')
+    loop.set_instruction('go to the red cone')
     goal = loop.goal_id
     result = loop.set_instruction('   ')
     assert result.kind == 'rejected' and loop.goal_id == goal and loop.active
@@ -73,7 +73,7 @@ def test_junk_instruction_changes_nothing():
 
 def test_stale_and_future_frames_are_dropped():
     engine, loop = make_loop()
-    loop.set_instruction('go')
+    loop.set_instruction('go to the red cone')
     assert loop.step(WHITE, 1.0, 1.6) is None                     # 0.6 s old > 0.5
     assert loop.step(WHITE, 3.0, 1.0) is None and 'future' in loop.last_error
     assert loop.step(WHITE, 1.0, 1.1) is not None
@@ -83,28 +83,28 @@ def test_stale_and_future_frames_are_dropped():
 
 def test_reset_starts_a_new_episode_with_a_restarted_clock():
     _, loop = make_loop()
-    loop.set_instruction('go')
+    loop.set_instruction('go to the red cone')
     assert loop.step(WHITE, 50.0, 50.0) is not None
     loop.reset()
     assert not loop.active and loop.history_fill == 0 and loop.preempt_stamp == 0.0
-    loop.set_instruction('go again')
+    loop.set_instruction('go to the blue box')
     assert loop.step(WHITE, 1.0, 1.0) is not None                 # earlier stamps are fine now
 
 
 def test_nan_output_is_refused_and_out_of_bounds_clamped():
     _, loop = make_loop(NanPolicy())
-    loop.set_instruction('go')
+    loop.set_instruction('go to the red cone')
     assert loop.step(WHITE, 1.0, 1.0) is None
     assert 'non-finite' in loop.last_error and loop.error_count == 1
     _, loop = make_loop(OutOfBoundsPolicy(), action_limits=(2.0, 4.0))
-    loop.set_instruction('go')
+    loop.set_instruction('go to the red cone')
     chunk = loop.step(WHITE, 1.0, 1.0)
     assert chunk.clamped and np.all(chunk.actions == [2.0, 4.0])
 
 
 def test_engine_exception_does_not_escape():
     engine, loop = make_loop()
-    loop.set_instruction('go')
+    loop.set_instruction('go to the red cone')
     engine.encode_frame = lambda rgb: (_ for _ in ()).throw(RuntimeError('boom'))
     assert loop.step(WHITE, 1.0, 1.0) is None and 'boom' in loop.last_error
 
@@ -112,7 +112,7 @@ def test_engine_exception_does_not_escape():
 def test_state_window_from_odometry():
     engine = BrightnessPolicy(state_dim=4)
     _, loop = make_loop(engine)
-    loop.set_instruction('go')
+    loop.set_instruction('go to the red cone')
     loop.step(WHITE, 1.0, 1.0)
     np.testing.assert_array_equal(engine.last_states, np.zeros((8, 4)))
     loop.update_odometry(1.0, 0.0, 0.0, 0.3, 0.1)
@@ -120,7 +120,7 @@ def test_state_window_from_odometry():
     loop.step(WHITE, 1.1, 1.1)
     np.testing.assert_allclose(engine.last_states[-1], [0.3, 0.1, 2.0, 0.5], rtol=1e-6)
     np.testing.assert_allclose(engine.last_states[0], 0.0)
-    loop.set_instruction('again')                                  # new goal: progress restarts
+    loop.set_instruction('go to the blue box')                                  # new goal: progress restarts
     loop.update_odometry(5.0, 0.0, 0.0, 0.0, 0.0)
     loop.step(WHITE, 1.2, 1.2)
     assert engine.last_states[-1, 2] == 0.0

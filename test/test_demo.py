@@ -66,8 +66,8 @@ def test_planned_goals_fit_the_room_and_the_sim_understands_them(episode):
         goal = plan_with_fallback(kind, layout, pose, visited)
         scenario = parse_instruction(goal.text, layout, pose, stop_words=load_config().stop_words)
         assert scenario is not None, goal.text
-        assert scenario.kind == goal.kind
-        if goal.kind == 'goto':
+        assert scenario.kind == goal.sim_kind
+        if goal.sim_kind == 'goto':
             assert scenario.target.name == goal.target['name']
         if goal.kind == 'forward':
             assert goal.parameters['distance'] in forward_options(layout, pose)
@@ -75,7 +75,7 @@ def test_planned_goals_fit_the_room_and_the_sim_understands_them(episode):
 
 def test_goal_sequence_repeats_the_demo_cycle():
     assert goal_sequence(2) == ['goto', 'turn']
-    assert goal_sequence(7) == list(DEMO_SEQUENCE) + ['goto', 'turn']
+    assert goal_sequence(len(DEMO_SEQUENCE) + 2) == list(DEMO_SEQUENCE) + ['goto', 'turn']
 
 
 # --- end to end ----------------------------------------------------------------------------------
@@ -115,3 +115,31 @@ def test_demo_runs_the_node_suite_and_writes_its_outputs(tmp_path):
     assert str(png) in report and str(gif) in report            # it says where they are
     if real_model:
         assert math.isfinite(figures['inference_ms']['p50'])
+
+
+@pytest.mark.parametrize('episode', range(6))
+def test_search_targets_are_out_of_view_and_two_steps_split_in_two(episode):
+    from vla_nav.core.language import parse_instruction as parse_steps
+    from vla_nav.sim.goals import VISIBLE_BEARING, bearing_and_distance
+    layout, _ = generate_episode('test', 3, episode, kind='goto')
+    pose = layout.start_pose
+    search = plan_goal('search', layout, pose)
+    if search is not None:   # a room whose every object is in view has no search goal
+        bearing, _ = bearing_and_distance(pose, search.target['position'])
+        assert search.sim_kind == 'goto' and abs(bearing) > VISIBLE_BEARING
+    two = plan_goal('two_step', layout, pose)
+    assert two is not None and two.sim_kind == 'forward'
+    steps = parse_steps(two.text, load_config().stop_words).steps
+    assert [step.kind for step in steps] == ['turn', 'forward']
+    assert steps[1].distance_m == two.parameters['distance']
+    scenario = parse_instruction(two.text, layout, pose, stop_words=load_config().stop_words)
+    assert scenario.kind == 'forward' and scenario.parameters['distance'] == two.parameters['distance']
+
+
+def test_robot_text_reads_a_goal_status_record():
+    from vla_nav.tools.demo import robot_text
+    assert robot_text(None) == 'robot: (no status yet)'
+    assert robot_text({'state': 'active', 'step': 1, 'steps': 2, 'done_estimate': 0.4,
+                       'reason': ''}) == 'robot: active 1/2 (0.40)'
+    assert robot_text({'state': 'refused', 'step': 0, 'steps': 0, 'done_estimate': 0.0,
+                       'reason': 'negation'}) == 'robot: refused: negation'

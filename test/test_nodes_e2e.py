@@ -148,7 +148,7 @@ def test_executor_publishes_zero_on_shutdown(rig, start, signum):
 def test_vla_node_sends_preempt_on_shutdown(rig, start, signum):
     vla = start('vla_node', **TEST_POLICY)
     assert rig.probe.wait_for_subscribers(rig.instruction_pub)
-    rig.instruct('go')
+    rig.instruct('go to the red cone')
     assert rig.until(lambda: rig.point_chunks(), every=rig.send_frame), vla.output
     vla.signal(signum)
     assert vla.wait(10) == 0, vla.output
@@ -168,7 +168,7 @@ def test_bad_model_path_is_one_fatal_error(start, tmp_path):
 def test_bad_input_never_kills_vla_node(rig, start):
     vla = start('vla_node', **TEST_POLICY, diagnostics_period=0.3)
     assert rig.probe.wait_for_subscribers(rig.image_pub)
-    rig.instruct('go')
+    rig.instruct('go to the red cone')
     broken = msgs.rgb_to_image_msg(WHITE, time.time())
     broken.step = 7                                               # smaller than a row
     weird = msgs.rgb_to_image_msg(WHITE, time.time())
@@ -186,7 +186,7 @@ def test_bad_input_never_kills_vla_node(rig, start):
     assert rig.until(lambda: undecodable() >= 2, every=send_junk), vla.output
     assert vla.alive() and not rig.point_chunks()
     assert 'frame dropped' in vla.output and 'instruction rejected' in vla.output
-    rig.instruct('go again')
+    rig.instruct('go to the blue box')
     assert rig.until(lambda: rig.point_chunks(), every=rig.send_frame), vla.output
 
 
@@ -194,7 +194,7 @@ def test_compressed_transport(rig, start):
     vla = start('vla_node', **TEST_POLICY, image_transport='compressed')
     publisher = rig.probe.publisher(CompressedImage, rig.topics.compressed_image, qos.sensor_qos())
     assert rig.probe.wait_for_subscribers(publisher), vla.output
-    rig.instruct('go')
+    rig.instruct('go to the red cone')
     send = lambda: publisher.publish(msgs.rgb_to_compressed_msg(WHITE, time.time()))  # noqa: E731
     assert rig.until(lambda: rig.point_chunks(), every=send), vla.output
     assert convert.msg_to_chunk(rig.point_chunks()[0])[1][0, 0] > 0.3

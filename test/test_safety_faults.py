@@ -236,7 +236,7 @@ def run_fast_camera(stack) -> dict:
     diagnostics = probe.record(DiagnosticArray, topics['diagnostics_topic'])
     assert probe.wait_for_subscribers(camera), vla.output
     assert probe.wait_for_message(diagnostics), vla.output   # it sees the chunk reader too
-    stack.instruct('go')
+    stack.instruct('go to the red cone')
     frame = msgs.rgb_to_image_msg(np.full((240, 320, 3), 180, np.uint8), time.time())
     sent: list[float] = []
 

@@ -15,6 +15,10 @@ bookkeeping), and the rules the two nodes follow over DDS:
 3. `tick(now)`: delivers every chunk whose arrival time has come (the executor sees it at its
    arrival time), then returns ChunkExecutor.tick(now): the command to publish.
 
+The goal sequencer (vla_nav.core.goal) runs inside PolicyLoop, so offline drivers follow the
+same step and done rules as vla_node: `statuses` records every GoalStatus change, and a step
+change or a failure preempts the executor (loop.preempt_on), as vla_node publishes a preempt.
+
 Chunks due are also delivered before an instruction or a frame, so events are applied in time
 order. Imports numpy and vla_nav.core only.
 """
@@ -27,8 +31,9 @@ import numpy as np
 
 from vla_nav.core.engine import PolicyEngine
 from vla_nav.core.executor import ChunkExecutor, ChunkVerdict, ExecutorConfig
-from vla_nav.core.instruction import GOAL, STOP, InstructionResult
-from vla_nav.core.loop import Chunk, PolicyLoop
+from vla_nav.core.goal import GoalStatus
+from vla_nav.core.instruction import GOAL, REFUSED, STOP, InstructionResult
+from vla_nav.core.loop import Chunk, PolicyLoop, preempt_on
 from vla_nav.core.node_config import VlaNodeConfig
 
 _ARRIVAL_SLACK = 1e-9   # s; float slack when comparing an arrival time with now
@@ -58,6 +63,9 @@ class ClosedLoop:
         self._pending: list[tuple[float, Chunk]] = []
         self.step_seconds: list[float] = []     # wall time of every PolicyLoop.step
         self.deliveries: list[Delivery] = []    # every preempt and chunk, in delivery order
+        self.statuses: list[GoalStatus] = []    # every goal status change, in order
+        self._new_statuses: list[GoalStatus] = []
+        loop.status_listener = self._new_statuses.append
 
     @classmethod
     def build(cls, engine: PolicyEngine, loop_config: VlaNodeConfig, executor_config: ExecutorConfig,
@@ -70,12 +78,24 @@ class ClosedLoop:
     def instruct(self, text: str, now: float) -> InstructionResult:
         """A new instruction at `now`; a goal or stop preempts at loop.goal_start_stamp."""
         self._deliver(now)
-        result = self.loop.set_instruction(text)
-        if result.kind in (GOAL, STOP):
-            stamp = self.loop.goal_start_stamp
-            self.executor.preempt(stamp, now)
-            self.deliveries.append(Delivery(now, stamp, None, None))
+        result = self.loop.set_instruction(text, now)
+        self._take_statuses(now, preempt=False)
+        if result.kind in (GOAL, STOP, REFUSED):
+            self._preempt(now)
         return result
+
+    def _preempt(self, now: float) -> None:
+        stamp = self.loop.goal_start_stamp
+        self.executor.preempt(stamp, now)
+        self.deliveries.append(Delivery(now, stamp, None, None))
+
+    def _take_statuses(self, now: float, preempt: bool = True) -> None:
+        new, self._new_statuses[:] = list(self._new_statuses), []
+        for status in new:
+            previous = self.statuses[-1] if self.statuses else None
+            self.statuses.append(status)
+            if preempt and preempt_on(status, previous):
+                self._preempt(now)
 
     def update_odometry(self, x: float, y: float, yaw: float, linear: float, angular: float) -> None:
         self.loop.update_odometry(x, y, yaw, linear, angular)
@@ -88,6 +108,7 @@ class ClosedLoop:
         chunk = self.loop.step(rgb, stamp, now, state=state)
         elapsed = self._clock() - started
         self.step_seconds.append(elapsed)
+        self._take_statuses(now)
         if chunk is not None:
             self._pending.append((now + (elapsed if self.latency is None else self.latency), chunk))
         return chunk
@@ -107,6 +128,11 @@ class ClosedLoop:
             self.deliveries.append(Delivery(arrival, chunk.stamp, chunk, verdict))
 
     # --- read-outs -----------------------------------------------------------------------
+    @property
+    def status(self) -> GoalStatus:
+        """The current goal's status (robot side: the sequencer's done rule)."""
+        return self.loop.status
+
     @property
     def pending(self) -> int:
         """Chunks produced but not yet delivered."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 GOAL = 'goal'
 STOP = 'stop'
 REJECTED = 'rejected'
+REFUSED = 'refused'   # read, but nothing can act on it (vla_nav.core.goal): the robot stops
 
 _WHITESPACE = re.compile(r'\s+')
 _TRAILING_PUNCTUATION = '.!?,;:…。！？'
@@ -22,7 +23,7 @@ _RAW_LENGTH_FACTOR = 4   # raw text longer than this x max_chars is rejected unr
 
 @dataclass(frozen=True)
 class InstructionResult:
-    kind: str       # 'goal' | 'stop' | 'rejected'
+    kind: str       # 'goal' | 'stop' | 'rejected' | 'refused' (PolicyLoop only)
     text: str       # normalised instruction ('' when it could not be read)
     reason: str = ''  # why it was rejected (empty for goals and stops)
 

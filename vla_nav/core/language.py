@@ -253,6 +253,10 @@ def _parse_goto(clause: str, objects: list[tuple[int, str]], colours: list[tuple
     return Step('goto', clause, colour, category, relation, anchor_colour, anchor_category), ''
 
 
+_STOP_THERE = re.compile(r'(stop|halt|wait)( (next to|near|by|beside|in front of|at) (it|them|that)'
+                        r'| there| here)')
+
+
 def _parse_turn(clause: str, angle: float | None) -> tuple[Step | None, str]:
     side = _side(clause)
     if side == 'both':
@@ -278,7 +282,7 @@ def _parse_forward(clause: str, distance: float | None) -> tuple[Step | None, st
 
 
 def _parse_clause(clause: str, stop_phrases: set[str]) -> tuple[Step | None, str]:
-    if clause in stop_phrases:
+    if clause in stop_phrases or _STOP_THERE.fullmatch(clause):   # "... and stop next to it"
         return Step('stop', clause), ''
     if _NEGATION.search(clause):
         return None, f'negation is not supported ({clause!r}): say what to do, not what not to do'

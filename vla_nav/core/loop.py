@@ -14,6 +14,16 @@ below hold everywhere:
   window. A chunk with NaN/inf is refused (error, no chunk); values beyond the physical
   `action_limits` are clamped.
 
+Goals run through `vla_nav.core.goal.GoalSequencer` (the robot-side sequencer): a sentence is
+split into steps by `vla_nav.core.language`; a sentence it cannot read is REFUSED (the result's
+kind is `REFUSED`, the robot stops, nothing is guessed) unless `goal_rules.refuse_unparsed` is off;
+the engine is conditioned on the CURRENT step only (a single-step goal: the sentence as typed, as
+before); when the step's done rule fires on a chunk, the next step starts like a new goal for the
+policy (history, odometry progress and the pending instruction reset; `goal_start_stamp` moves on)
+while the operator-visible `goal_id` stays. `status` is the goal's GoalStatus; `status_listener`
+(a callable, any thread may set it) receives every status change, outside the lock: callers
+publish it and preempt the executor on a step change (`preempt_on` says when).
+
 Threads: one thread calls `step` (it alone touches the engine: a new instruction reaches the engine
 at the start of the next step); any other thread may call `set_instruction` and `update_odometry`
 at any time without waiting for inference. A step that started under an older goal returns None.
@@ -31,8 +41,9 @@ import numpy as np
 
 from vla_nav.core.engine import PolicyEngine
 from vla_nav.core.feature_ring import FeatureRing
+from vla_nav.core.goal import DoneEstimator, GoalRules, GoalSequencer, GoalState, GoalStatus
 from vla_nav.core.image_decode import resize_rgb
-from vla_nav.core.instruction import GOAL, STOP, InstructionResult, classify_instruction
+from vla_nav.core.instruction import GOAL, REFUSED, STOP, InstructionResult, classify_instruction
 from vla_nav.core.node_config import VlaNodeConfig
 from vla_nav.core.robot_state import GoalProgress
 
@@ -46,10 +57,22 @@ class Chunk:
     clamped: bool = False  # some action was outside the physical limits and was clamped
 
 
+def preempt_on(status: GoalStatus, previous: GoalStatus | None) -> bool:
+    """Whether a status change the loop made by itself (not an instruction: that preempts
+    anyway) must preempt the executor: a step change or a failure. `done` does not (the policy
+    keeps holding the last step)."""
+    if previous is None or previous.goal_id != status.goal_id:
+        return False
+    return status.state == GoalState.FAILED or (
+        status.state == GoalState.ACTIVE and status.step_index != previous.step_index)
+
+
 class PolicyLoop:
     def __init__(self, engine: PolicyEngine, stop_words: Iterable[str], max_instruction_chars: int,
-                 max_image_age: float, action_limits: tuple[float, float]) -> None:
-        """action_limits: (|linear.x| m/s, |angular.z| rad/s) physical bounds of any chunk."""
+                 max_image_age: float, action_limits: tuple[float, float],
+                 goal_rules: GoalRules | None = None, estimator: DoneEstimator | None = None) -> None:
+        """action_limits: (|linear.x| m/s, |angular.z| rad/s) physical bounds of any chunk;
+        goal_rules / estimator: the sequencer's done rule (None: GoalRules() / the rule)."""
         if max_image_age <= 0 or max_instruction_chars <= 0 or min(action_limits) <= 0:
             raise ValueError('max_image_age, max_instruction_chars and action_limits must be > 0')
         self.engine = engine
@@ -63,6 +86,9 @@ class PolicyLoop:
         self._progress = GoalProgress()
         self._lock = threading.Lock()
         self._goal_id = 0
+        self._epoch = 0            # bumps on every goal AND step change: in-flight work is dropped
+        self._sequencer = GoalSequencer(goal_rules, self.stop_words, estimator)
+        self.status_listener = None   # callable(GoalStatus): every status change
         self._active = False
         self._instruction = ''
         self._pending_instruction: str | None = None
@@ -80,31 +106,56 @@ class PolicyLoop:
     def from_config(cls, engine: PolicyEngine, config: VlaNodeConfig) -> PolicyLoop:
         """The loop vla_node runs, with its stop words and limits."""
         return cls(engine, config.stop_words, config.max_instruction_chars, config.max_image_age,
-                   config.action_limits)
+                   config.action_limits, goal_rules=config.goal_rules)
 
     # --- goal ----------------------------------------------------------------------------
-    def set_instruction(self, text: str) -> InstructionResult:
+    def set_instruction(self, text: str, now: float | None = None) -> InstructionResult:
+        """A goal, a stop, junk (rejected: nothing changes) or a sentence the sequencer refuses
+        (kind REFUSED: a new goal id in state refused; the robot stops as for a stop). now: the
+        status stamp (default: the newest frame stamp)."""
         result = classify_instruction(text, self.stop_words, self.max_instruction_chars)
         if result.kind not in (GOAL, STOP):
             return result
         with self._lock:
             self._goal_id += 1
-            self._goal_start_stamp = self._newest_stamp
-            self._features.reset()
-            if self._states is not None:
-                self._states.reset()
-            self._progress.reset()
-            self._odometry_state = None
-            self._active = result.kind == GOAL
+            stamp = max(self._newest_stamp, 0.0) if now is None else now
+            if result.kind == GOAL:
+                status = self._sequencer.start(self._goal_id, result.text, stamp)
+            else:
+                status = self._sequencer.stop(self._goal_id, result.text, stamp)
+            self._begin(self._sequencer.policy_text if status.state == GoalState.ACTIVE else '')
             self._instruction = result.text if self._active else ''
-            self._pending_instruction = result.text if self._active else None
-        return result
+            changes = [item for item in (self._sequencer.previous, status) if item is not None]
+        self._emit(changes)
+        if status.state == GoalState.REFUSED:
+            return InstructionResult(REFUSED, result.text, status.reason)
+        return InstructionResult(STOP, result.text) if status.state == GoalState.STOPPED else result
+
+    def _begin(self, policy_text: str) -> None:
+        """(under the lock) A goal or a step starts: the policy forgets, frames until now are old."""
+        self._epoch += 1
+        self._goal_start_stamp = self._newest_stamp
+        self._features.reset()
+        if self._states is not None:
+            self._states.reset()
+        self._progress.reset()
+        self._odometry_state = None
+        self._active = bool(policy_text)
+        self._pending_instruction = policy_text or None
+
+    def _emit(self, changes: list[GoalStatus]) -> None:
+        listener = self.status_listener
+        if listener is not None:
+            for status in changes:
+                listener(status)
 
     def reset(self) -> None:
         """Forget goal, history and every stamp seen: a new episode whose clock may restart
         (replay, eval); counters are kept."""
         with self._lock:
             self._goal_id += 1
+            self._epoch += 1
+            self._sequencer.stop(self._goal_id, '', 0.0)
             self._active = False
             self._instruction = ''
             self._pending_instruction = None
@@ -119,6 +170,8 @@ class PolicyLoop:
         """Feed odometry (any thread); it becomes the state of the following frames."""
         with self._lock:
             self._odometry_state = self._progress.update(x, y, yaw, linear, angular)
+            self._sequencer.observe_motion(float(self._odometry_state[2]),
+                                           float(self._odometry_state[3]), relative=True)
 
     # --- frames --------------------------------------------------------------------------
     def step(self, rgb: np.ndarray, stamp: float, now: float,
@@ -128,12 +181,16 @@ class PolicyLoop:
             if not self._frame_is_fresh(stamp, now):
                 return None
             self._newest_stamp = max(self._newest_stamp, stamp)
+            failed = self._active and self._sequencer.check_time(now)
+            self._active = self._active and not failed
+        if failed:
+            self._emit([self._sequencer.status])
+        with self._lock:
             if not self._active:
                 return None
-            goal_id = self._goal_id
+            goal_id = self._epoch
             instruction, self._pending_instruction = self._pending_instruction, None
-            if state is None and self._odometry_state is not None:
-                state = self._odometry_state
+            state = self._state_for_step(state)
         try:
             if instruction is not None:
                 self.engine.reset()
@@ -147,7 +204,7 @@ class PolicyLoop:
                                   f'expected ({self.spec.feature_dim},) finite')
             state_vector = self._state_vector(state)
             with self._lock:
-                if goal_id != self._goal_id:
+                if goal_id != self._epoch:
                     return None
                 self._features.push(feature)
                 features = self._features.window()
@@ -159,10 +216,10 @@ class PolicyLoop:
         except Exception as error:  # a bad frame or a failing engine must not kill the caller
             if instruction is not None:
                 with self._lock:   # the engine never got the goal: try again on the next frame
-                    if goal_id == self._goal_id and self._pending_instruction is None:
+                    if goal_id == self._epoch and self._pending_instruction is None:
                         self._pending_instruction = instruction
-            return self._fail(goal_id, f'{type(error).__name__}: {error}')
-        return self._finish(goal_id, stamp, actions)
+            return self._fail(goal_id, f'{type(error).__name__}: {error}', now)
+        return self._finish(goal_id, stamp, actions, now)
 
     def _frame_is_fresh(self, stamp: float, now: float) -> bool:
         age = now - stamp
@@ -178,6 +235,16 @@ class PolicyLoop:
         self._last_frame_stamp = stamp
         return True
 
+    def _state_for_step(self, state: np.ndarray | None) -> np.ndarray | None:
+        """(under the lock) The caller's state (an external, goal-relative one also feeds the
+        done rule's odometry), else the odometry's."""
+        if state is None:
+            return self._odometry_state
+        flat = np.asarray(state, dtype=np.float64).reshape(-1)
+        if flat.size >= 4:   # (linear, angular, distance, yaw change), as GoalProgress builds it
+            self._sequencer.observe_motion(float(flat[2]), float(flat[3]), relative=False)
+        return state
+
     def _state_vector(self, state: np.ndarray | None) -> np.ndarray | None:
         if self._states is None:
             return None
@@ -188,30 +255,43 @@ class PolicyLoop:
             raise ValueError(f'state has {state.size} values, the model needs {self.spec.state_dim}')
         return np.nan_to_num(state[: self.spec.state_dim], nan=0.0, posinf=0.0, neginf=0.0)
 
-    def _finish(self, goal_id: int, stamp: float, actions: np.ndarray) -> Chunk | None:
+    def _finish(self, goal_id: int, stamp: float, actions: np.ndarray, now: float) -> Chunk | None:
         expected = (self.spec.chunk, self.spec.action_dim)
         if actions.shape != expected:
-            return self._fail(goal_id, f'act returned shape {actions.shape}, expected {expected}')
+            return self._fail(goal_id, f'act returned shape {actions.shape}, expected {expected}', now)
         if not np.all(np.isfinite(actions)):
             return self._fail(goal_id, f'act returned {int(np.sum(~np.isfinite(actions)))} '
-                              'non-finite values: chunk refused')
+                              'non-finite values: chunk refused', now)
         clipped = np.clip(actions[:, :2], -self._limits, self._limits)
         clamped = bool(np.any(clipped != actions[:, :2]))
         actions = actions.copy()
         actions[:, :2] = clipped
         with self._lock:
-            if goal_id != self._goal_id:
+            if goal_id != self._epoch:
                 return None
             self.chunk_count += 1
             self.clamp_count += int(clamped)
-        return Chunk(stamp=float(stamp), goal_id=goal_id, actions=actions, dt=float(self.spec.dt),
-                     clamped=clamped)
+            chunk = Chunk(stamp=float(stamp), goal_id=self._goal_id, actions=actions,
+                          dt=float(self.spec.dt), clamped=clamped)
+            before = self._sequencer.status
+            changed = self._sequencer.on_chunk(actions, now)
+            if changed and self._sequencer.status.step_index != before.step_index:
+                self._begin(self._sequencer.policy_text)
+        if changed:
+            self._emit([self._sequencer.status])
+        return chunk
 
-    def _fail(self, goal_id: int, message: str) -> None:
+    def _fail(self, goal_id: int, message: str, now: float) -> None:
+        failed = False
         with self._lock:
-            if goal_id == self._goal_id:
+            if goal_id == self._epoch:
                 self.error_count += 1
                 self.last_error = message
+                failed = self._sequencer.on_invalid(now, message)
+                if failed:
+                    self._active = False
+        if failed:
+            self._emit([self._sequencer.status])
         return None
 
     # --- read-outs -----------------------------------------------------------------------
@@ -223,6 +303,16 @@ class PolicyLoop:
     @property
     def goal_id(self) -> int:
         return self._goal_id
+
+    @property
+    def status(self) -> GoalStatus:
+        """The current goal's status (vla_nav.core.goal)."""
+        return self._sequencer.status
+
+    @property
+    def step_instruction(self) -> str:
+        """What the engine is conditioned on now ('' when no goal runs)."""
+        return self._sequencer.policy_text if self._active else ''
 
     @property
     def instruction(self) -> str:

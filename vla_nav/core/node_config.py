@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from vla_nav.core.executor import ExecutorConfig
+from vla_nav.core.goal import GoalRules
 
 _Config = TypeVar('_Config', bound='_Params')
 IMAGE_TRANSPORTS = ('raw', 'compressed')
@@ -158,11 +159,32 @@ class VlaNodeConfig(_Params):
     action_limit_angular: float      # rad/s
     diagnostics_period: float        # s
     base_frame: str
+    goal_status_topic: str           # std_msgs/String JSON, transient-local depth 1
+    publish_path: bool               # the chunk as nav_msgs/Path in base_frame
+    path_topic: str
+    publish_annotated_image: bool    # the chunk drawn on the camera frame (costs CPU)
+    annotated_image_topic: str
+    annotate_camera_height: float    # m; the camera mount used to draw the chunk on the frame
+    annotate_camera_forward: float   # m ahead of base_frame
+    annotate_camera_fovy_deg: float
+    annotate_camera_tilt_deg: float  # downward
+    goal_refuse_unparsed: bool       # a sentence core.language cannot read: refused (else: to the policy)
+    done_turn_tolerance_deg: float   # the robot-side done rule (vla_nav.core.goal)
+    done_forward_tolerance_m: float
+    done_still_linear: float         # m/s
+    done_still_angular: float        # rad/s
+    done_still_chunks: int
+    done_min_motion_m: float
+    done_min_turn_deg: float
+    goal_step_timeout: float         # s a step may run before the goal fails
+    goal_invalid_timeout: float      # s of failing policy output before the goal fails
 
     def __post_init__(self) -> None:
         self._coerce_fields()
         _check_topics(self, 'image_topic', 'compressed_image_topic', 'instruction_topic',
-                      'chunk_topic', 'state_topic', 'diagnostics_topic')
+                      'chunk_topic', 'state_topic', 'diagnostics_topic', 'goal_status_topic',
+                      'path_topic', 'annotated_image_topic')
+        _ = self.goal_rules   # validates the done rule's thresholds
         _require(self.image_transport in IMAGE_TRANSPORTS,
                  f'parameter image_transport must be one of {IMAGE_TRANSPORTS}, got '
                  f'{self.image_transport!r}')
@@ -171,7 +193,8 @@ class VlaNodeConfig(_Params):
         _require(self.device in DEVICES,
                  f'parameter device must be one of {DEVICES}, got {self.device!r}')
         _check_positive(self, 'max_image_age', 'max_instruction_chars', 'action_limit_linear',
-                        'action_limit_angular', 'diagnostics_period')
+                        'action_limit_angular', 'diagnostics_period', 'annotate_camera_height',
+                        'annotate_camera_fovy_deg')
         _require(self.inference_rate >= 0,
                  f'parameter inference_rate must be >= 0 (0 = every frame), got {self.inference_rate}')
         _require(bool(self.stop_words) and all(word.strip() for word in self.stop_words),
@@ -181,6 +204,28 @@ class VlaNodeConfig(_Params):
     def action_limits(self) -> tuple[float, float]:
         """(|linear.x| m/s, |angular.z| rad/s): the physical bounds of any chunk."""
         return self.action_limit_linear, self.action_limit_angular
+
+    @property
+    def annotate_camera(self) -> dict:
+        """The pinhole mount for vla_nav.core.chunk_geometry.project_floor_points."""
+        return {'height': self.annotate_camera_height, 'forward': self.annotate_camera_forward,
+                'fovy_deg': self.annotate_camera_fovy_deg,
+                'tilt': math.radians(self.annotate_camera_tilt_deg)}
+
+    @property
+    def goal_rules(self) -> GoalRules:
+        """The goal sequencer's done/fail rule (vla_nav.core.goal.GoalRules)."""
+        try:
+            return GoalRules(
+                refuse_unparsed=self.goal_refuse_unparsed,
+                turn_tolerance_deg=self.done_turn_tolerance_deg,
+                forward_tolerance_m=self.done_forward_tolerance_m,
+                still_linear=self.done_still_linear, still_angular=self.done_still_angular,
+                still_chunks=self.done_still_chunks, min_motion_m=self.done_min_motion_m,
+                min_turn_deg=self.done_min_turn_deg, step_timeout=self.goal_step_timeout,
+                invalid_timeout=self.goal_invalid_timeout)
+        except ValueError as error:
+            raise ValueError(f'vla_node done_*/goal_* parameters: {error}') from None
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,9 @@ diagnostics. An accepted goal or stop publishes an EMPTY chunk (a preempt) stamp
 PolicyLoop.goal_start_stamp at once, and again on shutdown: chunk_executor then brakes and refuses
 the old goal's chunks. Image, or CompressedImage with image_transport 'compressed'. Bad frames and
 junk instructions are logged (throttled) and counted, never fatal; a model that does not load is
-one fatal line, exit code 1. Diagnostics levels: vla_nav.core.health.policy_health.
+one fatal line, exit code 1. Diagnostics levels: vla_nav.core.health.policy_health. Goals run
+through the robot-side sequencer in PolicyLoop (vla_nav.core.goal); vla_nav.ros.goal_views
+publishes each goal's status (and the chunk as a Path / drawn on the frame).
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from vla_nav.core.mailbox import LatestMailbox
 from vla_nav.core.node_config import VlaNodeConfig
 from vla_nav.core.stats import LatencyStats, PeriodCounter, RateMeter
 from vla_nav.ros import convert, msgs, qos
+from vla_nav.ros.goal_views import GoalViews
 from vla_nav.ros.params import declare_node_config
 from vla_nav.ros.runner import NodeStartupError, run_node, wait_for_acks
 from vla_nav.runtime import ModelLoadError, load_engine
@@ -44,19 +47,22 @@ class VlaNode(Node):
         self.params, self.config = declare_node_config(self, NODE_NAME, VlaNodeConfig)
         p = self.config
         engine = self._load_engine()
-        self.loop = PolicyLoop(engine, p.stop_words, p.max_instruction_chars, p.max_image_age,
-                               p.action_limits)
+        self.loop = PolicyLoop.from_config(engine, p)
         self.bridge = msgs.make_cv_bridge()
         self.chunk_pub = self.create_publisher(MultiDOFJointTrajectory, p.chunk_topic, qos.reliable_qos())
+        draw = None
+        if p.publish_annotated_image:
+            from vla_nav.tools.overlay import draw_chunk as draw
+        self.views = GoalViews(self, p, self.chunk_pub, draw)
+        self.views.loop, self.loop.status_listener = self.loop, self.views.on_status
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, p.diagnostics_topic, 10)
         compressed = p.image_transport == 'compressed'
         self.create_subscription(CompressedImage if compressed else Image,
                                  p.compressed_image_topic if compressed else p.image_topic,
                                  self._on_image, qos.sensor_qos())
         self.create_subscription(String, p.instruction_topic, self._on_instruction, qos.latched_qos())
-        if engine.spec.state_dim > 0:
-            from nav_msgs.msg import Odometry
-            self.create_subscription(Odometry, p.state_topic, self._on_odometry, 10)
+        from nav_msgs.msg import Odometry  # the model's state and the done rule's progress
+        self.create_subscription(Odometry, p.state_topic, self._on_odometry, 10)
         self.create_timer(p.diagnostics_period, self._on_diagnostics)
         self.frame_rate, self.chunk_rate, self.latency = RateMeter(), RateMeter(), LatencyStats()
         self.counts = PeriodCounter('frames', 'chunks', 'decode_errors')
@@ -83,7 +89,7 @@ class VlaNode(Node):
         self.mailbox.put(msg)
 
     def _on_instruction(self, msg: String) -> None:
-        result = self.loop.set_instruction(msg.data)
+        result = self.loop.set_instruction(msg.data, msgs.now_sec(self))
         if result.kind == 'rejected':
             self.get_logger().warning(f'instruction rejected: {result.reason}',
                                       throttle_duration_sec=THROTTLE_S)
@@ -127,6 +133,7 @@ class VlaNode(Node):
         self._last_inference = started
         self.chunk_pub.publish(msgs.chunk_to_msg(chunk.stamp, chunk.actions, chunk.dt,
                                                  self.config.base_frame))
+        self.views.on_chunk(chunk, rgb)
         self.latency.add(time.monotonic() - started)
         self.chunk_rate.tick(time.monotonic())
         self.counts.add('chunks')
@@ -150,7 +157,7 @@ class VlaNode(Node):
             'frames_undecodable': self.counts.total('decode_errors'),
             'frames_overwritten': self.mailbox.overwritten, 'chunks': loop.chunk_count,
             'policy_errors': loop.error_count, 'last_error': loop.last_error,
-            'backend': loop.engine.backend}))
+            'backend': loop.engine.backend, **self.views.diagnostic_values()}))
 
     def on_shutdown(self) -> None:
         """Stop inference, then tell the executor to brake now (the context is still valid)."""

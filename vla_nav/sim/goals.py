@@ -7,6 +7,14 @@ turns, so the planner picks goals with those properties from the scene sim_node 
 /sim/scene and the robot's pose now, and looks one goal ahead: a turn faces where a forward drive
 has room, a forward drive is the shortest that ends where another object is in view.
 
+Two kinds go beyond what the default model was trained on (issue 11; the next model issue
+trains them): `search` names a nameable object OUT of the camera's view (the robot must turn and
+look), and `two_step` is "turn <side>, then go forward <d> meters", split into steps by the
+robot-side sequencer (vla_nav.core.goal). The v1 simulator judges a search as a goto; it cannot
+judge two steps (its parser keeps one action), so `judged_as` says what its verdict covers:
+for two_step only the final forward distance from the start. The robot-side goal status judges
+each step (the demo prints both).
+
 Phrasing: the training split's first template of each kind ("go to the red cone", "turn left",
 "go forward 2 meters", "stop") — the words an operator types. sim_node parses the same text with
 vla_nav.sim.scenarios.parse_instruction to judge the outcome.
@@ -25,7 +33,7 @@ from vla_nav.sim.scenarios import (
     instruction_for,
 )
 
-DEMO_SEQUENCE = ('goto', 'turn', 'forward', 'goto', 'stop')
+DEMO_SEQUENCE = ('goto', 'turn', 'forward', 'search', 'two_step', 'goto', 'stop')
 PHRASING_SPLIT = 'train'
 PATH_CLEARANCE = 0.05        # m beyond the robot radius for a straight path to count as free
 FORWARD_MARGIN = 0.35        # m of free floor left in front after a forward drive
@@ -37,13 +45,18 @@ FREE_DISTANCE_CAP = 10.0     # m; more free floor than this does not make a turn
 @dataclass(frozen=True)
 class PlannedGoal:
     text: str
-    kind: str                                   # goto | turn | forward | stop
-    target: dict | None = None                  # the scene object (goto)
+    kind: str                                   # goto | turn | forward | stop | search | two_step
+    target: dict | None = None                  # the scene object (goto, search)
     parameters: dict = field(default_factory=dict)
+    judged_as: str = ''                         # the v1 simulator's kind for it ('' = kind)
+
+    @property
+    def sim_kind(self) -> str:
+        return self.judged_as or self.kind
 
     def to_dict(self) -> dict:
         return {'text': self.text, 'kind': self.kind, 'target': self.target,
-                'parameters': dict(self.parameters)}
+                'parameters': dict(self.parameters), 'judged_as': self.sim_kind}
 
 
 def layout_from_scene(scene: dict) -> Layout:
@@ -123,8 +136,51 @@ def _goto_goal(target: SceneObject) -> PlannedGoal:
                                                         'shape': target.shape})
 
 
+def search_candidates(layout: Layout, pose, exclude: tuple[str, ...] = ()) -> list[SceneObject]:
+    """Nameable objects out of the camera's view from `pose`, nearest first."""
+    found = []
+    for obj in nameable_objects(layout):
+        bearing, distance = bearing_and_distance(pose, obj.position)
+        if obj.name not in exclude and abs(bearing) > VISIBLE_BEARING:
+            found.append((distance, obj))
+    return [obj for _, obj in sorted(found, key=lambda item: item[0])]
+
+
+def _two_step(layout: Layout, pose, visited: tuple[str, ...]) -> PlannedGoal | None:
+    """"turn <side>, then go forward <d> meters": the side with room for a trained distance."""
+    best = None
+    for direction, sign in (('left', 1.0), ('right', -1.0)):
+        turned = (pose[0], pose[1], _wrap(pose[2] + sign * math.pi / 2))
+        options = forward_options(layout, turned)
+        if options and (best is None or max(options) > max(best[1])):
+            best = (direction, options)
+    if best is None:
+        return None
+    direction, options = best
+    distance = min(options)
+    turn = instruction_for(PHRASING_SPLIT, 'turn', 0, direction=direction)
+    forward = instruction_for(PHRASING_SPLIT, 'forward', 0, distance=distance)
+    return PlannedGoal(f'{turn}, then {forward}', 'two_step',
+                       parameters={'direction': direction, 'distance': distance},
+                       judged_as='forward')
+
+
+def _search(layout: Layout, pose, visited: tuple[str, ...]) -> PlannedGoal | None:
+    """"go to <an object out of view>": the nearest one."""
+    candidates = search_candidates(layout, pose, visited)
+    if not candidates:
+        return None
+    goal = _goto_goal(candidates[0])
+    return PlannedGoal(goal.text, 'search', goal.target, goal.parameters, judged_as='goto')
+
+
+_EXTRA_KINDS = {'search': _search, 'two_step': _two_step}
+
+
 def plan_goal(kind: str, layout: Layout, pose, visited: tuple[str, ...] = ()) -> PlannedGoal | None:
     """The best goal of `kind` from `pose`, or None when that kind does not fit here."""
+    if kind in _EXTRA_KINDS:
+        return _EXTRA_KINDS[kind](layout, pose, visited)
     if kind == 'stop':
         return PlannedGoal(instruction_for(PHRASING_SPLIT, 'stop', 0), 'stop')
     if kind == 'goto':

@@ -5,13 +5,20 @@ start as separate processes with the launch file's parameters (config/vla_nav.ya
 loopback and a private ROS_DOMAIN_ID (vla_nav.tools.procs). Once every node is up — the first run
 exports the model to ONNX, which the start-up line says — the demo reads the room from /sim/scene
 and sends instructions that fit it (vla_nav.sim.goals): go to an object in view, turn, go
-forward, go to another object, stop. sim_node judges each goal; the demo shows one live line per
-instruction (elapsed time, what is left to do) and its outcome: reached, collided, timed out.
+forward, search (an object out of view), a two-step goal ("turn left, then go forward 1 meter"),
+go to another object, stop. sim_node judges each goal; the demo shows one live line per
+instruction (elapsed time, what is left to do, the robot's own goal status) and its outcome:
+reached, collided, timed out — beside what the ROBOT thinks (vla_node's goal status, its
+robot-side done rule: vla_nav.core.goal), e.g. `sim: reached in 4.1 s | robot: done 2/2`. The v1
+sim judges a
+two-step goal by its final forward distance only (vla_nav.sim.goals); search and two-step goals
+go beyond what the current default model was trained on and may well fail: that is reported,
+not an error.
 
 Outputs in --out (demo_out/): trajectory.png (top-down room, paths, targets), camera.gif (the
 camera with each predicted chunk drawn on it), summary.json (per instruction: text, outcome, time,
-path length; totals; model, backend, chunk rate, latency), logs/ (each node's log, command line
-and parameter file).
+path length, the robot's last goal status; totals; model, backend, chunk rate, latency), logs/
+(each node's log, command line and parameter file).
 
 Exit status 0 when the run itself worked: every node came up and stayed up, chunks flowed, the
 outputs were written. A goal the robot does not reach is reported, not an error. Ctrl-C (or
@@ -43,6 +50,7 @@ GIF_MAX_FRAMES = 300             # longer runs are thinned evenly
 FRAMES_KEPT_MAX = 3000
 ACK_TIME_S = 0.25               # episode clock of the status sim_node publishes on a new goal
 SETTLE_S = 0.5                   # between goals: let the executor brake before the next one
+ROBOT_SETTLE_S = 1.5             # robot s to wait for the robot's own verdict after the sim's
 OUTCOME_WORDS = {'success': 'reached', 'collision': 'collided', 'timeout': 'timed out',
                  'failure': 'failed', 'not_understood': 'not understood by the sim',
                  'no_result': 'no result from the sim'}
@@ -53,7 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--seed', type=int, default=0, help='room seed of the simulated robot')
     parser.add_argument('--split', default='test', choices=('train', 'test'),
                         help='scene split (default test: rooms the model never saw)')
-    parser.add_argument('--goals', type=int, default=5, help='instructions to send (default 5)')
+    parser.add_argument('--goals', type=int, default=7,
+                        help='instructions to send (default 7: one of each kind, see vla_nav.sim.goals)')
     parser.add_argument('--out', default=DEFAULT_OUT, help=f'output folder (default {DEFAULT_OUT})')
     parser.add_argument('--real-time-factor', type=float, default=1.0,
                         help='simulate X times faster than real time (nodes use /clock)')
@@ -72,6 +81,8 @@ class GoalResult:
     wall_s: float
     target: dict | None = None
     metrics: dict = field(default_factory=dict)
+    robot: dict | None = None        # vla_node's last goal status record for it (vla_nav.core.goal)
+    judged_as: str = ''              # what the sim's verdict covers (vla_nav.sim.goals)
 
 
 # --- live progress -------------------------------------------------------------------------------
@@ -102,17 +113,49 @@ def remaining_text(goal, start_pose, pose) -> str:
     """What is left of a goal, in the units an operator thinks in."""
     if pose is None:
         return ''
-    if goal.kind == 'goto' and goal.target:
+    if goal.kind in ('goto', 'search') and goal.target:
         position = goal.target['position']
         gap = math.hypot(position[0] - pose[0], position[1] - pose[1]) - goal.target['radius']
         return f'{max(gap, 0.0):4.2f} m to the {goal.target["name"]}'
-    if goal.kind == 'forward' and start_pose is not None:
+    if goal.kind in ('forward', 'two_step') and start_pose is not None:
         travelled = math.hypot(pose[0] - start_pose[0], pose[1] - start_pose[1])
         return f'{travelled:4.2f} of {goal.parameters["distance"]:g} m'
     if goal.kind == 'turn' and start_pose is not None:
         turned = math.degrees(abs((pose[2] - start_pose[2] + math.pi) % (2 * math.pi) - math.pi))
         return f'turned {turned:3.0f} of 90 deg'
     return ''
+
+
+# --- what the robot thinks ------------------------------------------------------------------------
+class RobotGoals:
+    """vla_node's goal-status records (vla/goal_status, transient local), newest per text."""
+
+    def __init__(self, node, topic: str) -> None:
+        from std_msgs.msg import String
+
+        from vla_nav.ros import qos
+        self.records: list[dict] = []
+        node.create_subscription(String, topic, self._on_status, qos.latched_qos())
+
+    def _on_status(self, msg) -> None:
+        try:
+            self.records.append(json.loads(msg.data))
+        except ValueError:
+            pass
+
+    def newest(self, text: str, since: int) -> dict | None:
+        return next((record for record in reversed(self.records[since:])
+                     if record.get('text') == text), None)
+
+
+def robot_text(record: dict | None) -> str:
+    """'robot: active 1/2 (0.40)' / 'robot: refused: why' / '' before any status."""
+    if record is None:
+        return 'robot: (no status yet)'
+    steps = f" {record['step']}/{record['steps']}" if record.get('steps') else ''
+    estimate = f" ({record['done_estimate']:.2f})" if record['state'] == 'active' else ''
+    reason = f": {record['reason']}" if record['state'] in ('refused', 'failed') else ''
+    return f"robot: {record['state']}{steps}{estimate}{reason}"
 
 
 # --- the camera GIF ------------------------------------------------------------------------------
@@ -193,21 +236,26 @@ def outcome_of(status: dict | None) -> str:
 
 
 def drive_goal(observer, suite, goal, index: int, count: int, real_time_factor: float,
-               line: ProgressLine) -> GoalResult:
+               line: ProgressLine, robot: RobotGoals | None = None) -> GoalResult:
     """Send one instruction and follow it until sim_node reports an outcome."""
     from vla_nav.tools.observer import raise_if_dead
 
     started = time.monotonic()
     start_pose = observer.pose
     tracker = _GoalStatus(observer, goal.text)
+    robot_mark = len(robot.records) if robot else 0
     observer.send_instruction(goal.text)
     label = f'[{index}/{count}] {goal.text}'
+
+    def robot_now() -> dict | None:
+        return robot.newest(goal.text, robot_mark) if robot else None
 
     def show() -> None:
         raise_if_dead(suite)
         elapsed = time.monotonic() - started
+        thinks = f'  | {robot_text(robot_now())}' if robot else ''
         line.update(f'{label:<42} {elapsed * real_time_factor:5.1f} s  '
-                    f'{remaining_text(goal, start_pose, observer.pose)}')
+                    f'{remaining_text(goal, start_pose, observer.pose)}{thinks}')
 
     limit = DEFAULT_TIME_LIMIT_S
     observer.wait_for(lambda: tracker.newest() is not None, 5.0, show)
@@ -215,6 +263,9 @@ def drive_goal(observer, suite, goal, index: int, count: int, real_time_factor: 
     if status is not None and status.get('time_limit'):
         limit = float(status['time_limit'])
     observer.wait_for(tracker.finished, limit / real_time_factor + GOAL_TIME_MARGIN_S, show)
+    if robot is not None:   # the robot's done rule needs a few still chunks after the sim's verdict
+        observer.wait_for(lambda: (robot_now() or {}).get('state') not in (None, 'active'),
+                          ROBOT_SETTLE_S / real_time_factor, show)
     status = tracker.newest()
     wall = time.monotonic() - started
     outcome = outcome_of(status)
@@ -224,12 +275,14 @@ def drive_goal(observer, suite, goal, index: int, count: int, real_time_factor: 
         time_s = metrics.get('time', (status or {}).get('time'))
     path = metrics.get('path_length')
     result = GoalResult(goal.text, goal.kind, outcome, _round(time_s), _round(path), round(wall, 2),
-                        goal.target, metrics)
+                        goal.target, metrics, robot_now(), getattr(goal, 'sim_kind', goal.kind))
     word = OUTCOME_WORDS.get(outcome, outcome)
     timing = '' if result.time_s is None else \
         f' {"in" if outcome == "success" else "after"} {result.time_s:.1f} s'
     distance = f' (path {result.path_length_m:.2f} m)' if result.path_length_m is not None else ''
-    line.done(f'{label:<42} {word}{timing}{distance}')
+    covers = f' [sim judges it as {result.judged_as}]' if result.judged_as != goal.kind else ''
+    thinks = f' | {robot_text(result.robot)}' if robot else ''
+    line.done(f'{label:<42} sim: {word}{timing}{distance}{covers}{thinks}')
     return result
 
 
@@ -259,7 +312,7 @@ def _raise_terminate(signum, frame):
 
 def demo(args, line: ProgressLine) -> dict:
     from vla_nav.config import resolve_model_dir, use_loopback_ros
-    from vla_nav.sim.goals import goal_sequence, layout_from_scene, plan_with_fallback
+    from vla_nav.sim.goals import layout_from_scene
     from vla_nav.tools.observer import (
         SuiteError,
         SuiteObserver,
@@ -296,6 +349,8 @@ def demo(args, line: ProgressLine) -> dict:
         suite.start('chunk_executor', node_params)
         observer = SuiteObserver('vla_nav_demo', use_sim_time=sim_time, keep_frames=film.enabled,
                                  on_chunk=film.on_chunk)
+        from vla_nav.config import load_config
+        robot = RobotGoals(observer.node, load_config().vla_node.goal_status_topic)
 
         def startup_progress(elapsed: float, ready: dict[str, bool]) -> None:
             parts = []
@@ -318,30 +373,38 @@ def demo(args, line: ProgressLine) -> dict:
         layout = layout_from_scene(observer.scene)
         summary['scene'] = {key: observer.scene.get(key) for key in ('split', 'seed', 'episode',
                                                                      'room', 'fingerprint')}
-        trajectories = []
-        visited: tuple[str, ...] = ()
-        kinds = goal_sequence(args.goals)
-        for index, kind in enumerate(kinds, start=1):
-            pose = observer.pose or layout.start_pose
-            goal = plan_with_fallback(kind, layout, pose, visited)
-            if goal.kind == 'goto':
-                visited += (goal.target['name'],)
-            film.caption = goal.text
-            first_sample = len(observer.trajectory)
-            result = drive_goal(observer, suite, goal, index, len(kinds), rtf, line)
-            summary['instructions'].append(asdict(result))
-            poses = [sample[1:] for sample in observer.trajectory[first_sample:]]
-            if poses:
-                target = next((obj for obj in layout.objects
-                               if goal.target and obj.name == goal.target['name']), None)
-                trajectories.append({'poses': poses, 'outcome': result.outcome, 'target': target,
-                                     'label': f'{index}. {goal.text}'})
-            observer.spin_for(SETTLE_S / rtf)
+        trajectories = _drive_goals(args, observer, suite, layout, film, line, robot, summary)
         summary['figures'] = _figures(observer)
         _write_outputs(out, layout, trajectories, film, summary)
     finally:
         summary.update(stop_suite(suite, observer))
     return summary
+
+
+def _drive_goals(args, observer, suite, layout, film, line, robot, summary) -> list[dict]:
+    """Plan and drive --goals goals in turn; each result goes into summary['instructions']."""
+    from vla_nav.sim.goals import goal_sequence, plan_with_fallback
+    trajectories = []
+    visited: tuple[str, ...] = ()
+    kinds = goal_sequence(args.goals)
+    rtf = float(args.real_time_factor)
+    for index, kind in enumerate(kinds, start=1):
+        pose = observer.pose or layout.start_pose
+        goal = plan_with_fallback(kind, layout, pose, visited)
+        if goal.kind in ('goto', 'search'):
+            visited += (goal.target['name'],)
+        film.caption = goal.text
+        first_sample = len(observer.trajectory)
+        result = drive_goal(observer, suite, goal, index, len(kinds), rtf, line, robot)
+        summary['instructions'].append(asdict(result))
+        poses = [sample[1:] for sample in observer.trajectory[first_sample:]]
+        if poses:
+            target = next((obj for obj in layout.objects
+                           if goal.target and obj.name == goal.target['name']), None)
+            trajectories.append({'poses': poses, 'outcome': result.outcome, 'target': target,
+                                 'label': f'{index}. {goal.text}'})
+        observer.spin_for(SETTLE_S / rtf)
+    return trajectories
 
 
 def _figures(observer) -> dict:

@@ -18,6 +18,9 @@ Reported: success / collision / timeout / failure rates, mean time to goal (succ
 efficiency (straight-line distance / path length, successful goto + forward episodes), a per-kind
 breakdown and every episode's record; `--plot` draws top-down trajectories
 (`vla_nav.sim.plot.plot_topdown`). `--workers K` runs episodes in K processes.
+
+`--suite` runs the v2 world's named tiers and the two controls instead (vla_nav/tools/suite:
+`eval-sim --suite [--tiers ...] [--episodes-per-tier N] [--validation] [--out DIR]`).
 """
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vla_nav.cli import add_model_arguments
+from vla_nav.tools import suite
 
 CLOCK_OFFSET = 1.0          # s added to sim time for stamps (a preempt at stamp 0 is ambiguous)
 OUTCOMES = ('success', 'collision', 'timeout', 'failure')
@@ -72,17 +76,27 @@ def run_episode(engine, sim, episode: int, settings: ClosedLoopSettings, executo
                 keep_trajectory: bool = False) -> dict:
     """One closed-loop episode (vla_nav.core.closed_loop: chunks reach the executor after the
     measured or the fixed latency); returns the simulator's metrics plus timing figures."""
+    observation = sim.reset(episode)
+    record = drive(engine, sim, observation, sim.scenario.instruction, settings, executor_config,
+                   keep_trajectory)
+    record['episode'] = episode
+    return record
+
+
+def drive(engine, sim, observation, text: str, settings: ClosedLoopSettings, executor_config,
+          keep_trajectory: bool = False) -> dict:
+    """Drive the simulator's current task (already reset) with the policy told `text` (the task's
+    own instruction, or another sentence for a control) until the judge ends it or its time limit
+    + margin passes; the simulator's metrics plus timing figures."""
     from vla_nav.config import load_config
     from vla_nav.core.closed_loop import ClosedLoop
 
-    observation = sim.reset(episode)
-    scenario = sim.scenario
     closed = ClosedLoop.build(engine, load_config().vla_node, executor_config,
                               latency=settings.latency)
     period = 1.0 / settings.control_rate
-    closed.instruct(scenario.instruction, CLOCK_OFFSET + observation.time)
+    closed.instruct(text, CLOCK_OFFSET + observation.time)
     poses = [observation.pose]
-    limit = int(math.ceil((scenario.time_limit + settings.time_margin) / period))
+    limit = int(math.ceil((sim.scenario.time_limit + settings.time_margin) / period))
     outcome = None
     for tick in range(limit):
         now = CLOCK_OFFSET + observation.time
@@ -100,7 +114,6 @@ def run_episode(engine, sim, episode: int, settings: ClosedLoopSettings, executo
     if outcome is None:
         record['outcome'] = record['outcome'] or 'timeout'
     record.update({
-        'episode': episode,
         'inference_ms_p50': closed.inference_ms_p50(),
         'chunks': closed.loop.chunk_count,
         'watchdog_trips': closed.executor.watchdog_trips,
@@ -222,8 +235,9 @@ def summarise(records: list[dict]) -> dict:
     return summary
 
 
-def plot_trajectories(plotted: list, path: str) -> None:
-    """One PNG: a grid of top-down views, one room per episode (vla_nav.sim.plot.plot_topdown)."""
+def plot_trajectories(plotted: list, path: str, dpi: int = 90, title: str | None = None) -> None:
+    """One PNG: a grid of top-down views, one room per episode (vla_nav.sim.plot.plot_topdown);
+    the ringed target is the record's `target_index` when it has one (a retargeted goal)."""
     import tempfile
 
     import matplotlib
@@ -237,43 +251,77 @@ def plot_trajectories(plotted: list, path: str) -> None:
         return
     columns = min(4, len(plotted))
     rows = int(math.ceil(len(plotted) / columns))
-    figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.2 * rows), dpi=90,
+    figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.2 * rows), dpi=dpi,
                                 squeeze=False)
     with tempfile.TemporaryDirectory() as folder:
         for axis, (layout, record) in zip(axes.flat, plotted, strict=False):
             single = os.path.join(folder, f'{record["episode"]}.png')
-            target = next((obj for obj in layout.objects if getattr(obj, 'role', '') == 'target'),
-                          None) if record['kind'] == 'goto' else None
             plot_topdown(layout, [{'poses': record.get('trajectory', []), 'outcome': record['outcome'],
-                                   'target': target, 'label': record['instruction']}], single)
+                                   'target': _plot_target(layout, record),
+                                   'label': record['instruction']}], single)
             axis.imshow(mpimg.imread(single))
-            axis.set_title(f'#{record["episode"]} {record["outcome"]}\n{record["instruction"]}',
-                           fontsize=7)
+            axis.set_title(_episode_title(record), fontsize=7)
         for axis in axes.flat:
             axis.axis('off')
+    if title:
+        figure.suptitle(title, fontsize=10)
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
 
 
+def _episode_title(record: dict) -> str:
+    """'#episode outcome [step k of n]' over the instruction (and what the policy was told when
+    that differs), wrapped to the panel."""
+    import textwrap
+
+    told = record.get('policy_text')
+    text = record['instruction'] if told in (None, record['instruction']) else \
+        f'{record["instruction"]} (model told "{told}")'
+    steps = record.get('steps') or 0
+    progress = f' ({record.get("steps_done", 0)} of {steps} steps done)' if steps > 1 else ''
+    return '\n'.join([f'#{record["episode"]} {record["outcome"]}{progress}',
+                      *textwrap.wrap(text, 48)[:3]])
+
+
+def _plot_target(layout, record: dict):
+    index = record.get('target_index')
+    if index is not None:
+        return layout.objects[index]
+    if record['kind'] != 'goto':
+        return None
+    return next((obj for obj in layout.objects if getattr(obj, 'role', '') == 'target'), None)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
     parser.add_argument('--episodes', type=int, default=50)
-    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--seed', type=int, default=None,
+                        help='scene seed (default 0; --suite --validation: 100)')
     parser.add_argument('--first-episode', type=int, default=0, help='episode indices start here')
-    parser.add_argument('--split', choices=('train', 'test'), default='test')
+    parser.add_argument('--split', choices=('train', 'test'), default=None,
+                        help='scene split (default test)')
     parser.add_argument('--latency', type=float, default=None,
                         help='s from frame to chunk arrival (default: measured per inference)')
     parser.add_argument('--workers', type=int, default=1, help='episode processes')
     parser.add_argument('--json', action='store_true', help='print one JSON object')
     parser.add_argument('--plot', default='', help='PNG of top-down trajectories')
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
+    suite.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from vla_nav.config import resolve_model_dir
     from vla_nav.runtime import ModelLoadError
 
+    args.split_given = args.split is not None
+    args.split = args.split or 'test'
+    if args.suite:
+        return suite.run(args)
+    if args.validation:
+        print('eval-sim: --validation needs --suite', file=sys.stderr)
+        return 2
+    args.seed = 0 if args.seed is None else args.seed
     model_dir = resolve_model_dir(args.model)
     try:
         settings = ClosedLoopSettings.from_config(latency=args.latency)

@@ -2,13 +2,17 @@
 
 The 10 (v, w) steps are integrated into a path on the floor in the robot frame and projected
 through the simulated forward camera (pinhole: height, forward offset, downward tilt and field of
-view from vla_nav.sim.world), so the viewer sees where the policy meant to drive.
+view from vla_nav.sim.world), so the viewer sees where the policy meant to drive. The geometry
+(integration, projection) is vla_nav.core.chunk_geometry; vla_node's annotated image draws with
+`draw_chunk` and its own camera parameters (camera_model() is the simulator's mount, for the demo).
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
+
+from vla_nav.core.chunk_geometry import integrate_chunk, project_floor_points
+
+__all__ = ['camera_model', 'draw_chunk', 'integrate_chunk', 'project_floor_points']
 
 PATH_COLOUR = (40, 230, 90)
 STEP_COLOUR = (255, 220, 40)
@@ -19,42 +23,10 @@ INSET_PX = 64                  # top-down inset, pixels per side
 INSET_METRES = 0.6             # half the inset's width in metres (a 1 s chunk at 0.5 m/s fits)
 
 
-def integrate_chunk(actions: np.ndarray, dt: float, substeps: int = 4) -> np.ndarray:
-    """(N, 2) (v, w) -> (N + 1, 2) floor points (x forward, y left) in the robot frame, from 0."""
-    x = y = yaw = 0.0
-    points = [(0.0, 0.0)]
-    step = dt / substeps
-    for linear, angular in np.asarray(actions, dtype=np.float64).reshape(-1, 2):
-        for _ in range(substeps):
-            x += linear * math.cos(yaw) * step
-            y += linear * math.sin(yaw) * step
-            yaw += angular * step
-        points.append((x, y))
-    return np.array(points)
-
-
 def camera_model() -> dict:
     from vla_nav.sim.world import CAMERA_FORWARD, CAMERA_FOVY, CAMERA_HEIGHT, CAMERA_TILT
     return {'forward': CAMERA_FORWARD, 'height': CAMERA_HEIGHT, 'fovy_deg': CAMERA_FOVY,
             'tilt': CAMERA_TILT}
-
-
-def project_floor_points(points: np.ndarray, image_height: int, image_width: int,
-                         camera: dict) -> np.ndarray:
-    """Robot-frame floor points (x fwd, y left) -> (N, 2) pixel (u, v); NaN for points behind."""
-    focal = (image_height / 2.0) / math.tan(math.radians(camera['fovy_deg']) / 2.0)
-    tilt = camera['tilt']
-    dx = points[:, 0] - camera['forward']
-    dz = -camera['height']
-    depth = dx * math.cos(tilt) - dz * math.sin(tilt)
-    right = -points[:, 1]
-    down = -(dx * math.sin(tilt) + dz * math.cos(tilt))
-    with np.errstate(divide='ignore', invalid='ignore'):
-        u = image_width / 2.0 + focal * right / depth
-        v = image_height / 2.0 + focal * down / depth
-    behind = depth < 0.05
-    u[behind], v[behind] = np.nan, np.nan
-    return np.stack([u, v], axis=1)
 
 
 def draw_chunk(rgb: np.ndarray, actions: np.ndarray, dt: float, caption: str = '',

@@ -44,6 +44,7 @@ class _OfflineReplay:
         self.next_tick: int | None = None
         self.last_ns: int | None = None
         self.largest_lag = 0.0
+        self._deliveries_seen = 0
 
     def tick_until(self, limit_ns: int, inclusive: bool) -> None:
         while self.next_tick < limit_ns or (inclusive and self.next_tick == limit_ns):
@@ -67,12 +68,19 @@ class _OfflineReplay:
             self._frame(message.msg, now_ns)
 
     def _instruction(self, text: str, now_ns: int) -> None:
-        from vla_nav.core.instruction import GOAL, STOP
-
         self.output.instructions.append((now_ns, text))
-        if self.closed.instruct(text, now_ns / NS).kind in (GOAL, STOP):   # the preempt, as vla_node
-            stamp_ns = int(round(self.closed.loop.goal_start_stamp * NS))
-            self.output.chunks.append((stamp_ns, now_ns, np.zeros((0, 2), np.float32), self.dt))
+        self.closed.instruct(text, now_ns / NS)
+        self._preempts(now_ns)
+
+    def _preempts(self, now_ns: int) -> None:
+        """Every preempt the ClosedLoop made (a goal, stop or refused sentence; a goal's step
+        change or failure), as vla_node publishes them: an empty chunk."""
+        deliveries = self.closed.deliveries
+        for delivery in deliveries[self._deliveries_seen:]:
+            if delivery.chunk is None:
+                stamp_ns = int(round(delivery.stamp * NS))
+                self.output.chunks.append((stamp_ns, now_ns, np.zeros((0, 2), np.float32), self.dt))
+        self._deliveries_seen = len(deliveries)
 
     def _frame(self, msg, now_ns: int) -> None:
         from vla_nav.data.bags import camera_to_rgb
@@ -88,6 +96,7 @@ class _OfflineReplay:
             output.last_error = f'{type(error).__name__}: {error}'
             return
         chunk = self.closed.frame(rgb, stamp_ns / NS, now_ns / NS)
+        self._preempts(now_ns)
         if chunk is not None:
             output.chunks.append((stamp_ns, now_ns, chunk.actions.copy(), chunk.dt))
 

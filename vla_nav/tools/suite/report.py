@@ -1,0 +1,136 @@
+"""The suite's report: per-tier rates with 95% intervals, the two controls, the printed and
+Markdown tables, per-tier trajectory PNGs and the JSON of per-episode records."""
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+from vla_nav.tools.suite.stats import outcome_rates, rate
+from vla_nav.tools.suite.tiers import BLIND_PREFIX
+
+RECORD_KEYS = ('label', 'tier', 'mode', 'episode', 'instruction', 'policy_text', 'kind', 'outcome',
+               'reason', 'time', 'time_to_goal', 'path_length', 'path_efficiency', 'start_pose',
+               'end_pose', 'collided_with', 'steps', 'steps_done', 'target_index', 'end_object',
+               'original_instruction', 'original_target', 'chunks', 'inference_ms_p50')
+
+
+def by_label(records: list[dict]) -> dict[str, list[dict]]:
+    grouped: dict[str, list[dict]] = defaultdict(list)
+    for record in records:
+        grouped[record['label']].append(record)
+    return dict(grouped)
+
+
+def retarget_swap(records: list[dict]) -> dict:
+    """Retarget-swap control: over the rooms driven both to the generator's target (the distractor
+    tier) and to another object (retarget), the fraction where both succeed AND end at different
+    objects."""
+    original = {r['episode']: r for r in records if r['label'] == 'distractor'}
+    pairs = [(original[r['episode']], r) for r in records
+             if r['label'] == 'retarget' and r['outcome'] != 'skipped' and r['episode'] in original]
+    both = sum(1 for a, b in pairs if a['outcome'] == 'success' and b['outcome'] == 'success'
+               and a.get('end_object') is not None and a.get('end_object') != b.get('end_object'))
+    return {'pairs': len(pairs), **rate(both, len(pairs))}
+
+
+def summarise_suite(records: list[dict], meta: dict) -> dict:
+    """{'meta', 'tiers': {tier: rates}, 'controls': {'language_blind': {tier: {...}},
+    'retarget_swap': {...}}, 'records': [...]}; skipped retarget rooms are counted, not rated."""
+    grouped = by_label(records)
+    tiers, blind = {}, {}
+    for label, items in grouped.items():
+        driven = [r for r in items if r['outcome'] != 'skipped']
+        rates = {**outcome_rates(driven), 'skipped': len(items) - len(driven)}
+        if label.startswith(BLIND_PREFIX):
+            tier = label.removeprefix(BLIND_PREFIX)
+            blind[tier] = {'blind': rates, 'with_words': tiers.get(tier, {}).get('success'),
+                           'text': items[0].get('policy_text')}
+        else:
+            tiers[label] = rates
+    for tier, values in blind.items():
+        values['with_words'] = tiers.get(tier, {}).get('success')
+    controls = {'language_blind': blind}
+    if 'retarget' in tiers:
+        controls['retarget_swap'] = retarget_swap(records)
+    return {'meta': meta, 'tiers': tiers, 'controls': controls,
+            'records': [{k: r[k] for k in RECORD_KEYS if k in r} for r in records]}
+
+
+def _cell(value: dict | None) -> str:
+    if not value or value.get('rate') is None:
+        return '-'
+    return f'{value["rate"]:.2f} [{value["low"]:.2f}, {value["high"]:.2f}]'
+
+
+def table_rows(summary: dict) -> list[list[str]]:
+    rows = [[tier, str(v['episodes']), _cell(v['success']), _cell(v['collision']),
+             _cell(v['timeout']), _cell(v['failure'])] for tier, v in summary['tiers'].items()]
+    return rows
+
+
+def format_text(summary: dict) -> str:
+    """The printed report: one line per tier, then the controls."""
+    meta = summary['meta']
+    lines = [f'eval-sim --suite: {meta["model"]} on the {meta["split"]} split, seed {meta["seed"]}, '
+             f'{meta["episodes_per_tier"]} episodes per tier (95% Wilson intervals)',
+             f'{"tier":<15} {"n":>4}  {"success":<19} {"collision":<19} {"timeout":<19} '
+             f'{"failure":<19}']
+    for tier, n, *cells in table_rows(summary):
+        lines.append(f'{tier:<15} {n:>4}  ' + ' '.join(f'{cell:<19}' for cell in cells))
+    for tier, values in summary['controls']['language_blind'].items():
+        lines.append(f'language-blind control ({tier}, told "{values["text"]}"): success '
+                     f'{_cell(values["blind"]["success"])} vs {_cell(values["with_words"])} with the '
+                     'words')
+    swap = summary['controls'].get('retarget_swap')
+    if swap:
+        lines.append(f'retarget-swap control: {swap["count"]} of {swap["pairs"]} rooms reached both '
+                     f'named objects and ended at different ones: {_cell(swap)}')
+    return '\n'.join(lines)
+
+
+def format_markdown(summary: dict) -> str:
+    """The README table (same figures as format_text)."""
+    lines = ['| tier | episodes | success | collision | timeout | failure |',
+             '| --- | --- | --- | --- | --- | --- |']
+    lines += ['| ' + ' | '.join(row) + ' |' for row in table_rows(summary)]
+    for tier, values in summary['controls']['language_blind'].items():
+        lines.append(f'| language-blind ({tier}, "{values["text"]}") | {values["blind"]["episodes"]} '
+                     f'| {_cell(values["blind"]["success"])} | {_cell(values["blind"]["collision"])} '
+                     f'| {_cell(values["blind"]["timeout"])} | {_cell(values["blind"]["failure"])} |')
+    swap = summary['controls'].get('retarget_swap')
+    if swap:
+        lines.append(f'| retarget-swap (both reached, different objects) | {swap["pairs"]} '
+                     f'| {_cell(swap)} | | | |')
+    return '\n'.join(lines)
+
+
+def write_outputs(summary: dict, records: list[dict], layouts: dict, out: Path,
+                  dpi: int = 75) -> dict[str, str]:
+    """summary.json (rates + per-episode records), table.md, and <tier>.png per label; returns
+    {name: path} of what was written."""
+    from vla_nav.tools.eval_sim import plot_trajectories
+
+    out.mkdir(parents=True, exist_ok=True)
+    written = {}
+    (out / 'summary.json').write_text(json.dumps(summary, indent=1) + '\n')
+    (out / 'table.md').write_text(format_markdown(summary) + '\n')
+    written.update(summary=str(out / 'summary.json'), table=str(out / 'table.md'))
+    plotted: dict[str, list] = defaultdict(list)
+    for index, layout in sorted(layouts.items()):
+        plotted[records[index]['label']].append((layout, records[index]))
+    for label, items in plotted.items():
+        path = out / f'{label.replace(":", "_")}.png'
+        plot_trajectories(items, str(path), dpi=dpi, title=label)
+        _shrink_png(path)
+        written[label] = str(path)
+    return written
+
+
+def _shrink_png(path: Path, colours: int = 96) -> None:
+    """A palette PNG (a few tens of kB instead of ~90): plots have few colours."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        small = image.convert('RGB').quantize(colours)
+    small.save(path, optimize=True)
