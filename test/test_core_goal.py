@@ -268,3 +268,19 @@ def test_every_v1_sentence_is_read_as_one_step():
         for text in all_instructions(split):
             parse = parse_instruction(text, stop_words)
             assert not parse.refused and len(parse.steps) == 1, (text, parse.refused)
+
+
+def test_an_engine_with_a_done_head_replaces_the_rule():
+    class Head:
+        def reset(self):
+            pass
+
+        def update(self, step, chunk, motion):
+            return 1.0
+
+    engine = BrightnessPolicy()
+    engine.done_estimator = Head()
+    loop = PolicyLoop.from_config(engine, load_config().vla_node)
+    loop.set_instruction('go to the red cone, then turn left', 1.0)
+    loop.step(WHITE, 1.1, 1.1)
+    assert loop.status.step_index == 1      # the head said done on the first chunk

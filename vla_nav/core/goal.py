@@ -29,7 +29,8 @@ The done rule (`RuleDoneEstimator`, the default `DoneEstimator`), per step kind:
            chunk asked for motion); estimate = still chunks / still_chunks once it has moved
 A later learned done/progress head (issue 12) replaces the rule by passing another
 `DoneEstimator` (anything with `reset()` and `update(step, chunk, motion) -> float in [0, 1]`,
-done at >= 1.0) to `GoalSequencer`.
+done at >= 1.0) to `GoalSequencer`; PolicyLoop.from_config takes it from the engine
+(`engine.done_estimator`), so vla_node, eval-sim and record-sim pick it up with the model.
 
 `goal_status_record(status)` is the status as plain data (JSON-ready), what vla_node publishes
 on the goal-status topic and the demo prints. numpy/stdlib + vla_nav.core only.
