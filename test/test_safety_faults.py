@@ -177,23 +177,27 @@ def test_camera_stall_brakes_and_no_chunk_comes_from_a_stale_frame(stack):
 def restart_executor_and_resume(stack) -> tuple[float, float, Twist]:
     """Kill chunk_executor mid-motion, restart it (max_chunk_age 5 s: old chunks would pass the
     age check), check it stays at zero without fresh frames, then resume the camera.
-    Returns (kill time, resume time, the first non-zero command after the restart)."""
+    Returns (kill time, resume time, the first non-zero command of the new executor)."""
     stack.drive_left()
+    old_count = len(stack.cmds)
     stack.executor.kill()                                      # a crash: no goodbye zero
     killed = time.monotonic()
     stack.ensure_executor(max_chunk_age=5.0)
-    restarted = [(r, m) for r, m in stack.cmds if r > killed]
-    assert restarted and is_zero(restarted[0][1])
+    # the killed executor's last commands may still sit in the probe's queue (receipt after the
+    # kill): it was cruising, so the new executor's first command is the first zero after them
+    assert stack.until(lambda: any(is_zero(m) for _, m in stack.cmds[old_count:]), 15.0)
+    first_new = next(i for i in range(old_count, len(stack.cmds)) if is_zero(stack.cmds[i][1]))
+    leftovers = [m for _, m in stack.cmds[old_count:first_new]]
+    assert all((m.linear.x, m.angular.z) == pytest.approx(CRUISE) for m in leftovers), leftovers
     mark = len(stack.cmds)
     assert stack.until(lambda: len(stack.cmds) > mark + 10)    # ticks go on, no frames: nothing fresh
-    assert all(is_zero(msg) for receipt, msg in stack.cmds if receipt > killed)
+    assert all(is_zero(msg) for _, msg in stack.cmds[first_new:])
     resumed = time.monotonic()
     chunk_mark = len(stack.chunks)
     assert stack.until(lambda: stack.cmds[-1][1].linear.x > 0.0, 10.0, every=stack.send_frame)
-    first_move = next(r for r, m in stack.cmds if r > killed and not is_zero(m))
+    first_move_at, first = next((r, m) for r, m in stack.cmds[first_new:] if not is_zero(m))
     fresh = stack.timed_point_chunks(chunk_mark)
-    assert fresh and fresh[0][0] <= first_move and fresh[0][0] > resumed
-    first = next(m for r, m in stack.cmds if r > killed and not is_zero(m))
+    assert fresh and fresh[0][0] <= first_move_at and fresh[0][0] > resumed
     return killed, resumed, first
 
 
