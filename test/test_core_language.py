@@ -1,17 +1,19 @@
 """The instruction sequencer (vla_nav.core.language): steps, numbers, relations, refusals."""
 import pytest
 
+from vla_nav.config import load_config
 from vla_nav.core.language import (
     CATEGORY_WORDS,
     COLOUR_WORDS,
-    STOP_PHRASES,
     parse_instruction,
     words_to_number,
 )
 
+STOP = load_config().stop_words  # the one stop list
+
 
 def _one(text):
-    parse = parse_instruction(text)
+    parse = parse_instruction(text, STOP)
     assert parse.ok, parse.refused
     assert len(parse.steps) == 1, parse.steps
     return parse.steps[0]
@@ -74,25 +76,25 @@ def test_relational_references(text, relation, anchor):
 
 
 def test_multi_step_sentences_split_in_order():
-    steps = parse_instruction('go to the red cone, then turn left').steps
+    steps = parse_instruction('go to the red cone, then turn left', STOP).steps
     assert [s.kind for s in steps] == ['goto', 'turn']
     assert steps[0].text == 'go to the red cone' and steps[1].angle_deg == 90.0
-    steps = parse_instruction('turn around and go forward 2 meters').steps
+    steps = parse_instruction('turn around and go forward 2 meters', STOP).steps
     assert [(s.kind, s.angle_deg, s.distance_m) for s in steps] == [('turn', 180.0, 0.0),
                                                                    ('forward', 0.0, 2.0)]
     steps = parse_instruction('First turn right 45 degrees; after that go forward one and a half '
-                              'meters and then go to the blue ball.').steps
+                              'meters and then go to the blue ball.', STOP).steps
     assert [s.kind for s in steps] == ['turn', 'forward', 'goto']
     assert steps[1].distance_m == 1.5 and steps[2].colour == 'blue'
     # a trailing stop is absorbed (every step ends stopped)
-    assert [s.kind for s in parse_instruction('go to the red cone and stop').steps] == ['goto']
+    assert [s.kind for s in parse_instruction('go to the red cone and stop', STOP).steps] == ['goto']
 
 
 @pytest.mark.parametrize('text', [
     "don't go to the yellow cone", 'not the red one', 'go to any cone except the red one',
     'do not turn left', 'never drive forward 2 meters', 'go to the box, not the ball'])
 def test_negation_is_refused_never_inverted(text):
-    parse = parse_instruction(text)
+    parse = parse_instruction(text, STOP)
     assert not parse.ok and parse.steps == ()
     assert 'negation' in parse.refused
 
@@ -111,18 +113,21 @@ def test_negation_is_refused_never_inverted(text):
     ('do a full turn', 'above 180'), ('turn left 45', 'without a unit'),
     ('go forward 2', 'without a unit'), ('drive 3 feet forward', 'without a unit')])
 def test_refusals_say_why(text, reason):
-    parse = parse_instruction(text)
+    parse = parse_instruction(text, STOP)
     assert not parse.ok and parse.steps == ()
     assert reason in parse.refused
 
 
 def test_stop_list_is_a_parameter():
-    assert parse_instruction('Stop!').steps[0].kind == 'stop'
-    assert parse_instruction("don't move").steps[0].kind == 'stop'  # a stop phrase, not negation
-    assert not parse_instruction('cease', stop_phrases=STOP_PHRASES).ok
+    assert parse_instruction('Stop!', STOP).steps[0].kind == 'stop'
+    assert parse_instruction("don't move", STOP).steps[0].kind == 'stop'  # a stop phrase, not negation
+    assert not parse_instruction('cease', stop_phrases=STOP).ok
     parse = parse_instruction('cease', stop_phrases=['cease'])
     assert [s.kind for s in parse.steps] == ['stop']
     assert not parse_instruction('freeze', stop_phrases=['cease']).ok
+    assert parse_instruction('wait', STOP).steps[0].kind == 'stop'   # the config's list is the one
+    with pytest.raises(TypeError):   # no built-in default list: every caller passes the one list
+        parse_instruction('stop')
 
 
 def test_every_lexicon_word_is_read_back():

@@ -4,11 +4,13 @@ import pytest
 from vla_nav.config import load_config, node_defaults
 from vla_nav.core.executor import ExecutorConfig
 from vla_nav.core.node_config import (
+    SIM_WORLDS,
     ChunkExecutorNodeConfig,
     SimNodeConfig,
     VlaNavConfig,
     VlaNodeConfig,
 )
+from vla_nav.sim import NavSim, navsim
 from vla_nav.sim.robot import RobotLimits
 
 
@@ -34,6 +36,7 @@ def test_the_yaml_builds_every_node_config_and_round_trips():
     ('sim_node', {'split': 'val'}, 'split'),
     ('sim_node', {'camera_rate': -1.0}, 'camera_rate'),
     ('sim_node', {'publish_clock': 1}, 'publish_clock'),
+    ('sim_node', {'world': 'v3'}, 'world'),
     ('chunk_executor', {'max_linear_accel': 0.0}, 'max_linear_accel'),
     ('chunk_executor', {'cmd_vel_topic': ''}, 'cmd_vel_topic'),
     ('chunk_executor', {'typo_rate': 3.0}, 'typo_rate'),
@@ -44,6 +47,18 @@ def test_bad_values_are_refused_naming_the_parameter(section, change, message):
     params = dict(getattr(load_config(), section).to_params(), **change)
     with pytest.raises(ValueError, match=message):
         cls.from_params(params)
+
+
+def test_sim_node_world_defaults_to_v1_and_selects_v2():
+    config = load_config()
+    assert config.sim_node.world == 'v1' == node_defaults('sim_node')['world']
+    assert SIM_WORLDS == ('v1', 'v2') and navsim.WORLDS == SIM_WORLDS   # the simulator's worlds
+    v2 = SimNodeConfig.from_params(dict(config.sim_node.to_params(), world='v2'))
+    assert v2.world == 'v2' and v2.to_params()['world'] == 'v2'
+    # what sim_node builds from it
+    robot = {'limits': RobotLimits.from_executor(config.executor), 'stop_words': config.stop_words}
+    with NavSim(v2.split, v2.seed, (16, 16), world=v2.world, **robot) as sim:
+        assert sim.world_name == 'v2'
 
 
 def test_numbers_are_coerced_and_sections_must_agree_on_shared_topics():

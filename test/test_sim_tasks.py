@@ -5,6 +5,7 @@ import re
 import numpy as np
 import pytest
 
+from vla_nav.config import load_config
 from vla_nav.core import language
 from vla_nav.sim import catalog
 from vla_nav.sim.episode import COLLISION, SUCCESS, TIMEOUT, TaskJudge
@@ -34,6 +35,7 @@ from vla_nav.sim.tasks import (
     TRAIN_CATEGORY_WORDS,
     TRAIN_COLOUR_WORDS,
     TRAIN_DISTANCES,
+    WRITTEN_STOP_PHRASES,
     Task,
     allowed_pairs,
     distance_phrase,
@@ -46,6 +48,7 @@ from vla_nav.sim.tasks import (
     turn_step,
 )
 
+STOP = load_config().stop_words
 SEEDS = (0, 1, 7, 123)
 EPISODES = 70
 
@@ -156,7 +159,7 @@ def test_train_never_emits_a_test_number(train_tasks):
         assert not set(distances) & set(TEST_DISTANCES), task.instruction
         seen_angles |= set(angles)
         # the words say the same numbers (the parser reads them back)
-        parsed = language.parse_instruction(task.instruction).steps
+        parsed = language.parse_instruction(task.instruction, STOP).steps
         assert not {abs(s.angle_deg) for s in parsed if s.kind == 'turn'} & set(TEST_ANGLES)
         assert not {round(s.distance_m, 2) for s in parsed if s.kind == 'forward'} & set(TEST_DISTANCES)
     assert len(seen_angles) > 8   # many angles, not only 90
@@ -209,7 +212,7 @@ def test_every_tier_round_trips_through_the_one_parser(split, tier):
     for episode in range(6):
         layout, task = generate_task(split, 2, episode, tier=tier)
         assert task.tier == tier
-        read, reason = task_from_text(task.instruction, layout, layout.start_pose)
+        read, reason = task_from_text(task.instruction, layout, layout.start_pose, STOP)
         assert read is not None, reason
         assert [s.kind for s in read.steps] == [s.kind for s in task.steps]
         assert [s.target for s in read.steps] == [s.target for s in task.steps]
@@ -253,12 +256,12 @@ def test_camera_mount_is_jittered_within_its_documented_range():
 def test_every_number_reads_back_in_every_wording():
     for degrees in TRAIN_ANGLES + TEST_ANGLES:
         for text in (f'turn left {degrees} degrees', f'turn left {number_words(degrees)} degrees'):
-            assert language.parse_instruction(text).steps[0].angle_deg == degrees, text
+            assert language.parse_instruction(text, STOP).steps[0].angle_deg == degrees, text
     rng = np.random.default_rng(0)
     for metres in TRAIN_DISTANCES + TEST_DISTANCES:
         for _ in range(6):
             text = f'go forward {distance_phrase(metres, rng)}'
-            assert language.parse_instruction(text).steps[0].distance_m == pytest.approx(metres), text
+            assert language.parse_instruction(text, STOP).steps[0].distance_m == pytest.approx(metres), text
 
 
 # --- resolution of words against a room ----------------------------------------------------------
@@ -274,7 +277,7 @@ def _room(objects, width=8.0, depth=6.0, shape='box'):
 
 
 def _step(text):
-    return language.parse_instruction(text).steps[0]
+    return language.parse_instruction(text, STOP).steps[0]
 
 
 def test_resolve_plain_relational_and_ambiguous():
@@ -299,9 +302,9 @@ def test_resolve_plain_relational_and_ambiguous():
 
 def test_task_from_text_refuses_with_the_parsers_reason():
     layout = _room([_obj('red', 'cone', 2.0, 0.0)])
-    task, reason = task_from_text("don't go to the red cone", layout, (0.0, 0.0, 0.0))
+    task, reason = task_from_text("don't go to the red cone", layout, (0.0, 0.0, 0.0), STOP)
     assert task is None and 'negation' in reason
-    task, reason = task_from_text('go to the red cone, then turn around', layout, (0.0, 0.0, 0.0))
+    task, reason = task_from_text('go to the red cone, then turn around', layout, (0.0, 0.0, 0.0), STOP)
     assert [s.kind for s in task.steps] == ['goto', 'turn'] and task.kind == 'multi_step'
     assert task.steps[1].parameters['either_way']
     task, _ = task_from_text('halt', layout, (0, 0, 0), stop_phrases=['halt'])
@@ -384,3 +387,11 @@ def test_task_judge_step_time_limits_collisions_and_either_way_turns():
     assert judge.update(limit + 0.1, (0, 0, 0), (0, 0), (0, 0, 0.0, 0), False) == TIMEOUT
     small = turn_step('turn left 15 degrees', 15.0)
     assert small.parameters['tolerance'] < math.radians(15.0)   # not turning at all is no success
+
+
+def test_the_stop_sentences_the_generator_writes_are_in_the_one_stop_list():
+    """The generator's round trip reads its stop templates with WRITTEN_STOP_PHRASES; each must
+    also be a stop for vla_node and the simulator's judge (config `vla_node.stop_words`)."""
+    assert set(WRITTEN_STOP_PHRASES) <= set(STOP)
+    for phrase in WRITTEN_STOP_PHRASES:
+        assert language.parse_instruction(phrase, STOP).steps[0].kind == 'stop'

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from vla_nav.config import load_config, node_defaults
+from vla_nav.config import load_config
 from vla_nav.sim import NavSim, catalog, plot_topdown
 from vla_nav.sim.augment import AugmentConfig, augment_image
 from vla_nav.sim.layout import SceneObject
@@ -14,8 +14,8 @@ from vla_nav.sim.robot import RobotLimits
 from vla_nav.sim.rooms import CameraMount, RoomLayout, Style, build_room
 from vla_nav.sim.tasks import TEST_TIERS, TIERS
 
-ROBOT = {'limits': RobotLimits.from_executor(load_config().executor),
-         'stop_words': load_config().stop_words}
+CONFIG = load_config()
+ROBOT = {'limits': RobotLimits.from_executor(CONFIG.executor), 'stop_words': CONFIG.stop_words}
 
 
 @pytest.fixture(scope='module')
@@ -93,7 +93,7 @@ def test_v2_reset_is_deterministic_and_images_differ_across_episodes(sim):
 
 @pytest.mark.parametrize('tier', TIERS)
 def test_expert_solves_every_tier_within_the_executor_limits(sim, tier):
-    limits = node_defaults('chunk_executor')
+    limits = CONFIG.chunk_executor.to_params()
     dt = sim.control_dt
     for episode in range(4):
         sim.reset(500 + episode, kind=tier)

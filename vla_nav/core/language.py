@@ -7,7 +7,7 @@ the sequencer advances on that step's done signal (the simulator's judge per ste
 the goal-status rule). The simulator's judge, its task generator (round trip) and, later,
 vla_node all use this one parser. numpy/stdlib only; it imports nothing else of ours.
 
-    parse_instruction(text, stop_phrases=STOP_PHRASES, max_steps=MAX_STEPS) -> Parse
+    parse_instruction(text, stop_phrases, max_steps=MAX_STEPS) -> Parse
         Parse.steps: tuple[Step, ...]     empty when refused
         Parse.refused: str                '' when understood, else the reason (never a guess)
     Step(kind='goto'|'turn'|'forward'|'stop', text, colour, category, relation, anchor_colour,
@@ -31,15 +31,13 @@ Whether a goto's words pick exactly one object is the world's business (`resolve
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 MAX_STEPS = 3
 ANGLE_RANGE_DEG = (15.0, 180.0)
 DISTANCE_RANGE_M = (0.3, 5.0)
 DEFAULT_TURN_DEG = 90.0
-# The default stop list; vla_node and the simulator pass the one list from config/vla_nav.yaml.
-STOP_PHRASES = ('stop', 'halt', 'stop now', 'emergency stop', 'freeze', 'stay', 'stand still',
-                'stop moving', "don't move", 'do not move', 'hold still', 'stay where you are')
 
 # Canonical colour -> every word that names it (train words and test-only synonyms alike: the
 # parser understands both; which words a split may generate is the generator's business).
@@ -259,6 +257,30 @@ _STOP_THERE = re.compile(r'(stop|halt|wait)( (next to|near|by|beside|in front of
                         r'| there| here)')
 
 
+def _parse_turn(clause: str, angle: float | None) -> tuple[Step | None, str]:
+    side = _side(clause)
+    if side == 'both':
+        return None, f'both left and right in {clause!r}'
+    if side is None:
+        if angle != 180.0:
+            return None, f'turn which way? say left or right ({clause!r})'
+        side = 'left'
+    angle = DEFAULT_TURN_DEG if angle is None else angle
+    low, high = ANGLE_RANGE_DEG
+    if not low <= angle <= high:
+        return None, f'a turn of {angle:g} degrees is outside {low:g}-{high:g} degrees'
+    return Step('turn', clause, angle_deg=angle if side == 'left' else -angle), ''
+
+
+def _parse_forward(clause: str, distance: float | None) -> tuple[Step | None, str]:
+    if distance is None:
+        return None, f'how far? say a distance such as "2 meters" ({clause!r})'
+    low, high = DISTANCE_RANGE_M
+    if not low - 1e-9 <= distance <= high + 1e-9:
+        return None, f'a drive of {distance:g} m is outside {low:g}-{high:g} m'
+    return Step('forward', clause, distance_m=round(distance, 4)), ''
+
+
 def _parse_clause(clause: str, stop_phrases: set[str]) -> tuple[Step | None, str]:
     if clause in stop_phrases or _STOP_THERE.fullmatch(clause):   # "... and stop next to it"
         return Step('stop', clause), ''
@@ -279,25 +301,9 @@ def _parse_clause(clause: str, stop_phrases: set[str]) -> tuple[Step | None, str
     if angle is None and distance is None and re.search(r'\d', clause):
         return None, f'a number without a unit in {clause!r}: say degrees, meters or centimeters'
     if angle is not None or _TURN_WORDS.search(clause) or (_side(clause) and distance is None):
-        side = _side(clause)
-        if side == 'both':
-            return None, f'both left and right in {clause!r}'
-        if side is None:
-            if angle != 180.0:
-                return None, f'turn which way? say left or right ({clause!r})'
-            side = 'left'
-        angle = DEFAULT_TURN_DEG if angle is None else angle
-        low, high = ANGLE_RANGE_DEG
-        if not low <= angle <= high:
-            return None, f'a turn of {angle:g} degrees is outside {low:g}-{high:g} degrees'
-        return Step('turn', clause, angle_deg=angle if side == 'left' else -angle), ''
+        return _parse_turn(clause, angle)
     if distance is not None or _FORWARD_WORDS.search(clause):
-        if distance is None:
-            return None, f'how far? say a distance such as "2 meters" ({clause!r})'
-        low, high = DISTANCE_RANGE_M
-        if not low - 1e-9 <= distance <= high + 1e-9:
-            return None, f'a drive of {distance:g} m is outside {low:g}-{high:g} m'
-        return Step('forward', clause, distance_m=round(distance, 4)), ''
+        return _parse_forward(clause, distance)
     return None, f'nothing to act on in {clause!r} (no object, turn, distance or stop)'
 
 
@@ -313,8 +319,10 @@ def split_steps(clean: str) -> list[str]:
     return out
 
 
-def parse_instruction(text: str, stop_phrases=STOP_PHRASES, max_steps: int = MAX_STEPS) -> Parse:
-    """Read a sentence into steps (see the module docstring), or refuse it with the reason."""
+def parse_instruction(text: str, stop_phrases: Iterable[str], max_steps: int = MAX_STEPS) -> Parse:
+    """Read a sentence into steps (see the module docstring), or refuse it with the reason.
+    stop_phrases: the one stop list (config `vla_node.stop_words`, `load_config().stop_words`),
+    passed in by every caller: a sentence or a clause equal to one of them is a stop."""
     if not isinstance(text, str):
         return Parse(refused='instruction must be text')
     stops = {clean_text(p) for p in stop_phrases}

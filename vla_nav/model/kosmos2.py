@@ -3,9 +3,13 @@
 Per frame the language model reads
     <s> <image> [latent image tokens] </image> [instruction tokens] [ACT]
 and the last hidden state at the learnable [ACT] token is the frame's feature (projected to
-feature_dim). Never downloads: `config.kosmos2_path` must hold a transformers Kosmos-2 model
-(config.json + *.safetensors, Kosmos2Model or Kosmos2ForConditionalGeneration) and its
-tokenizer.json; preprocessor_config.json (CLIP mean/std) is optional.
+feature_dim). Never downloads (HF_HUB_OFFLINE, local_files_only): `config.kosmos2_path` must
+hold a transformers Kosmos-2 model (config.json with model_type "kosmos-2" + *.safetensors, one
+file or shards with their index, saved from Kosmos2Model or Kosmos2ForConditionalGeneration, e.g.
+microsoft/kosmos-2-patch14-224) and its tokenizer.json; preprocessor_config.json (CLIP mean/std)
+is optional. A missing folder, another model_type, missing shards or missing tensors each raise
+ModelLoadError saying which (`load_kosmos2`). `write_random_kosmos2` writes a random folder of
+any size (default: the full-size architecture) for tests, bench and scripts/kosmos2_fullsize.py.
 
 Split (as for the edge backbone): encode_trunk = vision encoder + image-to-text projection
 (frozen, cacheable: (B, latent tokens, text width)); the neck = the [ACT] embedding, the frozen
@@ -14,8 +18,9 @@ Kosmos-2 stays frozen and out of checkpoints (sha256 of its weight files is reco
 fine-tunes the VLM, which a 1.6B model on a CPU cannot; LoRA would be the next step.
 
 The instruction "embedding" of a kosmos2 policy is its token ids (B, kosmos2_max_text_tokens),
--1 padded, as float: the VLM reads the words itself. Runtime: torch backend only (the ONNX engine
-refuses kosmos2 with a clear error; the model also misses the edge target of 750 steps/s).
+-1 padded, as float: the VLM reads the words itself. Runtime: torch or ONNX (frame_encoder holds
+the whole VLM; at full size its weights go to an external-data file, see export.py); either way
+far below the edge target of 750 steps/s (README, "Kosmos-2 at full size").
 """
 from __future__ import annotations
 
@@ -34,12 +39,58 @@ from vla_nav.model.pretrained import sha256_file
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 PAD_ID = -1
+MODEL_TYPE = 'kosmos-2'
+PUBLISHED_MODEL = 'microsoft/kosmos-2-patch14-224'
+SHARD_INDEX = 'model.safetensors.index.json'
+RANDOM_MARKER = 'vla_nav_random_weights.json'
+# stand-in word-level vocabulary of a random folder (the real one is Kosmos-2's sentencepiece)
+STAND_IN_VOCABULARY = ('<s>', '<pad>', '</s>', '<unk>', '<image>', '</image>', 'go', 'to', 'the', 'red',
+                       'blue', 'green', 'yellow', 'cone', 'ball', 'box', 'door', 'turn', 'left', 'right',
+                       'around', 'forward', 'back', 'stop', 'drive', 'move', 'meters', 'meter', 'a', 'and',
+                       '1', '2', '3', 'slowly', 'wait', 'here')
+
+
+def check_kosmos2_folder(folder: Path) -> dict:
+    """config.json of a local Kosmos-2 folder, or ModelLoadError saying what is wrong with it."""
+    if not folder.is_dir():
+        raise ModelLoadError(folder, 'Kosmos-2 folder does not exist (kosmos2 models are only loaded from '
+                                     'a local folder, e.g. a save_pretrained copy of '
+                                     f'{PUBLISHED_MODEL}; nothing is downloaded)')
+    config_path = folder / 'config.json'
+    if not config_path.is_file():
+        raise ModelLoadError(folder, 'not a Kosmos-2 folder (config.json missing); kosmos2 models are '
+                                     'only loaded from a local folder')
+    try:
+        document = json.loads(config_path.read_text(encoding='utf-8'))
+    except (OSError, ValueError) as error:
+        raise ModelLoadError(config_path, f'unreadable: {error}') from error
+    model_type = document.get('model_type') if isinstance(document, dict) else None
+    if model_type != MODEL_TYPE:
+        architectures = document.get('architectures') if isinstance(document, dict) else None
+        raise ModelLoadError(config_path, f'model_type is {model_type!r} (architectures {architectures}), '
+                                          f'not {MODEL_TYPE!r}: this folder holds another model')
+    return document
 
 
 def kosmos2_weight_files(folder: Path) -> list[Path]:
+    """The safetensors files of the folder; every shard its index names must be there."""
+    index_path = folder / SHARD_INDEX
+    if index_path.is_file():
+        try:
+            shards = sorted(set(json.loads(index_path.read_text(encoding='utf-8'))['weight_map'].values()))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+            raise ModelLoadError(index_path, f'unreadable shard index: {error}') from error
+        missing = [name for name in shards if not (folder / name).is_file()]
+        if missing:
+            raise ModelLoadError(index_path, f'{len(missing)} of {len(shards)} weight shards missing: '
+                                             f'{", ".join(missing[:4])}')
+        return [folder / name for name in shards]
     files = sorted(folder.glob('*.safetensors'))
     if not files:
-        raise ModelLoadError(folder, 'no *.safetensors weights in the Kosmos-2 folder')
+        pickled = ' (only pickled pytorch_model.bin, which is never loaded: re-save with ' \
+                  'save_pretrained, safe_serialization is the default)' \
+            if (folder / 'pytorch_model.bin').is_file() else ''
+        raise ModelLoadError(folder, f'no *.safetensors weights in the Kosmos-2 folder{pickled}')
     return files
 
 
@@ -51,27 +102,81 @@ def kosmos2_checksum(folder: Path) -> str:
     return digest.hexdigest()
 
 
+def load_kosmos2(folder: Path, load_pretrained: bool = True):
+    """Kosmos2Model (fp32, eval) from a local folder, never the hub; every problem a ModelLoadError.
+
+    Accepts folders saved from Kosmos2Model or Kosmos2ForConditionalGeneration (the published
+    checkpoint: same tensor names, its lm_head is not needed). A folder whose weights miss any
+    tensor of the model is refused (transformers would silently initialise them randomly)."""
+    os.environ.setdefault('HF_HUB_OFFLINE', '1')
+    from transformers import Kosmos2Config, Kosmos2Model
+    from transformers.utils import logging as transformers_logging
+    transformers_logging.disable_progress_bar()
+    check_kosmos2_folder(folder)
+    try:
+        if not load_pretrained:
+            return Kosmos2Model(Kosmos2Config.from_pretrained(str(folder), local_files_only=True)).eval()
+        kosmos2_weight_files(folder)
+        model, info = Kosmos2Model.from_pretrained(str(folder), local_files_only=True, dtype=torch.float32,
+                                                   output_loading_info=True)
+    except ModelLoadError:
+        raise
+    except Exception as error:
+        raise ModelLoadError(folder, f'cannot load Kosmos-2: {error}') from error
+    missing = sorted(info.get('missing_keys') or [])
+    mismatched = list(info.get('mismatched_keys') or [])
+    if missing or mismatched:
+        raise ModelLoadError(folder, f'incomplete Kosmos-2 weights: {len(missing)} tensors missing '
+                                     f'({", ".join(missing[:3])}), {len(mismatched)} of another shape '
+                                     f'{mismatched[:2]}; the folder must hold all of the model')
+    return model.eval()
+
+
+def write_random_kosmos2(folder: str | os.PathLike, kosmos2_config=None, seed: int = 0,
+                         max_shard_size: str = '2GB') -> Path:
+    """A Kosmos-2 folder with RANDOM weights, for tests, bench and the full-size check.
+
+    kosmos2_config: a transformers Kosmos2Config (default: Kosmos2Config(), i.e. the full-size
+    microsoft/kosmos-2-patch14-224 architecture, 1.66 B parameters, 6.7 GB in fp32). Writes
+    config.json, sharded *.safetensors + index, a stand-in word-level tokenizer.json (real
+    folders carry Kosmos-2's own) and RANDOM_MARKER, which bench reads to label its figures."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+    from transformers import Kosmos2Config, Kosmos2Model
+    from transformers.utils import logging as transformers_logging
+    transformers_logging.disable_progress_bar()
+    folder = Path(folder)
+    config = kosmos2_config if kosmos2_config is not None else Kosmos2Config()
+    if config.text_config.vocab_size < len(STAND_IN_VOCABULARY):
+        raise ValueError(f'vocab_size must be >= {len(STAND_IN_VOCABULARY)} for the stand-in tokenizer')
+    torch.manual_seed(seed)
+    model = Kosmos2Model(config).eval()
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(folder), max_shard_size=max_shard_size)
+    parameters = sum(p.numel() for p in model.parameters())
+    del model
+    tokenizer = Tokenizer(models.WordLevel({word: index for index, word in enumerate(STAND_IN_VOCABULARY)},
+                                           unk_token='<unk>'))
+    tokenizer.normalizer = normalizers.Lowercase()
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.save(str(folder / 'tokenizer.json'))
+    (folder / RANDOM_MARKER).write_text(json.dumps(
+        {'random_weights': True, 'seed': seed, 'parameters': parameters,
+         'note': 'random weights, stand-in tokenizer: speed/memory/export checks only'}, indent=2) + '\n')
+    return folder
+
+
+def is_random_kosmos2(folder: str | os.PathLike) -> bool:
+    return Path(folder, RANDOM_MARKER).is_file()
+
+
 class Kosmos2Backbone(nn.Module):
     frozen_prefix = 'vlm.'
 
     def __init__(self, config: PolicyConfig, load_pretrained: bool = True) -> None:
         super().__init__()
-        os.environ.setdefault('HF_HUB_OFFLINE', '1')
-        from transformers import Kosmos2Config, Kosmos2Model
-        from transformers.utils import logging as transformers_logging
-        transformers_logging.disable_progress_bar()
         self.config = config
         self.folder = Path(os.path.expanduser(config.kosmos2_path))
-        if not (self.folder / 'config.json').is_file():
-            raise ModelLoadError(self.folder, 'not a Kosmos-2 folder (config.json missing); kosmos2 '
-                                              'models are only loaded from a local folder')
-        try:
-            if load_pretrained:
-                self.vlm = Kosmos2Model.from_pretrained(str(self.folder), local_files_only=True)
-            else:
-                self.vlm = Kosmos2Model(Kosmos2Config.from_pretrained(str(self.folder)))
-        except Exception as error:
-            raise ModelLoadError(self.folder, f'cannot load Kosmos-2: {error}') from error
+        self.vlm = load_kosmos2(self.folder, load_pretrained)
         self.vlm.requires_grad_(False)
         self.vlm.eval()
         text_config = self.vlm.config.text_config

@@ -49,7 +49,8 @@ class SimNode(Node):
         shared = load_config()   # the robot's limits and the stop phrases the judge knows
         self.sim = NavSim(p.split, p.seed, (p.image_height, p.image_width), control_dt=self.physics_dt,
                           physics_dt=min(0.02, self.physics_dt),
-                          limits=RobotLimits.from_executor(shared.executor), stop_words=shared.stop_words)
+                          limits=RobotLimits.from_executor(shared.executor), stop_words=shared.stop_words,
+                          world=p.world)
         self.sim.reset(p.episode)
         self.sim.set_instruction('')  # no task until the instruction topic says one
         self.instruction, self.command, self.last_command_time = '', (0.0, 0.0), float('-inf')

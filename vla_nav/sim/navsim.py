@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vla_nav.core.node_config import SIM_WORLDS
 from vla_nav.core.robot_state import GoalProgress
 from vla_nav.sim.episode import EpisodeJudge, EpisodeMetrics, TaskJudge
 from vla_nav.sim.expert import Expert, ExpertConfig, PlanningExpert
@@ -30,7 +31,7 @@ from vla_nav.sim.scenarios import Scenario, generate_episode, parse_instruction
 from vla_nav.sim.world import World
 
 MAX_ATTEMPTS = 20
-WORLDS = ('v1', 'v2')
+WORLDS = SIM_WORLDS
 IN_VIEW_TIERS = ('goto', 'distractor', 'relational', 'held_out_pair', 'held_out_words')
 
 

@@ -10,18 +10,9 @@ OUTCOME_COLOURS = {'success': '#2ca02c', 'collision': '#d62728', 'timeout': '#ff
                    'failure': '#9467bd', None: '#1f77b4'}
 
 
-def plot_topdown(layout: Layout, trajectories: list[dict], path, title: str | None = None) -> Path:
-    """Walls, objects (their colour and shape), trajectories coloured by outcome with start (circle)
-    and end (cross) markers, targets ringed. Each trajectory: {'poses': [(x, y[, yaw]), ...],
-    'outcome': 'success'|'collision'|'timeout'|'failure'|None, 'target': SceneObject|None,
-    'label': str}. Returns the PNG path."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Circle, Polygon, Rectangle
+def _draw_room(axes, layout: Layout) -> None:
+    from matplotlib.patches import Rectangle
 
-    figure, axes = plt.subplots(figsize=(6.4, 6.4 * layout.depth / max(layout.width, 1e-6) + 0.4))
-    hx, hy = layout.width / 2, layout.depth / 2
     wall_boxes = getattr(layout, 'wall_boxes', None)
     if wall_boxes:   # a v2 room: its floor rectangles and wall boxes
         floor_rgb = layout.style.floor_rgb
@@ -32,29 +23,39 @@ def plot_topdown(layout: Layout, trajectories: list[dict], path, title: str | No
             axes.add_patch(Rectangle((cx - bx, cy - by), 2 * bx, 2 * by, facecolor='0.25',
                                      edgecolor='black', lw=0.5))
     else:
+        hx, hy = layout.width / 2, layout.depth / 2
         axes.add_patch(Rectangle((-hx, -hy), layout.width, layout.depth, fill=True,
                                  facecolor=(*layout.appearance.floor_rgb, 0.25), edgecolor='black',
                                  lw=3))
-    for obj in layout.objects:
-        x, y = obj.position
-        colour = obj.rgb
-        if obj.shape in ('box', 'crate', 'table'):
-            half_x, half_y = obj.size[0], obj.size[1]
-            corners = [(sx * half_x, sy * half_y) for sx, sy in ((-1, -1), (1, -1), (1, 1), (-1, 1))]
-            cos_y, sin_y = math.cos(obj.yaw), math.sin(obj.yaw)
-            axes.add_patch(Polygon([(x + cx * cos_y - cy * sin_y, y + cx * sin_y + cy * cos_y)
-                                    for cx, cy in corners], closed=True, facecolor=colour,
-                                   edgecolor='black', lw=0.8))
-        elif obj.shape == 'cone':
-            r = obj.size[0]
-            axes.add_patch(Polygon([(x, y + r), (x - r * 0.87, y - r / 2), (x + r * 0.87, y - r / 2)],
-                                   closed=True, facecolor=colour, edgecolor='black', lw=0.8))
-            axes.add_patch(Circle((x, y), r, fill=False, edgecolor=colour, lw=0.8))
-        else:
-            axes.add_patch(Circle((x, y), obj.radius, facecolor=colour, edgecolor='black',
-                                  lw=0.8, hatch='..' if obj.shape == 'cylinder' else None))
-        if obj.role != 'clutter':
-            axes.annotate(obj.name, (x, y + obj.radius + 0.05), ha='center', fontsize=6)
+
+
+def _draw_object(axes, obj) -> None:
+    from matplotlib.patches import Circle, Polygon
+
+    x, y = obj.position
+    colour = obj.rgb
+    if obj.shape in ('box', 'crate', 'table'):
+        half_x, half_y = obj.size[0], obj.size[1]
+        corners = [(sx * half_x, sy * half_y) for sx, sy in ((-1, -1), (1, -1), (1, 1), (-1, 1))]
+        cos_y, sin_y = math.cos(obj.yaw), math.sin(obj.yaw)
+        axes.add_patch(Polygon([(x + cx * cos_y - cy * sin_y, y + cx * sin_y + cy * cos_y)
+                                for cx, cy in corners], closed=True, facecolor=colour,
+                               edgecolor='black', lw=0.8))
+    elif obj.shape == 'cone':
+        r = obj.size[0]
+        axes.add_patch(Polygon([(x, y + r), (x - r * 0.87, y - r / 2), (x + r * 0.87, y - r / 2)],
+                               closed=True, facecolor=colour, edgecolor='black', lw=0.8))
+        axes.add_patch(Circle((x, y), r, fill=False, edgecolor=colour, lw=0.8))
+    else:
+        axes.add_patch(Circle((x, y), obj.radius, facecolor=colour, edgecolor='black',
+                              lw=0.8, hatch='..' if obj.shape == 'cylinder' else None))
+    if obj.role != 'clutter':
+        axes.annotate(obj.name, (x, y + obj.radius + 0.05), ha='center', fontsize=6)
+
+
+def _draw_trajectories(axes, trajectories: list[dict]) -> None:
+    from matplotlib.patches import Circle
+
     targets_drawn = set()
     for index, trajectory in enumerate(trajectories):
         poses = [tuple(p) for p in trajectory.get('poses', [])]
@@ -75,6 +76,23 @@ def plot_topdown(layout: Layout, trajectories: list[dict], path, title: str | No
             axes.arrow(xs[0], ys[0], 0.3 * math.cos(yaw), 0.3 * math.sin(yaw), color=colour,
                        width=0.01, head_width=0.07)
         axes.plot(xs[-1], ys[-1], 'x', color=colour, markersize=8, mew=2)
+
+
+def plot_topdown(layout: Layout, trajectories: list[dict], path, title: str | None = None) -> Path:
+    """Walls, objects (their colour and shape), trajectories coloured by outcome with start (circle)
+    and end (cross) markers, targets ringed. Each trajectory: {'poses': [(x, y[, yaw]), ...],
+    'outcome': 'success'|'collision'|'timeout'|'failure'|None, 'target': SceneObject|None,
+    'label': str}. Returns the PNG path."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6.4, 6.4 * layout.depth / max(layout.width, 1e-6) + 0.4))
+    hx, hy = layout.width / 2, layout.depth / 2
+    _draw_room(axes, layout)
+    for obj in layout.objects:
+        _draw_object(axes, obj)
+    _draw_trajectories(axes, trajectories)
     axes.set_xlim(-hx - 0.2, hx + 0.2)
     axes.set_ylim(-hy - 0.2, hy + 0.2)
     axes.set_aspect('equal')

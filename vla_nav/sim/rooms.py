@@ -28,6 +28,8 @@ WALL_MATERIALS = ('plain', 'gradient', 'speckle', 'panels', 'noise')
 # Camera mount jitter per episode (uniform within these ranges; v1's fixed mount is inside them).
 CAMERA_RANGES = {'height': (0.3, 0.38), 'pitch_deg': (5.0, 15.0), 'fovy_deg': (72.0, 88.0)}
 GRID = 0.1   # m, planner cell
+_MOVES = ((1, 0, 1.0), (-1, 0, 1.0), (0, 1, 1.0), (0, -1, 1.0), (1, 1, 1.4142),
+          (1, -1, 1.4142), (-1, 1, 1.4142), (-1, -1, 1.4142))   # 8-neighbours, step length
 
 
 @dataclass(frozen=True)
@@ -304,40 +306,7 @@ class GridPlanner:
         gx, gy = goal
         if s is None:
             return None
-        radius_cells = goal_radius / GRID
-        g_cell = self.cell(gx, gy)
-
-        def is_goal(c):
-            return math.hypot(c[0] - g_cell[0], c[1] - g_cell[1]) <= max(radius_cells, 0.5)
-
-        def h(c):
-            return max(0.0, math.hypot(c[0] - g_cell[0], c[1] - g_cell[1]) - radius_cells)
-
-        moves = [(1, 0, 1.0), (-1, 0, 1.0), (0, 1, 1.0), (0, -1, 1.0), (1, 1, 1.4142),
-                 (1, -1, 1.4142), (-1, 1, 1.4142), (-1, -1, 1.4142)]
-        open_heap = [(h(s), 0.0, s)]
-        came: dict = {s: None}
-        cost = {s: 0.0}
-        end = None
-        free, nx, ny = self.free, self.shape[0], self.shape[1]
-        while open_heap:
-            _, g, c = heapq.heappop(open_heap)
-            if g > cost[c] + 1e-9:
-                continue
-            if is_goal(c):
-                end = c
-                break
-            for di, dj, step in moves:
-                n = (c[0] + di, c[1] + dj)
-                if not (0 <= n[0] < nx and 0 <= n[1] < ny) or not free[n]:
-                    continue
-                if di and dj and not (free[c[0] + di, c[1]] and free[c[0], c[1] + dj]):
-                    continue
-                # a small pull away from walls keeps paths off the edges of free space
-                ng = g + step * (1.0 + 0.6 * max(0.0, 0.35 - float(self.clear[n])))
-                if ng < cost.get(n, math.inf) - 1e-9:
-                    cost[n], came[n] = ng, c
-                    heapq.heappush(open_heap, (ng + h(n), ng, n))
+        came, end = self._search(s, self.cell(gx, gy), goal_radius / GRID)
         if end is None:
             return None
         cells = []
@@ -346,6 +315,44 @@ class GridPlanner:
             end = came[end]
         points = [tuple(start)] + [self.point(c) for c in reversed(cells)][1:]
         return self._shortcut(points)
+
+    def _search(self, s, g_cell, radius_cells: float) -> tuple[dict, tuple[int, int] | None]:
+        """A* over the free cells from s to a cell within radius_cells of g_cell: (the
+        came-from map, the goal cell reached or None)."""
+
+        def is_goal(c):
+            return math.hypot(c[0] - g_cell[0], c[1] - g_cell[1]) <= max(radius_cells, 0.5)
+
+        def h(c):
+            return max(0.0, math.hypot(c[0] - g_cell[0], c[1] - g_cell[1]) - radius_cells)
+
+        open_heap = [(h(s), 0.0, s)]
+        came: dict = {s: None}
+        cost = {s: 0.0}
+        while open_heap:
+            _, g, c = heapq.heappop(open_heap)
+            if g > cost[c] + 1e-9:
+                continue
+            if is_goal(c):
+                return came, c
+            for n, step in self._moves(c):
+                # a small pull away from walls keeps paths off the edges of free space
+                ng = g + step * (1.0 + 0.6 * max(0.0, 0.35 - float(self.clear[n])))
+                if ng < cost.get(n, math.inf) - 1e-9:
+                    cost[n], came[n] = ng, c
+                    heapq.heappush(open_heap, (ng + h(n), ng, n))
+        return came, None
+
+    def _moves(self, c):
+        """The free 8-neighbours of cell c with their step lengths (no corner cutting)."""
+        free, nx, ny = self.free, self.shape[0], self.shape[1]
+        for di, dj, step in _MOVES:
+            n = (c[0] + di, c[1] + dj)
+            if not (0 <= n[0] < nx and 0 <= n[1] < ny) or not free[n]:
+                continue
+            if di and dj and not (free[c[0] + di, c[1]] and free[c[0], c[1] + dj]):
+                continue
+            yield n, step
 
     def _shortcut(self, points):
         out, i = [points[0]], 0

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -122,6 +123,10 @@ TEMPLATES = {
         'then': ('; after that ', ', afterwards ', '; then '),
     },
 }
+
+# The stop sentences the generator writes, and so the ones its round trip must read back as a stop.
+# Each is also in the one stop list of the robot (config `vla_node.stop_words`; a test checks it).
+WRITTEN_STOP_PHRASES = TEMPLATES['train']['stop'] + TEMPLATES['test']['stop']
 
 ROOM_WIDTH, ROOM_DEPTH = (5.0, 9.0), (4.0, 7.0)
 MAX_PER_CATEGORY = 4
@@ -293,9 +298,10 @@ def resolve(step: language.Step, layout, pose) -> tuple[SceneObject | None, str]
     return None, f'unknown relation {step.relation!r}'
 
 
-def task_from_text(text: str, layout: RoomLayout, pose, stop_phrases=language.STOP_PHRASES
+def task_from_text(text: str, layout: RoomLayout, pose, stop_phrases: Iterable[str]
                    ) -> tuple[Task | None, str]:
-    """Parse and resolve free text against a room (the same parser the robot side uses)."""
+    """Parse and resolve free text against a room (the same parser the robot side uses);
+    stop_phrases: the one stop list (config `vla_node.stop_words`, NavSim passes its stop_words)."""
     parse = language.parse_instruction(text, stop_phrases)
     if not parse.ok:
         return None, parse.refused
@@ -503,99 +509,133 @@ def _room_args(rng, split: str, seed: int, episode: int, tier: str) -> dict:
     raise RuntimeError('no start pose')  # pragma: no cover - rooms are >= 4 m
 
 
-def _try_generate(rng, split, tier, seed, episode):
-    args = _room_args(rng, split, seed, episode, tier)
-    scene = _Scene(rng, args)
-    pose = args['start_pose']
-    test_words = tier == 'held_out_words'
-    pairs = allowed_pairs(split)
-    if tier == 'held_out_pair':
-        target_pairs = sorted(HELD_OUT_PAIRS)
-        pairs = [p for p in pairs if p not in HELD_OUT_PAIRS]  # distractors: ordinary pairs
-    else:
-        target_pairs = pairs
-    templates = TEMPLATES[split]
-    steps, template_ids, target = [], [], None
+class _Draft:
+    """One attempt at a task: the room being filled and what the tier draws into it."""
 
-    def goto_text(obj: SceneObject, phrase: str | None = None) -> str:
-        index = int(rng.integers(len(templates['goto'])))
-        template_ids.append(f'{split}:goto:{index}')
-        return templates['goto'][index].format(t=phrase or _target_phrase(rng, scene, obj, test_words))
+    def __init__(self, rng, split: str, tier: str, args: dict):
+        self.rng, self.split, self.tier = rng, split, tier
+        self.scene = _Scene(rng, args)
+        self.pose = args['start_pose']
+        self.test_words = tier == 'held_out_words'
+        self.pairs = allowed_pairs(split)
+        self.target_pairs = self.pairs
+        if tier == 'held_out_pair':
+            self.target_pairs = sorted(HELD_OUT_PAIRS)
+            self.pairs = [p for p in self.pairs if p not in HELD_OUT_PAIRS]  # distractors: ordinary
+        self.template_ids: list[str] = []
+        self.empty = self.scene.layout(())
 
-    def place_target(where, check=None, pair=None):
-        colour, category = pair or _pick(rng, target_pairs)
-        return scene.place(lambda p: _make_object(rng, colour, category, p, 'target'), where,
-                           check=check, gap=0.6)
+    def template(self, kind: str) -> str:
+        """A template of this split for `kind`, its id noted."""
+        templates = TEMPLATES[self.split][kind]
+        index = int(self.rng.integers(len(templates)))
+        self.template_ids.append(f'{self.split}:{kind}:{index}')
+        return templates[index]
 
-    layout0 = scene.layout(())
-    def in_view(o):
-        return (visible(layout0, pose, o) and line_is_free(layout0, pose[:2], o.position,
-                                                                        ROBOT_RADIUS + 0.05, ()))
-    relation_phrase = None
-    if tier in ('goto', 'held_out_pair', 'held_out_words', 'distractor', 'relational'):
-        if tier == 'relational':
-            made = _relational(rng, scene, pairs, pose, test_words)
-            if made is None:
-                return None
-            target, relation_phrase = made
-        else:
-            target = place_target(scene.view_point, in_view)
-            if target is None:
-                return None
-            if tier == 'distractor':
-                if _hard_distractor(rng, scene, target, pairs, pose) is None:
-                    return None
+    def place_target(self, where, check=None) -> SceneObject | None:
+        colour, category = _pick(self.rng, self.target_pairs)
+        return self.scene.place(lambda p: _make_object(self.rng, colour, category, p, 'target'), where,
+                                check=check, gap=0.6)
+
+    def in_view(self, obj: SceneObject) -> bool:
+        return visible(self.empty, self.pose, obj) and line_is_free(
+            self.empty, self.pose[:2], obj.position, ROBOT_RADIUS + 0.05, ())
+
+
+_GOTO_TIERS = ('goto', 'held_out_pair', 'held_out_words', 'distractor', 'relational')
+
+
+def _place_goal(draft: _Draft) -> tuple[SceneObject | None, str | None] | None:
+    """The tier's target and relation phrase ((None, None) for a tier without one); None when
+    this room does not work out."""
+    rng, scene, pose, tier = draft.rng, draft.scene, draft.pose, draft.tier
+    if tier == 'relational':
+        return _relational(rng, scene, draft.pairs, pose, draft.test_words)
+    if tier in _GOTO_TIERS:
+        target = draft.place_target(scene.view_point, draft.in_view)
+        if target is None or (tier == 'distractor' and
+                              _hard_distractor(rng, scene, target, draft.pairs, pose) is None):
+            return None
     elif tier == 'search':
-        target = place_target(scene.free_point, lambda o: not visible(layout0, pose, o, margin_deg=-6.0))
-        if target is None:
-            return None
+        target = draft.place_target(
+            scene.free_point, lambda o: not visible(draft.empty, pose, o, margin_deg=-6.0))
     elif tier == 'detour':
-        target = place_target(lambda: scene.view_point((2.6, MAX_TARGET_DISTANCE), 0.5), in_view)
-        if target is None or not _place_blocker(rng, scene, target, pose):
+        target = draft.place_target(lambda: scene.view_point((2.6, MAX_TARGET_DISTANCE), 0.5),
+                                    draft.in_view)
+        if target is not None and not _place_blocker(rng, scene, target, pose):
             return None
-    # distractors and clutter
+    else:
+        return None, None
+    return None if target is None else (target, None)
+
+
+def _furnish(draft: _Draft, target: SceneObject | None) -> None:
+    """Distractors (never the target's words; on a relational task, not its category) and clutter."""
+    rng, scene = draft.rng, draft.scene
     for _ in range(int(rng.integers(2, 6))):
-        colour, category = _pick(rng, pairs)
+        colour, category = _pick(rng, draft.pairs)
         if target is not None and (colour, category) == (target.colour, target.shape):
             continue
-        if tier == 'relational' and target is not None and category == target.shape:
+        if draft.tier == 'relational' and target is not None and category == target.shape:
             continue
         scene.place(lambda p, c=colour, k=category: _make_object(rng, c, k, p, 'distractor'),
                     scene.free_point)
     for _ in range(int(rng.integers(1, 4))):
         scene.place(lambda p: _clutter(rng, p), scene.free_point)
-    layout = scene.layout()
+
+
+def _goal_step(draft: _Draft, layout: RoomLayout, target: SceneObject, phrase: str | None
+               ) -> Scenario | None:
+    length = _reachable(layout, target)
+    if length is None:
+        return None
+    if phrase is None:
+        phrase = _target_phrase(draft.rng, draft.scene, target, draft.test_words)
+    text = draft.template('goto').format(t=phrase)
+    return goto_step(text, target, length, search=draft.tier in ('search', 'detour'))
+
+
+def _tier_steps(draft: _Draft, layout: RoomLayout) -> tuple[list[Scenario], RoomLayout] | None:
+    """The steps of a tier without a placed target (turn, forward, numbers, stop, multi_step)."""
+    rng, split, tier = draft.rng, draft.split, draft.tier
+    if tier in ('turn', 'numbers') and rng.uniform() < (0.5 if tier == 'numbers' else 1.0):
+        return [_turn(rng, split, draft.template_ids, tier == 'numbers')], layout
+    if tier in ('forward', 'numbers'):
+        step = _forward(rng, split, draft.template_ids, tier == 'numbers', layout, draft.pose)
+        return None if step is None else ([step], layout)
+    if tier == 'stop':
+        return [stop_scenario(draft.template('stop'))], layout
+    if tier == 'multi_step':
+        return _multi_step(rng, split, draft.scene, draft.template_ids, draft.pairs, draft.pose)
+    return [], layout
+
+
+def _reads_back(text: str, layout: RoomLayout, pose, steps) -> bool:
+    """The round trip: the one parser reads the instruction back into these steps."""
+    read, _reason = task_from_text(text, layout, pose, WRITTEN_STOP_PHRASES)
+    return read is not None and len(read.steps) == len(steps) and all(
+        a.kind == b.kind and a.target is b.target for a, b in zip(read.steps, steps, strict=False))
+
+
+def _try_generate(rng, split, tier, seed, episode):
+    draft = _Draft(rng, split, tier, _room_args(rng, split, seed, episode, tier))
+    goal = _place_goal(draft)
+    if goal is None:
+        return None
+    target, relation_phrase = goal
+    _furnish(draft, target)
+    layout = draft.scene.layout()
     if target is not None:
-        length = _reachable(layout, target)
-        if length is None:
-            return None
-        phrase = relation_phrase
-        if phrase is None:
-            phrase = _target_phrase(rng, scene, target, test_words)
-        text = goto_text(target, phrase)
-        steps.append(goto_step(text, target, length, search=tier in ('search', 'detour')))
-    elif tier in ('turn', 'numbers') and rng.uniform() < (0.5 if tier == 'numbers' else 1.0):
-        steps.append(_turn(rng, split, template_ids, tier == 'numbers'))
-    elif tier in ('forward', 'numbers'):
-        step = _forward(rng, split, template_ids, tier == 'numbers', layout, pose)
-        if step is None:
-            return None
-        steps.append(step)
-    elif tier == 'stop':
-        index = int(rng.integers(len(templates['stop'])))
-        template_ids.append(f'{split}:stop:{index}')
-        steps.append(stop_scenario(templates['stop'][index]))
-    elif tier == 'multi_step':
-        made = _multi_step(rng, split, scene, template_ids, pairs, pose)
-        if made is None:
-            return None
-        steps, layout = made
-    text = _join(rng, split, steps, template_ids)
-    task = Task(text, tuple(steps), tier, '+'.join(template_ids))
-    # the round trip: the one parser reads the instruction back into these steps
-    read, reason = task_from_text(text, layout, pose)
-    if read is None or len(read.steps) != len(steps) or any(
-            a.kind != b.kind or a.target is not b.target for a, b in zip(read.steps, steps, strict=False)):
+        step = _goal_step(draft, layout, target, relation_phrase)
+        made = None if step is None else ([step], layout)
+    else:
+        made = _tier_steps(draft, layout)
+    if made is None:
+        return None
+    steps, layout = made
+    text = _join(rng, split, steps, draft.template_ids)
+    task = Task(text, tuple(steps), tier, '+'.join(draft.template_ids))
+    if not _reads_back(text, layout, draft.pose, steps):
         return None
     return layout, task
 
@@ -698,7 +738,11 @@ def _relational(rng, scene, pairs, pose, test_words):
         if other is None:
             return None
         return target, f'{word} on your {side}'
-    # next_to: the target beside a unique anchor of another category; its twin far from the anchor
+    return _next_to(rng, scene, pairs, pose, test_words, category, word, make, seen)
+
+
+def _next_to(rng, scene, pairs, pose, test_words, category, word, make, seen):
+    """The target beside a unique anchor of another category; its twin far from the anchor."""
     anchor_pairs = [p for p in pairs if p[1] != category]
     a_colour, a_category = _pick(rng, anchor_pairs)
     anchor = scene.place(lambda p: _make_object(rng, a_colour, a_category, p, 'distractor'),
@@ -753,6 +797,26 @@ _SEQUENCES = (('goto', 'turn'), ('turn', 'goto'), ('turn', 'forward'), ('forward
 
 
 def _multi_step(rng, split, scene, template_ids, pairs, pose):
+    planned = _plan_steps(rng, split, scene, template_ids, pairs, pose)
+    if planned is None:
+        return None
+    steps, targets = planned
+    # fill the room, then write the words (targets must be unique by their words)
+    for _ in range(int(rng.integers(1, 4))):
+        colour, category = _pick(rng, pairs)
+        if any((colour, category) == (t.colour, t.shape) for t in targets):
+            continue
+        scene.place(lambda p, c=colour, k=category: _make_object(rng, c, k, p, 'distractor'),
+                    scene.free_point)
+    layout = scene.layout()
+    out = _write_steps(rng, split, template_ids, layout, pose, steps)
+    # turns are in place; a goto step's phrase must be unique in the room (checked by the round trip)
+    return None if out is None else (out, layout)
+
+
+def _plan_steps(rng, split, scene, template_ids, pairs, pose):
+    """A sequence's steps: ('goto', target placed), ('turn', its step) or ('forward', heading),
+    and the targets; None when a target does not fit or a forward's start is unknown."""
     kinds = _SEQUENCES[int(rng.integers(len(_SEQUENCES)))]
     steps, heading, known_pose = [], pose[2], True
     targets = []
@@ -775,14 +839,11 @@ def _multi_step(rng, split, scene, template_ids, pairs, pose):
             if not known_pose:
                 return None
             steps.append(('forward', heading))
-    # fill the room, then write the words (targets must be unique by their words)
-    for _ in range(int(rng.integers(1, 4))):
-        colour, category = _pick(rng, pairs)
-        if any((colour, category) == (t.colour, t.shape) for t in targets):
-            continue
-        scene.place(lambda p, c=colour, k=category: _make_object(rng, c, k, p, 'distractor'),
-                    scene.free_point)
-    layout = scene.layout()
+    return steps, targets
+
+
+def _write_steps(rng, split, template_ids, layout, pose, steps):
+    """The planned steps as scenarios with their words; None when a goal or a drive does not fit."""
     out, x, y = [], pose[0], pose[1]
     for kind, value in steps:
         if kind == 'goto':
@@ -802,5 +863,4 @@ def _multi_step(rng, split, scene, template_ids, pairs, pose):
             x += step.parameters['distance'] * math.cos(value)
             y += step.parameters['distance'] * math.sin(value)
             out.append(step)
-    # turns are in place; a goto step's phrase must be unique in the room (checked by the round trip)
-    return out, layout
+    return out

@@ -13,6 +13,9 @@ is installed, runs a shorter torch-eager worker for `torch_steps_per_s`. On a to
 (the robot) the ONNX bench of a model with shipped graphs (models/default) imports no torch at
 all; `torch_steps_per_s` is then null.
 
+`--backbone kosmos2` measures the paper's full-size Kosmos-2 instead (vla_nav/tools/bench_kosmos2.py:
+random weights unless --kosmos2-path, few steps, torch imported only in its subprocesses).
+
 Targets on the 2-core dev CPU with ONNX Runtime: >= 750 steps/s (aim 1000), peak RSS <= 400 MB,
 >= 6x the naive loop. Figures are printed, never asserted (timing belongs here, not in tests).
 """
@@ -30,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+DEFAULT_STEPS = 2000
 TARGET_STEPS_PER_S = 750.0
 TARGET_RSS_MB = 400.0
 TARGET_NAIVE_SPEEDUP = 6.0
@@ -46,12 +50,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--resolution', type=int, default=0,
                         help='input size; differs from the model -> same architecture, random weights')
     parser.add_argument('--precision', choices=('fp32', 'fp16'), default='fp32')
-    parser.add_argument('--steps', type=int, default=2000)
+    parser.add_argument('--steps', type=int, default=None,
+                        help=f'timed steps (default {DEFAULT_STEPS}; kosmos2: 10, each takes seconds)')
     parser.add_argument('--threads', type=int, default=0,
                         help='intra-op threads of ONNX Runtime / torch (0: VLA_NAV_ORT_THREADS or 1)')
     parser.add_argument('--engine-cache-dir', default='', help='TensorRT engine cache')
     parser.add_argument('--json', action='store_true', help='print one JSON object instead of a table')
     parser.add_argument('--worker', action='store_true', help=argparse.SUPPRESS)
+    parser.add_argument('--backbone', choices=('default', 'kosmos2'), default='default',
+                        help="kosmos2: the paper's full-size Kosmos-2 (vla_nav/tools/bench_kosmos2.py)")
+    from vla_nav.tools import bench_kosmos2
+    bench_kosmos2.add_arguments(parser)
 
 
 # --- worker: runs in its own process ------------------------------------------------------------
@@ -220,6 +229,10 @@ def run_worker(args: argparse.Namespace, model_dir: Path, backend: str, steps: i
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.backbone == 'kosmos2' and not args.worker:
+        from vla_nav.tools import bench_kosmos2
+        return bench_kosmos2.run(args)
+    args.steps = args.steps or DEFAULT_STEPS
     if args.worker:
         print(json.dumps(measure(args)))
         return 0

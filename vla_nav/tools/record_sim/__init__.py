@@ -176,7 +176,7 @@ def _ns(sim_time: float) -> int:
 def record_episode(settings: RecordSettings, episode: int, out_dir: str, keep_failures: bool
                    ) -> dict:
     """Run the expert on one episode and write its bag; returns a summary dict."""
-    from vla_nav.data.bags import EpisodeBagWriter, humble_typestore
+    from vla_nav.data.bags import EpisodeBagWriter
 
     name = episode_name(settings, episode)
     final = Path(out_dir) / name
@@ -196,38 +196,9 @@ def record_episode(settings: RecordSettings, episode: int, out_dir: str, keep_fa
     driver = _driver_for(settings) if scenario.kind != 'stop' else None
     if driver is not None:
         driver.start(scenario.instruction, _ns(observation.time) * 1e-9)
-    types = humble_typestore().types
-    frames = perturbed = 0
-    outcome = None
     with EpisodeBagWriter(partial, storage=settings.storage, compress=settings.compress) as writer:
-        writer.write_instruction(_ns(observation.time), sim.step_text)
-        step = observation.step
-        while True:
-            stamp = _ns(observation.time)
-            if observation.step != step:   # v2 multi-step: the next clause starts a new segment
-                step = observation.step
-                writer.write_instruction(stamp, sim.step_text)
-            writer.write_image(stamp, observation.rgb)
-            x, y, yaw = observation.pose
-            writer.write_odom(stamp, x, y, yaw, *observation.twist)
-            frames += 1
-            if outcome is not None:   # at the goal: stay stopped; anywhere else: the expert's way
-                writer.write_cmd_vel(stamp, *((0.0, 0.0) if outcome == 'success'
-                                              else sim.expert_action()))
-                break
-            linear, angular = sim.expert_action()        # the label, from the state reached
-            writer.write_cmd_vel(stamp, linear, angular)
-            if driver is not None:
-                executed = driver.command(observation, (linear, angular), stamp * 1e-9)
-            else:
-                executed = noise.perturb((linear, angular), observation.twist, settings.control_dt)
-            if settings.noise > 0.0 or settings.driver:
-                writer.write_message(EXECUTED_TOPIC, _twist_msg(types, *executed), stamp)
-                perturbed += executed != (linear, angular)
-            result = sim.step(*executed)
-            observation = result.observation
-            if result.done:
-                outcome = result.outcome or 'failure'
+        observation, frames, perturbed, outcome = _drive_episode(sim, writer, observation, driver,
+                                                                 noise, settings)
         summary = {'name': name, 'episode': episode, 'split': settings.split,
                    'seed': settings.seed, 'instruction': scenario.instruction,
                    'kind': scenario.kind, 'outcome': outcome, 'frames': frames,
@@ -252,6 +223,45 @@ def record_episode(settings: RecordSettings, episode: int, out_dir: str, keep_fa
     partial.rename(final)
     (Path(out_dir) / FAILED_DIR / f'{name}.json').unlink(missing_ok=True)
     return {**summary, 'written': True, 'bytes': size}
+
+
+def _drive_episode(sim, writer, observation, driver, noise, settings: RecordSettings):
+    """Write the frames, odometry and expert labels of one episode until it is done (and the frame
+    after it); the expert, the noisy expert or the policy (driver) drives. Returns the last
+    observation, the frame count, the count of perturbed frames and the outcome."""
+    from vla_nav.data.bags import humble_typestore
+
+    types = humble_typestore().types
+    frames = perturbed = 0
+    outcome = None
+    writer.write_instruction(_ns(observation.time), sim.step_text)
+    step = observation.step
+    while True:
+        stamp = _ns(observation.time)
+        if observation.step != step:   # v2 multi-step: the next clause starts a new segment
+            step = observation.step
+            writer.write_instruction(stamp, sim.step_text)
+        writer.write_image(stamp, observation.rgb)
+        x, y, yaw = observation.pose
+        writer.write_odom(stamp, x, y, yaw, *observation.twist)
+        frames += 1
+        if outcome is not None:   # at the goal: stay stopped; anywhere else: the expert's way
+            writer.write_cmd_vel(stamp, *((0.0, 0.0) if outcome == 'success'
+                                          else sim.expert_action()))
+            return observation, frames, perturbed, outcome
+        linear, angular = sim.expert_action()        # the label, from the state reached
+        writer.write_cmd_vel(stamp, linear, angular)
+        if driver is not None:
+            executed = driver.command(observation, (linear, angular), stamp * 1e-9)
+        else:
+            executed = noise.perturb((linear, angular), observation.twist, settings.control_dt)
+        if settings.noise > 0.0 or settings.driver:
+            writer.write_message(EXECUTED_TOPIC, _twist_msg(types, *executed), stamp)
+            perturbed += executed != (linear, angular)
+        result = sim.step(*executed)
+        observation = result.observation
+        if result.done:
+            outcome = result.outcome or 'failure'
 
 
 def _twist_msg(types, linear: float, angular: float):
