@@ -18,9 +18,11 @@ STILL = np.zeros((10, 2))
 WHITE = np.full((32, 32, 3), 255, np.uint8)
 BLACK = np.zeros((32, 32, 3), np.uint8)
 
+STOP = load_config().stop_words
+
 
 def test_two_step_goal_advances_on_odometry_and_keeps_the_goal():
-    seq = GoalSequencer()
+    seq = GoalSequencer(STOP)
     status = seq.start(7, 'turn left, then go forward 1 meter', 0.0)
     assert (status.state, status.step_index, status.step_count) == ('active', 0, 2)
     assert seq.policy_text == 'turn left' and status.step_kind == 'turn'
@@ -40,7 +42,7 @@ def test_two_step_goal_advances_on_odometry_and_keeps_the_goal():
 
 
 def test_a_right_turn_counts_clockwise_heading_only():
-    seq = GoalSequencer()
+    seq = GoalSequencer(STOP)
     seq.start(1, 'turn right 45 degrees', 0.0)
     seq.observe_motion(0.0, math.radians(45), relative=True)   # the wrong way
     assert not seq.on_chunk(TURNING, 1.0) and seq.status.done_estimate == 0.0
@@ -49,7 +51,7 @@ def test_a_right_turn_counts_clockwise_heading_only():
 
 
 def test_external_goal_relative_state_is_measured_from_the_step_start():
-    seq = GoalSequencer()
+    seq = GoalSequencer(STOP)
     seq.start(1, 'turn left, then turn right', 0.0)
     seq.observe_motion(0.0, math.radians(90), relative=False)
     assert seq.on_chunk(TURNING, 1.0) and seq.status.step_index == 1
@@ -60,7 +62,7 @@ def test_external_goal_relative_state_is_measured_from_the_step_start():
 
 
 def test_goto_is_done_when_the_chunks_say_stop_after_moving():
-    seq = GoalSequencer(GoalRules(still_chunks=3))
+    seq = GoalSequencer(STOP, GoalRules(still_chunks=3))
     seq.start(1, 'go to the red cone', 0.0)
     for now in (1, 2, 3, 4):             # still from the start: it has not moved, not done
         assert not seq.on_chunk(STILL, now)
@@ -77,7 +79,7 @@ def test_goto_is_done_when_the_chunks_say_stop_after_moving():
 
 
 def test_goto_with_odometry_needs_real_motion():
-    seq = GoalSequencer(GoalRules(still_chunks=1, min_motion_m=0.2))
+    seq = GoalSequencer(STOP, GoalRules(still_chunks=1, min_motion_m=0.2))
     seq.start(1, 'go to the red cone', 0.0)
     seq.observe_motion(0.05, 0.0, relative=True)
     seq.on_chunk(MOVING, 1)               # the chunks asked to move, the base barely did
@@ -87,7 +89,7 @@ def test_goto_with_odometry_needs_real_motion():
 
 
 def test_single_step_goal_gives_the_policy_the_sentence_as_typed():
-    seq = GoalSequencer()
+    seq = GoalSequencer(STOP)
     seq.start(1, 'Please go to the RED cone.', 0.0)
     assert seq.policy_text == 'Please go to the RED cone.' and seq.status.step_count == 1
 
@@ -95,21 +97,21 @@ def test_single_step_goal_gives_the_policy_the_sentence_as_typed():
 @pytest.mark.parametrize('text', ["don't go to the yellow cone", 'fly to the moon', 'go forward',
                                   'turn left, then turn right, then turn left, then turn right'])
 def test_a_sentence_nothing_can_act_on_is_refused_with_the_reason(text):
-    seq = GoalSequencer()
+    seq = GoalSequencer(STOP)
     status = seq.start(3, text, 1.0)
     assert status.state == 'refused' and status.reason and seq.policy_text == ''
     assert not seq.active and not seq.on_chunk(MOVING, 2.0)
 
 
 def test_refuse_unparsed_off_gives_the_policy_the_whole_sentence():
-    seq = GoalSequencer(GoalRules(refuse_unparsed=False))
+    seq = GoalSequencer(STOP, GoalRules(refuse_unparsed=False))
     status = seq.start(3, 'fly to the moon', 1.0)
     assert status.state == 'active' and status.step_kind == 'policy'
     assert seq.policy_text == 'fly to the moon'
 
 
 def test_a_new_goal_preempts_and_a_stop_stops_the_old_one():
-    seq = GoalSequencer()
+    seq = GoalSequencer(STOP)
     seq.start(1, 'go to the red cone', 0.0)
     seq.start(2, 'turn left', 1.0)
     assert seq.previous.goal_id == 1 and seq.previous.state == 'preempted'
@@ -122,7 +124,7 @@ def test_a_new_goal_preempts_and_a_stop_stops_the_old_one():
 
 
 def test_a_step_over_its_time_budget_fails():
-    seq = GoalSequencer(GoalRules(step_timeout=10.0))
+    seq = GoalSequencer(STOP, GoalRules(step_timeout=10.0))
     seq.start(1, 'go to the red cone', 0.0)
     assert not seq.check_time(9.0)
     assert seq.check_time(10.5) and seq.status.state == 'failed'
@@ -130,7 +132,7 @@ def test_a_step_over_its_time_budget_fails():
 
 
 def test_invalid_policy_output_for_too_long_fails_and_a_valid_chunk_resets_it():
-    seq = GoalSequencer(GoalRules(invalid_timeout=2.0))
+    seq = GoalSequencer(STOP, GoalRules(invalid_timeout=2.0))
     seq.start(1, 'go to the red cone', 0.0)
     assert not seq.on_invalid(1.0, 'NaN')
     seq.on_chunk(MOVING, 1.5)                  # a valid chunk: the failure clock restarts
@@ -152,7 +154,7 @@ def test_a_learned_done_head_plugs_in_as_the_estimator():
             return 1.0 if isinstance(motion, Motion) and step.kind == 'goto' else 0.4
 
     head = Head()
-    seq = GoalSequencer(estimator=head)
+    seq = GoalSequencer(STOP, estimator=head)
     seq.start(1, 'go to the red cone, then turn left', 0.0)
     assert seq.on_chunk(STILL, 1.0) and seq.status.step_index == 1
     assert not seq.on_chunk(STILL, 2.0) and seq.status.done_estimate == pytest.approx(0.4)
@@ -160,14 +162,14 @@ def test_a_learned_done_head_plugs_in_as_the_estimator():
 
 
 def test_goal_status_record_is_plain_json():
-    seq = GoalSequencer()
+    seq = GoalSequencer(STOP)
     seq.start(5, 'turn left, then go forward 2 meters', 1.5)
     record = goal_status_record(seq.status)
     assert json.loads(json.dumps(record)) == record
     assert record == {'goal_id': 5, 'text': 'turn left, then go forward 2 meters',
                       'state': 'active', 'step': 1, 'steps': 2, 'step_text': 'turn left',
                       'step_kind': 'turn', 'done_estimate': 0.0, 'reason': '', 'stamp': 1.5}
-    refused = goal_status_record(GoalSequencer().start(6, 'not the red one', 2.0))
+    refused = goal_status_record(GoalSequencer(STOP).start(6, 'not the red one', 2.0))
     assert refused['state'] == 'refused' and refused['steps'] == 0 and refused['step'] == 0
     assert set(GoalState.ALL) == {'active', 'done', 'preempted', 'stopped', 'refused', 'failed'}
 
@@ -268,3 +270,19 @@ def test_every_v1_sentence_is_read_as_one_step():
         for text in all_instructions(split):
             parse = parse_instruction(text, stop_words)
             assert not parse.refused and len(parse.steps) == 1, (text, parse.refused)
+
+
+def test_an_engine_with_a_done_head_replaces_the_rule():
+    class Head:
+        def reset(self):
+            pass
+
+        def update(self, step, chunk, motion):
+            return 1.0
+
+    engine = BrightnessPolicy()
+    engine.done_estimator = Head()
+    loop = PolicyLoop.from_config(engine, load_config().vla_node)
+    loop.set_instruction('go to the red cone, then turn left', 1.0)
+    loop.step(WHITE, 1.1, 1.1)
+    assert loop.status.step_index == 1      # the head said done on the first chunk

@@ -321,8 +321,10 @@ def test_only_real_goals_were_accepted(suite, fuzzed):
     warm_up = 'go to the red cone'
     expected = {normalise_instruction(text) for text in FOREIGN_GOALS} | {warm_up}
     for process in (suite.raw, suite.compressed):
-        goals = accepted_goals(process.output[fuzzed['output_marks'][id(process)]:])
-        assert goals and set(goals) <= expected, goals
+        output = process.output[fuzzed['output_marks'][id(process)]:]
+        goals = accepted_goals(output)
+        assert set(goals) <= expected, goals
+        assert 'refused' in output, output[-2000:]   # the foreign goals were read, then refused
 
 
 def test_no_chunk_comes_from_a_bad_frame(suite, fuzzed):

@@ -8,10 +8,13 @@ import pytest
 
 pytest.importorskip('nav_msgs')
 
+from vla_nav.config import load_config  # noqa: E402
 from vla_nav.core.chunk_geometry import integrate_chunk_poses  # noqa: E402
 from vla_nav.core.goal import GoalSequencer  # noqa: E402
 from vla_nav.ros.convert import quaternion_to_yaw, stamp_to_sec  # noqa: E402
 from vla_nav.ros.goal_views import path_msg, status_msg  # noqa: E402
+
+STOP = load_config().stop_words
 
 
 def test_a_quarter_circle_chunk_integrates_to_its_arc():
@@ -35,6 +38,6 @@ def test_path_msg_is_the_integrated_chunk_in_the_base_frame():
 
 
 def test_status_msg_carries_the_status_record():
-    status = GoalSequencer().start(3, 'turn left, then go forward 1 meter', 2.0)
+    status = GoalSequencer(STOP).start(3, 'turn left, then go forward 1 meter', 2.0)
     record = json.loads(status_msg(status).data)
     assert (record['goal_id'], record['state'], record['step'], record['steps']) == (3, 'active', 1, 2)

@@ -29,7 +29,8 @@ The done rule (`RuleDoneEstimator`, the default `DoneEstimator`), per step kind:
            chunk asked for motion); estimate = still chunks / still_chunks once it has moved
 A later learned done/progress head (issue 12) replaces the rule by passing another
 `DoneEstimator` (anything with `reset()` and `update(step, chunk, motion) -> float in [0, 1]`,
-done at >= 1.0) to `GoalSequencer`.
+done at >= 1.0) to `GoalSequencer`; PolicyLoop.from_config takes it from the engine
+(`engine.done_estimator`), so vla_node, eval-sim and record-sim pick it up with the model.
 
 `goal_status_record(status)` is the status as plain data (JSON-ready), what vla_node publishes
 on the goal-status topic and the demo prints. numpy/stdlib + vla_nav.core only.
@@ -37,6 +38,7 @@ on the goal-status topic and the demo prints. numpy/stdlib + vla_nav.core only.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -167,8 +169,9 @@ class GoalSequencer:
     """Goal -> steps -> done, as the module docstring says. Not thread-safe: PolicyLoop calls it
     under its lock. Every method that changes the status returns True when it changed."""
 
-    def __init__(self, rules: GoalRules | None = None, stop_phrases=language.STOP_PHRASES,
+    def __init__(self, stop_phrases: Iterable[str], rules: GoalRules | None = None,
                  estimator: DoneEstimator | None = None) -> None:
+        """stop_phrases: the one stop list (config `stop_words`), as core.language reads it."""
         self.rules = rules or GoalRules()
         self.stop_phrases = tuple(stop_phrases)
         self.estimator = estimator or RuleDoneEstimator(self.rules)

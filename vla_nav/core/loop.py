@@ -87,7 +87,7 @@ class PolicyLoop:
         self._lock = threading.Lock()
         self._goal_id = 0
         self._epoch = 0            # bumps on every goal AND step change: in-flight work is dropped
-        self._sequencer = GoalSequencer(goal_rules, self.stop_words, estimator)
+        self._sequencer = GoalSequencer(self.stop_words, goal_rules, estimator)
         self.status_listener = None   # callable(GoalStatus): every status change
         self._active = False
         self._instruction = ''
@@ -104,9 +104,11 @@ class PolicyLoop:
 
     @classmethod
     def from_config(cls, engine: PolicyEngine, config: VlaNodeConfig) -> PolicyLoop:
-        """The loop vla_node runs, with its stop words and limits."""
+        """The loop vla_node runs, with its stop words, limits and done rule; an engine with a
+        learned done/progress head exposes it as `engine.done_estimator` (a DoneEstimator)."""
         return cls(engine, config.stop_words, config.max_instruction_chars, config.max_image_age,
-                   config.action_limits, goal_rules=config.goal_rules)
+                   config.action_limits, goal_rules=config.goal_rules,
+                   estimator=getattr(engine, 'done_estimator', None))
 
     # --- goal ----------------------------------------------------------------------------
     def set_instruction(self, text: str, now: float | None = None) -> InstructionResult:

@@ -2,8 +2,9 @@
 
     GoalViews(node, config, chunk_pub, draw=None)
       .on_status(status)          PolicyLoop.status_listener: publishes the goal-status JSON
-                                  (vla_nav.core.goal.goal_status_record; transient local, depth 1,
-                                  so a late mission planner reads the last state), logs it, and on a
+                                  (vla_nav.core.goal.goal_status_record; status_qos: transient
+                                  local, so a late mission planner reads the last state), logs it,
+                                  and on a
                                   step change or a failure publishes the executor preempt
       .on_chunk(chunk, rgb)       nav_msgs/Path of the chunk in base_frame (publish_path) and the
                                   chunk drawn on the frame by `draw` (vla_nav.tools.overlay.draw_chunk,
@@ -28,6 +29,18 @@ from vla_nav.ros import msgs, qos
 from vla_nav.ros.convert import yaw_to_quaternion_zw
 
 THROTTLE_S = 2.0
+STATUS_HISTORY = 10   # records kept for late subscribers (a new goal publishes two at once)
+
+
+def status_qos(depth: int = STATUS_HISTORY):
+    """Reliable, transient local, keep last `depth`. A new goal publishes two records back to
+    back (the old goal `preempted`, the new one `active`): a reader with depth 1 sees the current
+    state (transitions may coalesce), a reader with depth >= 2 sees every transition; a late
+    reader gets up to `depth` recent records, the last one being the current state."""
+    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+    return QoSProfile(depth=depth, history=HistoryPolicy.KEEP_LAST,
+                      reliability=ReliabilityPolicy.RELIABLE,
+                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 def path_msg(stamp: float, actions: np.ndarray, dt: float, frame_id: str):
@@ -59,7 +72,7 @@ class GoalViews:
 
         self.node, self.config, self.chunk_pub = node, config, chunk_pub
         self.loop = None   # set by the node: the PolicyLoop whose goal_start_stamp a preempt carries
-        self.status_pub = node.create_publisher(String, config.goal_status_topic, qos.latched_qos())
+        self.status_pub = node.create_publisher(String, config.goal_status_topic, status_qos())
         self.path_pub = self.image_pub = None
         if config.publish_path:
             from nav_msgs.msg import Path

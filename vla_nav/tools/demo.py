@@ -133,9 +133,9 @@ class RobotGoals:
     def __init__(self, node, topic: str) -> None:
         from std_msgs.msg import String
 
-        from vla_nav.ros import qos
-        self.records: list[dict] = []
-        node.create_subscription(String, topic, self._on_status, qos.latched_qos())
+        from vla_nav.ros.goal_views import status_qos
+        self.records: list[dict] = []   # every transition: a new goal sends two records at once
+        node.create_subscription(String, topic, self._on_status, status_qos())
 
     def _on_status(self, msg) -> None:
         try:
