@@ -109,7 +109,77 @@ def _yaw_quat(yaw: float) -> np.ndarray:
     return np.array([math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2)])
 
 
-class World:
+class SceneBase:
+    """What both worlds do the same way on their MuJoCo model: resize a pooled geom (and its
+    bounding volumes), park it out of sight, place the robot, render and count pixels per geom.
+    Subclasses set model, data, _hull, _geom_owner, _renderer and _scene_option."""
+
+    def _resize_geom(self, geom: int, size, z: float) -> None:
+        """Give a pooled geom its size and height, and update its bounding volumes (MuJoCo's
+        broad/mid phase read them)."""
+        model = self.model
+        padded = np.zeros(3)
+        padded[:len(size)] = size
+        model.geom_size[geom] = padded
+        model.geom_pos[geom] = (0.0, 0.0, z)
+        kind = model.geom_type[geom]
+        if kind == mujoco.mjtGeom.mjGEOM_BOX:
+            half = padded
+        elif kind == mujoco.mjtGeom.mjGEOM_SPHERE:
+            half = np.full(3, padded[0])
+        elif kind == mujoco.mjtGeom.mjGEOM_CAPSULE:
+            half = np.array([padded[0], padded[0], padded[1] + padded[0]])
+        else:  # cylinder
+            half = np.array([padded[0], padded[0], padded[1]])
+        model.geom_rbound[geom] = float(np.linalg.norm(half))
+        model.geom_aabb[geom] = (0.0, 0.0, 0.0, *half)
+        node = model.body_bvhadr[model.geom_bodyid[geom]]
+        if node >= 0:
+            model.bvh_aabb[node] = (0.0, 0.0, z, *half)
+
+    def _park(self, geom: int) -> None:
+        body = self.model.geom_bodyid[geom]
+        self.model.body_pos[body] = (100.0 + 3.0 * geom, 0.0, PARKED_Z)
+        self.model.geom_group[geom] = _HIDDEN_GROUP
+
+    def set_robot_pose(self, x: float, y: float, yaw: float) -> int | str | None:
+        """Place the robot; returns what it touches (object index, 'wall') or None."""
+        self.data.qpos[:3] = (x, y, yaw)
+        mujoco.mj_forward(self.model, self.data)
+        count = self.data.ncon
+        if count == 0:
+            return None
+        contacts = self.data.contact
+        for first, second in zip(contacts.geom1[:count].tolist(), contacts.geom2[:count].tolist(),
+                                 strict=True):
+            other = second if first == self._hull else first if second == self._hull else None
+            if other in self._geom_owner:
+                return self._geom_owner[other]
+        return None
+
+    def render(self, camera: str = 'front') -> np.ndarray:
+        """RGB uint8 (H, W, 3) from the robot's camera at the current pose."""
+        self._renderer.update_scene(self.data, camera=camera, scene_option=self._scene_option)
+        return self._renderer.render()
+
+    def _geom_pixels(self, camera: str) -> tuple[np.ndarray, np.ndarray]:
+        """(geom ids, visible pixel counts) from a segmentation render."""
+        self._renderer.enable_segmentation_rendering()
+        try:
+            self._renderer.update_scene(self.data, camera=camera, scene_option=self._scene_option)
+            segmentation = self._renderer.render()
+        finally:
+            self._renderer.disable_segmentation_rendering()
+        ids = segmentation[..., 0][segmentation[..., 1] == int(mujoco.mjtObj.mjOBJ_GEOM)]
+        return np.unique(ids, return_counts=True)
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+
+class World(SceneBase):
     """A room for the robot: `apply_layout`, `set_robot_pose` (-> colliding object or None),
     `render`, `pixel_counts` (object visibility from a segmentation render)."""
 
@@ -206,63 +276,11 @@ class World:
         model.geom_group[geom] = 0
         if size is None:
             return
-        padded = np.zeros(3)
-        padded[:len(size)] = size
-        model.geom_size[geom] = padded
-        model.geom_pos[geom] = (0.0, 0.0, z)
-        if model.geom_type[geom] == mujoco.mjtGeom.mjGEOM_BOX:
-            half = padded
-        elif model.geom_type[geom] == mujoco.mjtGeom.mjGEOM_SPHERE:
-            half = np.full(3, padded[0])
-        else:  # cylinder
-            half = np.array([padded[0], padded[0], padded[1]])
-        model.geom_rbound[geom] = float(np.linalg.norm(half))
-        model.geom_aabb[geom] = (0.0, 0.0, 0.0, *half)
-        node = model.body_bvhadr[body]
-        if node >= 0:
-            model.bvh_aabb[node] = (0.0, 0.0, z, *half)
-
-    def _park(self, geom: int) -> None:
-        body = self.model.geom_bodyid[geom]
-        self.model.body_pos[body] = (100.0 + 3.0 * geom, 0.0, PARKED_Z)
-        self.model.geom_group[geom] = _HIDDEN_GROUP
-
-    # -- robot --------------------------------------------------------------------------------
-    def set_robot_pose(self, x: float, y: float, yaw: float) -> int | str | None:
-        """Place the robot; returns what it touches (object index, 'wall') or None."""
-        self.data.qpos[:3] = (x, y, yaw)
-        mujoco.mj_forward(self.model, self.data)
-        count = self.data.ncon
-        if count == 0:
-            return None
-        contacts = self.data.contact
-        for first, second in zip(contacts.geom1[:count].tolist(), contacts.geom2[:count].tolist(),
-                                 strict=True):
-            other = second if first == self._hull else first if second == self._hull else None
-            if other in self._geom_owner:
-                return self._geom_owner[other]
-        return None
+        self._resize_geom(geom, size, z)
 
     # -- camera -------------------------------------------------------------------------------
-    def render(self, camera: str = 'front') -> np.ndarray:
-        """RGB uint8 (H, W, 3) from the robot's camera at the current pose."""
-        self._renderer.update_scene(self.data, camera=camera, scene_option=self._scene_option)
-        return self._renderer.render()
-
     def pixel_counts(self, camera: str = 'front') -> dict[int, int]:
         """Visible pixels per layout object index (segmentation render)."""
-        self._renderer.enable_segmentation_rendering()
-        try:
-            self._renderer.update_scene(self.data, camera=camera, scene_option=self._scene_option)
-            segmentation = self._renderer.render()
-        finally:
-            self._renderer.disable_segmentation_rendering()
-        ids = segmentation[..., 0][segmentation[..., 1] == int(mujoco.mjtObj.mjOBJ_GEOM)]
-        geoms, counts = np.unique(ids, return_counts=True)
+        geoms, counts = self._geom_pixels(camera)
         return {self._geom_owner[int(g)]: int(c) for g, c in zip(geoms, counts, strict=True)
                 if isinstance(self._geom_owner.get(int(g)), int)}
-
-    def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None

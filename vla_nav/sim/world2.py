@@ -17,7 +17,7 @@ import numpy as np
 from vla_nav.sim import catalog
 from vla_nav.sim.layout import ROBOT_RADIUS, WALL_HEIGHT
 from vla_nav.sim.rooms import FLOOR_MATERIALS, WALL_MATERIALS, RoomLayout
-from vla_nav.sim.world import HULL_HEIGHT, PARKED_Z, _cone_vertices, _yaw_quat
+from vla_nav.sim.world import HULL_HEIGHT, PARKED_Z, SceneBase, _cone_vertices, _yaw_quat
 
 OBJECTS_PER_CATEGORY = 4     # the generator never places more of one category
 CAMERA_FORWARD_V2 = 0.18     # m ahead of the robot centre: at the hull's front, little hull in view
@@ -139,7 +139,7 @@ def camera_quat(pitch_deg: float) -> np.ndarray:
     return quat
 
 
-class World2:
+class World2(SceneBase):
     """`apply_layout(RoomLayout)`, `set_robot_pose` (-> object index | 'wall' | None), `render`,
     `pixel_counts` (visible pixels per object index), `close` - as world.World."""
 
@@ -232,66 +232,14 @@ class World2:
         model.geom_contype[geom] = _OBSTACLE
         if size is None:
             return
-        padded = np.zeros(3)
-        padded[:len(size)] = size
-        model.geom_size[geom] = padded
-        model.geom_pos[geom] = (0.0, 0.0, z)
-        kind = model.geom_type[geom]
-        if kind == mujoco.mjtGeom.mjGEOM_BOX:
-            half = padded
-        elif kind == mujoco.mjtGeom.mjGEOM_SPHERE:
-            half = np.full(3, padded[0])
-        elif kind == mujoco.mjtGeom.mjGEOM_CAPSULE:
-            half = np.array([padded[0], padded[0], padded[1] + padded[0]])
-        else:  # cylinder
-            half = np.array([padded[0], padded[0], padded[1]])
-        model.geom_rbound[geom] = float(np.linalg.norm(half))
-        model.geom_aabb[geom] = (0.0, 0.0, 0.0, *half)
-        node = model.body_bvhadr[body]
-        if node >= 0:
-            model.bvh_aabb[node] = (0.0, 0.0, z, *half)
+        self._resize_geom(geom, size, z)
 
-    def _park(self, geom: int) -> None:
-        body = self.model.geom_bodyid[geom]
-        self.model.body_pos[body] = (100.0 + 3.0 * geom, 0.0, PARKED_Z)
-        self.model.geom_group[geom] = _HIDDEN_GROUP
-
-    # -- robot and camera (as v1) ---------------------------------------------------------------
-    def set_robot_pose(self, x: float, y: float, yaw: float) -> int | str | None:
-        self.data.qpos[:3] = (x, y, yaw)
-        mujoco.mj_forward(self.model, self.data)
-        count = self.data.ncon
-        if count == 0:
-            return None
-        contacts = self.data.contact
-        for first, second in zip(contacts.geom1[:count].tolist(), contacts.geom2[:count].tolist(),
-                                 strict=True):
-            other = second if first == self._hull else first if second == self._hull else None
-            if other in self._geom_owner:
-                return self._geom_owner[other]
-        return None
-
-    def render(self, camera: str = 'front') -> np.ndarray:
-        self._renderer.update_scene(self.data, camera=camera, scene_option=self._scene_option)
-        return self._renderer.render()
-
+    # -- robot and camera: SceneBase ------------------------------------------------------------
     def pixel_counts(self, camera: str = 'front') -> dict[int, int]:
-        self._renderer.enable_segmentation_rendering()
-        try:
-            self._renderer.update_scene(self.data, camera=camera, scene_option=self._scene_option)
-            segmentation = self._renderer.render()
-        finally:
-            self._renderer.disable_segmentation_rendering()
-        ids = segmentation[..., 0][segmentation[..., 1] == int(mujoco.mjtObj.mjOBJ_GEOM)]
-        geoms, counts = np.unique(ids, return_counts=True)
+        geoms, counts = self._geom_pixels(camera)
         out: dict[int, int] = {}
         for g, c in zip(geoms.tolist(), counts.tolist(), strict=True):
             owner = self._geom_owner.get(int(g))
             if isinstance(owner, int):
                 out[owner] = out.get(owner, 0) + int(c)
         return out
-
-    def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
