@@ -126,6 +126,30 @@ def test_state_window_from_odometry():
     assert engine.last_states[-1, 2] == 0.0
 
 
+def test_goal_features_read_the_steps_number_and_count_down():
+    engine = BrightnessPolicy(state_dim=8)
+    _, loop = make_loop(engine)
+    loop.set_instruction('turn left 45 degrees')
+    loop.update_odometry(0.0, 0.0, 0.0, 0.0, 0.0)
+    loop.step(WHITE, 1.0, 1.0)
+    np.testing.assert_allclose(engine.last_states[-1, 4:], [1.0, np.pi / 4, 0.0, 0.0], atol=1e-6)
+    loop.update_odometry(0.0, 0.0, 0.5, 0.0, 0.4)                                  # turned 0.5 rad
+    loop.step(WHITE, 1.1, 1.1)
+    np.testing.assert_allclose(engine.last_states[-1], [0, 0.4, 0, 0.5, 1, np.pi / 4 - 0.5, 0, 0],
+                               atol=1e-6)
+    loop.set_instruction('go forward half a meter')
+    loop.update_odometry(0.0, 0.0, 0.5, 0.2, 0.0)
+    loop.update_odometry(0.2, 0.0, 0.5, 0.2, 0.0)
+    loop.step(WHITE, 1.2, 1.2)
+    np.testing.assert_allclose(engine.last_states[-1, 4:], [0.0, 0.0, 1.0, 0.3], atol=1e-6)
+    loop.set_instruction('turn right a quarter turn, then go to the red cone')      # two steps: the turn
+    loop.step(WHITE, 1.3, 1.3)
+    np.testing.assert_allclose(engine.last_states[-1, 4:], [1.0, -np.pi / 2, 0.0, 0.0], atol=1e-6)
+    loop.set_instruction('go to the red cone')                                      # goto: no number
+    loop.step(WHITE, 1.4, 1.4)
+    np.testing.assert_array_equal(engine.last_states[-1, 4:], 0.0)
+
+
 def test_goal_change_during_inference_discards_the_result():
     engine, loop = make_loop()
     loop.set_instruction('go left')

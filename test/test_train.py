@@ -146,6 +146,27 @@ def test_hold_ticks_extend_episodes_that_end_stopped():
     assert held.frame_index[7:].min() == 3 and len(held.frame_index[7:]) == 2   # moving: no hold
 
 
+def test_model_states_add_each_segments_goal_features():
+    from vla_nav.training.feature_cache import CachedEpisode, FeatureCache
+    from vla_nav.training.samples import model_states
+    states = np.zeros((6, 4), np.float32)
+    states[:2, 3] = [0.0, 0.3]                      # turn: yaw change so far
+    states[2:4, 2] = [0.0, 0.4]                     # forward: distance so far
+    cache = FeatureCache(path=None, trunk=np.zeros((6, 1, 1, 1), np.float16),
+                         actions=np.zeros((6, 2), np.float32), states=states,
+                         texts=np.zeros((1, 384), np.float32), key='k',
+                         episodes=[CachedEpisode('a#0', 'turn right 30 degrees', 0, 0, 2),
+                                   CachedEpisode('a#1', 'go forward 150 centimeters', 0, 2, 2),
+                                   CachedEpisode('b#0', 'halt', 0, 4, 1),
+                                   CachedEpisode('c#0', 'go to the red cone', 0, 5, 1)])
+    assert model_states(cache, 0) is None and model_states(cache, 4) is states
+    full = model_states(cache, 8, stop_phrases=('halt',))
+    assert full.shape == (6, 8) and np.array_equal(full[:, :4], states)
+    np.testing.assert_allclose(full[:2, 4:], [[1, -np.pi / 6, 0, 0], [1, -np.pi / 6 - 0.3, 0, 0]], atol=1e-6)
+    np.testing.assert_allclose(full[2:4, 4:], [[0, 0, 1, 1.5], [0, 0, 1, 1.1]], atol=1e-6)
+    assert not full[4:, 4:].any()                   # stop and goto carry no number
+
+
 def test_paraphrases_draw_only_equivalent_wordings_in_training(data_dir, tmp_path):
     from vla_nav.training.feature_cache import CachedEpisode, FeatureCache
     from vla_nav.training.paraphrases import build_paraphrase_table
@@ -168,7 +189,7 @@ def test_paraphrases_draw_only_equivalent_wordings_in_training(data_dir, tmp_pat
     assert embedded == ['head left', 'veer left', 'stop']      # only the new sentences, once
     assert table.counts.tolist() == [3, 2, 1]
     windows = build_windows(cache, [0, 1, 2], window=1, chunk=1)
-    batches = Batches(cache, windows, use_states=False, paraphrase=table)
+    batches = Batches(cache, windows, states=None, paraphrase=table)
     rng = np.random.default_rng(0)
     seen = {0: set(), 1: set(), 2: set()}
     rows = np.arange(len(windows))

@@ -228,6 +228,12 @@ class GoalSequencer:
         """What the policy is conditioned on now ('' when no step runs)."""
         return self._current.step.text if self._current is not None else ''
 
+    @property
+    def current_step(self) -> tuple[language.Step, Motion] | None:
+        """The running step and the odometry since it started (None: no step runs)."""
+        current = self._current
+        return None if current is None else (current.step, current.motion)
+
     def observe_motion(self, distance_m: float, yaw_change_rad: float, relative: bool) -> None:
         """Odometry: relative=True when already measured since the step started (PolicyLoop's own
         per-step GoalProgress); False for an external goal-relative state (the simulator's), whose

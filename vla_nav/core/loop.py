@@ -45,7 +45,7 @@ from vla_nav.core.goal import DoneEstimator, GoalRules, GoalSequencer, GoalState
 from vla_nav.core.image_decode import resize_rgb
 from vla_nav.core.instruction import GOAL, REFUSED, STOP, InstructionResult, classify_instruction
 from vla_nav.core.node_config import VlaNodeConfig
-from vla_nav.core.robot_state import GoalProgress
+from vla_nav.core.robot_state import STATE_DIM, GoalProgress, goal_features
 
 
 @dataclass(frozen=True)
@@ -248,14 +248,25 @@ class PolicyLoop:
         return state
 
     def _state_vector(self, state: np.ndarray | None) -> np.ndarray | None:
+        """The model's state: the robot state, then (state_dim 8) the step's goal features."""
         if self._states is None:
             return None
+        odometry_dim = min(self.spec.state_dim, STATE_DIM)
         if state is None:
-            return np.zeros(self.spec.state_dim, dtype=np.float32)
-        state = np.asarray(state, dtype=np.float32).reshape(-1)
-        if state.size < self.spec.state_dim:
-            raise ValueError(f'state has {state.size} values, the model needs {self.spec.state_dim}')
-        return np.nan_to_num(state[: self.spec.state_dim], nan=0.0, posinf=0.0, neginf=0.0)
+            robot = np.zeros(odometry_dim, dtype=np.float32)
+        else:
+            robot = np.asarray(state, dtype=np.float32).reshape(-1)
+            if robot.size < odometry_dim:
+                raise ValueError(f'state has {robot.size} values, the model needs {odometry_dim}')
+            robot = robot[:odometry_dim]
+        if self.spec.state_dim > STATE_DIM:
+            with self._lock:
+                current = self._sequencer.current_step
+            step, motion = current if current is not None else (None, None)
+            goal = goal_features(step, motion.distance_m if motion else 0.0,
+                                 motion.yaw_change_rad if motion else 0.0)
+            robot = np.concatenate([robot, goal])
+        return np.nan_to_num(robot, nan=0.0, posinf=0.0, neginf=0.0)
 
     def _finish(self, goal_id: int, stamp: float, actions: np.ndarray, now: float) -> Chunk | None:
         expected = (self.spec.chunk, self.spec.action_dim)

@@ -6,6 +6,11 @@ state with `GoalProgress`, so training and deployment agree on what the numbers 
 state = (v, w, distance from the pose where the goal started, unwrapped yaw change since then):
 the last two make "go forward 2 meters" and "turn left" observable to a policy whose image
 history spans under a second.
+
+A model with state_dim GOAL_STATE_DIM (8) also takes `goal_features`: the structured reading of
+the step's number (vla_nav.core.language parses "45 degrees", "a quarter turn", "half a meter")
+as what is left of it, so the policy need not read "45" vs "90" out of a sentence embedding.
+PolicyLoop appends them from its goal sequencer's step; training from each segment's instruction.
 """
 from __future__ import annotations
 
@@ -13,8 +18,30 @@ import math
 
 import numpy as np
 
+from vla_nav.core.language import Step
+
 STATE_DIM = 4
 STATE_NAMES = ('linear_x', 'angular_z', 'goal_distance', 'goal_yaw')
+# turn step? (1/0), asked angle - yaw change so far (rad, signed), forward step? (1/0),
+# asked distance - distance so far (m); all zero for goto / stop / an unparsed sentence
+GOAL_FEATURE_NAMES = ('turn_step', 'turn_left_rad', 'forward_step', 'forward_left_m')
+GOAL_STATE_DIM = STATE_DIM + len(GOAL_FEATURE_NAMES)
+
+
+def goal_features(step: Step | None, distance: np.ndarray | float, yaw_change: np.ndarray | float
+                  ) -> np.ndarray:
+    """(..., 4) float32 `GOAL_FEATURE_NAMES` of one step at the given progress since it started
+    (scalars or arrays of equal shape: one row per tick)."""
+    distance = np.asarray(distance, dtype=np.float64)
+    yaw_change = np.asarray(yaw_change, dtype=np.float64)
+    out = np.zeros((*np.broadcast(distance, yaw_change).shape, len(GOAL_FEATURE_NAMES)), np.float32)
+    if step is not None and step.kind == 'turn':
+        out[..., 0] = 1.0
+        out[..., 1] = math.radians(step.angle_deg) - yaw_change
+    elif step is not None and step.kind == 'forward':
+        out[..., 2] = 1.0
+        out[..., 3] = step.distance_m - distance
+    return out
 
 
 def yaw_from_quaternion(x: float, y: float, z: float, w: float) -> float:

@@ -18,7 +18,9 @@ Fields (validated in `__post_init__`; `to_dict()` / `from_dict()` round-trip thr
   window, chunk  8 frames of history in, 10 actions out
   action_dim, dt 2 = (linear.x m/s, angular.z rad/s); seconds between actions of a chunk
   state_dim      0 (images + instruction only) or 4 = vla_nav.core.robot_state.STATE_DIM:
-                 (v, w, distance since goal start, yaw change since goal start)
+                 (v, w, distance since goal start, yaw change since goal start), or 8 =
+                 GOAL_STATE_DIM: those 4 + the step's goal features (the parsed number of a turn /
+                 forward step minus the progress so far: robot_state.goal_features)
   state_scale    per-component factor applied to the raw state so each term is O(1)
   action_low/high physical bounds per action dimension; actions are clipped to them and mapped
                  linearly to [-1, 1] (defaults DEFAULT_ACTION_LOW/HIGH: fixed here, part of the
@@ -43,11 +45,13 @@ FORMAT_VERSION = 1
 BACKBONES = ('edge', 'kosmos2')
 HEADS = ('lstm', 'fc', 'gpt', 'discrete')
 LOSSES = ('huber', 'l1')
-STATE_DIMS = (0, 4)
+STATE_DIMS = (0, 4, 8)   # none | vla_nav.core.robot_state STATE_DIM | GOAL_STATE_DIM
 EDGE_TRUNK_BLOCKS = 16           # MBConv blocks in EfficientNet-Lite0
 MINILM_DIM = 384                 # all-MiniLM-L6-v2 hidden size
-# (v m/s, w rad/s, distance m, yaw change rad) -> O(1)
+# (v m/s, w rad/s, distance m, yaw change rad) -> O(1); state_dim 8 adds the goal features
+# (turn step, turn left rad, forward step, forward left m)
 DEFAULT_STATE_SCALE = (2.0, 0.6667, 0.5, 0.3183)
+GOAL_STATE_SCALE = (1.0, 0.3183, 1.0, 0.5)
 
 
 # (linear.x m/s, angular.z rad/s) normalisation range of a new checkpoint: the span the
@@ -88,6 +92,8 @@ class PolicyConfig:
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
+        if self.state_dim == 8 and tuple(self.state_scale) == DEFAULT_STATE_SCALE:
+            self.state_scale = DEFAULT_STATE_SCALE + GOAL_STATE_SCALE
         self.state_scale = tuple(float(v) for v in self.state_scale)
         self.action_low = tuple(float(v) for v in self.action_low)
         self.action_high = tuple(float(v) for v in self.action_high)

@@ -18,6 +18,7 @@ import logging
 import os
 import sys
 
+from vla_nav.config import load_config
 from vla_nav.model.config import BACKBONES, HEADS
 
 
@@ -97,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
                              max_minutes=args.max_minutes, stop_after=args.stop_after,
                              hold_ticks=args.hold_ticks, text_noise=args.text_noise,
                              paraphrases=args.paraphrases, instruction_loss=args.instruction_loss,
-                             cache_dir=args.cache_dir,
+                             cache_dir=args.cache_dir, stop_phrases=tuple(load_config().stop_words),
                              threads=args.threads, device=args.device, progress=not args.quiet)
     except (ValueError, TypeError) as error:
         print(f'train: {error}', file=sys.stderr)

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from vla_nav.core.language import parse_instruction
+from vla_nav.core.robot_state import GOAL_STATE_DIM, STATE_DIM, goal_features
 from vla_nav.data.dataset import window_indices
 from vla_nav.training.feature_cache import FeatureCache
 from vla_nav.training.paraphrases import ParaphraseTable
@@ -75,14 +77,36 @@ def split_episodes(cache: FeatureCache, fraction: float, seed: int) -> tuple[lis
     return train_ids, val_ids
 
 
-class Batches:
-    """Tensors for a batch of windows from the cache (instructions optionally re-worded)."""
+def model_states(cache: FeatureCache, state_dim: int, stop_phrases=()) -> np.ndarray | None:
+    """(N, state_dim) float32 per cache row: the policy's state input as PolicyLoop builds it.
+    state_dim 4: the cached GoalProgress state; 8: plus the goal features of the segment's
+    instruction (core.language reading of one turn / forward step; zeros for anything else,
+    as for a sentence of several steps: PolicyLoop feeds those one step at a time)."""
+    if not state_dim:
+        return None
+    if state_dim == STATE_DIM:
+        return cache.states
+    if state_dim != GOAL_STATE_DIM:
+        raise ValueError(f'state_dim {state_dim} is neither {STATE_DIM} nor {GOAL_STATE_DIM}')
+    out = np.zeros((cache.frames, GOAL_STATE_DIM), np.float32)
+    out[:, :STATE_DIM] = cache.states
+    for episode in cache.episodes:
+        parse = parse_instruction(episode.instruction, stop_phrases)
+        step = parse.steps[0] if parse.ok and len(parse.steps) == 1 else None
+        rows = slice(episode.start, episode.start + episode.length)
+        out[rows, STATE_DIM:] = goal_features(step, cache.states[rows, 2], cache.states[rows, 3])
+    return out
 
-    def __init__(self, cache: FeatureCache, windows: WindowSet, use_states: bool,
+
+class Batches:
+    """Tensors for a batch of windows from the cache (instructions optionally re-worded).
+    states: `model_states` of the cache (None: a policy without state input)."""
+
+    def __init__(self, cache: FeatureCache, windows: WindowSet, states: np.ndarray | None,
                  paraphrase: ParaphraseTable | None = None) -> None:
         self.cache = cache
         self.windows = windows
-        self.use_states = use_states
+        self.states = states
         self.paraphrase = paraphrase
         self.texts = torch.from_numpy(paraphrase.texts if paraphrase else cache.texts)
 
@@ -105,6 +129,6 @@ class Batches:
         frame_index = w.frame_index[rows]
         trunk = torch.from_numpy(self.cache.trunk[frame_index.reshape(-1)]).float()
         trunk = trunk.reshape(*frame_index.shape, *trunk.shape[1:])
-        states = (torch.from_numpy(self.cache.states[frame_index]) if self.use_states else None)
+        states = torch.from_numpy(self.states[frame_index]) if self.states is not None else None
         return (trunk, self.texts[torch.from_numpy(text_index)], states,
                 torch.from_numpy(w.target[rows]), torch.from_numpy(w.mask[rows]))

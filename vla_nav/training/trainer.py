@@ -67,7 +67,7 @@ from vla_nav.training.distributed import Distributed, distributed
 from vla_nav.training.feature_cache import load_or_build_cache
 from vla_nav.training.metrics import ChunkMAE
 from vla_nav.training.paraphrases import build_paraphrase_table, resolve_paraphraser
-from vla_nav.training.samples import Batches, build_windows, split_episodes
+from vla_nav.training.samples import Batches, build_windows, model_states, split_episodes
 from vla_nav.training.state import (
     METRICS_FILE,
     STATE_DIR,
@@ -112,6 +112,8 @@ class TrainConfig:
     paraphrases: str = ''             # '' off; 'sim' or 'module:function': instruction ->
                                       # equivalent sentences, one drawn per training window
     instruction_loss: float = 0.0     # weight of the task-probe loss on the projected instruction
+    stop_phrases: tuple = ()          # the one stop list (config stop_words): how goal features
+                                      # (state_dim 8) read each segment's instruction
     device: str = 'cpu'               # 'cpu', 'cuda', 'cuda:N' or 'auto' (CUDA when available);
                                       # distributed: each process takes the GPU of its LOCAL_RANK
     progress: bool = True
@@ -247,16 +249,17 @@ class _Run:
             train_ids, val_ids = split_episodes(cache, config.val_fraction, config.seed)
             val_cache = cache
         self.cache_key = cache.key
-        use_states = bool(policy_config.state_dim)
         self.paraphrase = None
         if config.paraphrases:
             self.paraphrase = build_paraphrase_table(
                 cache, resolve_paraphraser(config.paraphrases),
                 lambda texts: self.policy.embed_instructions(texts).float().cpu().numpy())
         window, chunk = policy_config.window, policy_config.chunk
+        state_dim, stop = policy_config.state_dim, config.stop_phrases
         self.train_set = Batches(cache, build_windows(cache, train_ids, window, chunk, config.hold_ticks),
-                                 use_states, self.paraphrase)
-        self.val_set = Batches(val_cache, build_windows(val_cache, val_ids, window, chunk), use_states)
+                                 model_states(cache, state_dim, stop), self.paraphrase)
+        self.val_set = Batches(val_cache, build_windows(val_cache, val_ids, window, chunk),
+                               model_states(val_cache, state_dim, stop))
         if not len(self.train_set):
             raise ValueError('no training windows: the data has no usable episodes')
         if self.ranks.is_main:
