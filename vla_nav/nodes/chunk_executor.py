@@ -1,11 +1,7 @@
 """chunk_executor: action chunks in, a safe /cmd_vel out on every tick (zeros included).
 
-All decisions live in vla_nav.core.executor (plan, blend, limits, watchdog, e-stop, preempt); this
-node converts messages and the node clock (ROS time when use_sim_time). An empty chunk is a
-preempt; a malformed one is rejected whole (vla_nav.ros.convert). A zero Twist goes out on every
-way out: e-stop, watchdog, preempt, SIGINT/SIGTERM. Limits (ExecutorConfig), diagnostics_period
-and clock_mismatch_threshold change at run time (`ros2 param set`, next tick); topic names,
-`stamped` and `base_frame` only at start-up. Diagnostics levels: vla_nav.core.health.
+A thin shell over vla_nav.core.executor (plan, blend, limits, watchdog, e-stop, preempt); what it
+does, its run-time parameters and its diagnostics: README "What each node does" and "Diagnostics".
 """
 from __future__ import annotations
 
@@ -20,10 +16,9 @@ from rclpy.node import Node
 from std_msgs.msg import Bool
 from trajectory_msgs.msg import MultiDOFJointTrajectory
 
+from vla_nav.core.diagnostics import ExecutorMonitor
 from vla_nav.core.executor import ChunkExecutor, ChunkVerdict, ExecutorConfig
-from vla_nav.core.health import ExecutorPeriod, executor_health
 from vla_nav.core.node_config import ChunkExecutorNodeConfig
-from vla_nav.core.stats import PeriodCounter, RateMeter
 from vla_nav.ros import convert, msgs, qos
 from vla_nav.ros.params import declare_node_config
 from vla_nav.ros.runner import run_node, wait_for_acks
@@ -48,9 +43,7 @@ class ChunkExecutorNode(Node):
         self.create_subscription(Bool, p.estop_topic, self._on_estop, qos.reliable_qos())
         self.control_timer = self.create_timer(self.core.config.period, self._on_tick)
         self.diagnostics_timer = self.create_timer(p.diagnostics_period, self._on_diagnostics)
-        self.counts = PeriodCounter('refused')  # refused for a reason other than preempt / e-stop
-        self.chunk_rate = RateMeter()           # chunk messages (preempts included) per second
-        self.last_error = ''                    # why the last chunk was refused or malformed
+        self.monitor = ExecutorMonitor()   # chunk rate, refusals other than preempt / e-stop
         self._stopping = False
         self.get_logger().info(f'publishing {self.resolve_topic_name(p.cmd_vel_topic)} at '
                                f'{p.executor.control_rate} Hz from {self.resolve_topic_name(p.chunk_topic)}')
@@ -67,13 +60,12 @@ class ChunkExecutorNode(Node):
             self._publish(*self.core.tick(self._now()))
 
     def _refuse(self, reason: str) -> None:
-        self.counts.add('refused')
-        self.last_error = reason
+        self.monitor.refused(reason)
         self.get_logger().error(f'chunk refused: {reason}', throttle_duration_sec=THROTTLE_S)
 
     def _on_chunk(self, msg: MultiDOFJointTrajectory) -> None:
         now = self._now()
-        self.chunk_rate.tick(time.monotonic())
+        self.monitor.chunk_received(time.monotonic())
         try:
             stamp, actions, dt = convert.msg_to_chunk(msg)
         except convert.MalformedChunkError as error:
@@ -128,19 +120,8 @@ class ChunkExecutorNode(Node):
         return SetParametersResult(successful=True)
 
     def _on_diagnostics(self) -> None:
-        core, now = self.core, self._now()
-        period = self.counts.take(accepted=core.accepted_chunks, trips=core.watchdog_trips)
-        level, message = executor_health(ExecutorPeriod(
-            state=core.state, accepted=period['accepted'], refused=period['refused'],
-            watchdog_trips=period['trips'], estop=core.estop, last_error=self.last_error))
-        age = core.chunk_age(now)
-        self.diagnostics_pub.publish(msgs.diagnostic_array(self, NODE_NAME, level, message, {
-            'state': core.state, 'chunk_rate_hz': self.chunk_rate.rate(time.monotonic()),
-            'linear_x': core.command[0], 'angular_z': core.command[1],
-            'chunk_age_s': float('nan') if age is None else age,
-            'plan_remaining': core.plan_remaining(now), 'chunks_accepted': core.accepted_chunks,
-            'chunks_refused': core.rejected_chunks, 'last_refusal': core.last_reject_reason,
-            'watchdog_trips': core.watchdog_trips, 'estop': core.estop, 'last_error': self.last_error}))
+        level, message, values = self.monitor.report(self.core, self._now(), time.monotonic())
+        self.diagnostics_pub.publish(msgs.diagnostic_array(self, NODE_NAME, level, message, values))
 
     def on_shutdown(self) -> None:
         """Called by run_node while the context is still valid: the last word is a zero."""

@@ -1,14 +1,7 @@
 """sim_node: the built-in simulated robot (vla_nav.sim.NavSim) on ROS topics.
 
-Publishes `camera/image_raw` (rgb8, stamped at render time) at camera_rate, the same frame as JPEG
-on `<camera>/compressed` while anyone subscribes, `odom` (the odom frame IS the room frame), TF
-when tf2_msgs is installed, /clock when publish_clock or real_time_factor != 1, the room as JSON on
-`sim/scene` (transient local) and `sim/status` (JSON: instruction, kind, outcome
-running|success|collision|timeout|failure, time, pose, metrics) on changes, instructions and every
-status_period. Consumes `cmd_vel` (the base brakes to a stop cmd_vel_timeout after the last one)
-and `instruction` (the task it judges; not understood: outcome 'failure', kind null). Physics runs
-in steps of 1/physics_rate paced by vla_nav.core.pacing.StepPacer; stamps are sim time with /clock,
-else the node clock.
+Camera, odometry, TF, /clock, the room and the judged episode status out; cmd_vel and the
+instruction in. Topics, pacing and stamps: README "What each node does" (sim_node).
 """
 from __future__ import annotations
 
@@ -30,6 +23,7 @@ from vla_nav.ros import msgs, qos
 from vla_nav.ros.params import declare_node_config
 from vla_nav.ros.runner import run_node, wait_for_acks
 from vla_nav.sim import NavSim
+from vla_nav.sim.commanded import CommandedBase
 from vla_nav.sim.robot import RobotLimits
 from vla_nav.sim.status import episode_outcome, episode_status
 
@@ -53,7 +47,7 @@ class SimNode(Node):
                           world=p.world)
         self.sim.reset(p.episode)
         self.sim.set_instruction('')  # no task until the instruction topic says one
-        self.instruction, self.command, self.last_command_time = '', (0.0, 0.0), float('-inf')
+        self.base, self.instruction = CommandedBase(self.sim, self.physics_dt, p.cmd_vel_timeout), ''
         self.use_clock = p.publish_clock or p.real_time_factor != 1.0
         reliable = qos.reliable_qos()
         self.image_pub = self.create_publisher(Image, p.image_topic, qos.sensor_qos())
@@ -63,10 +57,9 @@ class SimNode(Node):
         self.status_pub = self.create_publisher(String, p.status_topic, reliable)
         self.scene_pub = self.create_publisher(String, p.scene_topic, qos.latched_qos())
         self.clock_pub = self.create_publisher(Clock, '/clock', reliable) if self.use_clock else None
-        self.tf_pub = self._make_tf_publisher()
+        self.tf_pub = msgs.make_tf_publisher(self)
         self.create_subscription(Twist, p.cmd_vel_topic, self._on_cmd_vel, reliable)
         self.create_subscription(String, p.instruction_topic, self._on_instruction, qos.latched_qos())
-        self.steps = 0
         self.next_camera = self.next_odom = self.next_status = 0.0
         self.last_outcome = 'running'
         self.pacer = StepPacer(self.physics_dt, p.real_time_factor, MAX_CATCH_UP_S, time.monotonic())
@@ -79,22 +72,11 @@ class SimNode(Node):
             f'on {self.image_pub.topic_name}, x{p.real_time_factor:g} real time'
             f'{" with /clock" if self.use_clock else ""}')
 
-    def _make_tf_publisher(self):
-        try:
-            from tf2_msgs.msg import TFMessage
-            return self.create_publisher(TFMessage, '/tf', 100)
-        except ImportError:
-            self.get_logger().info('tf2_msgs is not installed: no odom->base_link TF (odometry only)')
-
-    @property
-    def sim_time(self) -> float:
-        return self.steps * self.physics_dt
-
     def _stamp(self) -> float:
-        return self.sim_time if self.use_clock else msgs.now_sec(self)
+        return self.base.sim_time if self.use_clock else msgs.now_sec(self)
 
     def _on_cmd_vel(self, msg: Twist) -> None:
-        self.command, self.last_command_time = (msg.linear.x, msg.angular.z), self.sim_time
+        self.base.set_command(msg.linear.x, msg.angular.z)
 
     def _on_instruction(self, msg: String) -> None:
         self.instruction = msg.data
@@ -103,17 +85,14 @@ class SimNode(Node):
         self._publish_status()
 
     def _on_timer(self) -> None:
-        for _ in range(self.pacer.due(time.monotonic(), self.steps)):
-            if self.sim_time - self.last_command_time > self.config.cmd_vel_timeout:
-                self.command = (0.0, 0.0)
-            self.sim.step(*self.command, render=False)
-            self.steps += 1
+        for _ in range(self.pacer.due(time.monotonic(), self.base.steps)):
+            self.base.step()
             self._publish_due()
 
     def _publish_due(self) -> None:
-        p, now = self.config, self.sim_time + 1e-9
+        p, now = self.config, self.base.sim_time + 1e-9
         if self.clock_pub is not None:
-            self.clock_pub.publish(Clock(clock=msgs.sec_to_stamp(self.sim_time)))
+            self.clock_pub.publish(Clock(clock=msgs.sec_to_stamp(self.base.sim_time)))
         if now >= self.next_camera:
             self.next_camera += 1.0 / p.camera_rate
             self._publish_camera()
@@ -137,19 +116,15 @@ class SimNode(Node):
             self.tf_pub.publish(msgs.transform_msg(msg))
 
     def _publish_status(self) -> None:
-        status = episode_status(self.sim, self.instruction, self.sim_time)
-        self.last_outcome, self.next_status = status['outcome'], self.sim_time + self.config.status_period
+        sim_time = self.base.sim_time
+        status = episode_status(self.sim, self.instruction, sim_time)
+        self.last_outcome, self.next_status = status['outcome'], sim_time + self.config.status_period
         self.status_pub.publish(String(data=json.dumps(status)))
 
     def on_shutdown(self) -> None:
         """SIGINT/SIGTERM (context still valid): the simulated base brakes to a standstill under
         its deceleration limits, as a real base does when its driver goes; /odom says so."""
-        self.command = (0.0, 0.0)
-        for _ in range(int(MAX_SHUTDOWN_BRAKE_S / self.physics_dt)):
-            if self.sim.observation.twist == (0.0, 0.0):
-                break
-            self.sim.step(0.0, 0.0, render=False)
-            self.steps += 1
+        self.base.brake(MAX_SHUTDOWN_BRAKE_S)
         self._publish_odometry()
         self._publish_status()
         wait_for_acks(self.odom_pub)

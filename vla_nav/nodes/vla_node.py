@@ -1,14 +1,8 @@
 """vla_node: camera frames + a natural-language goal in, 10-step action chunks out.
 
-The image callback only drops the message into a one-slot mailbox (newest frame wins); a worker
-thread decodes it and steps the PolicyLoop, so inference never delays an instruction, a preempt or
-diagnostics. An accepted goal or stop publishes an EMPTY chunk (a preempt) stamped
-PolicyLoop.goal_start_stamp at once, and again on shutdown: chunk_executor then brakes and refuses
-the old goal's chunks. Image, or CompressedImage with image_transport 'compressed'. Bad frames and
-junk instructions are logged (throttled) and counted, never fatal; a model that does not load is
-one fatal line, exit code 1. Diagnostics levels: vla_nav.core.health.policy_health. Goals run
-through the robot-side sequencer in PolicyLoop (vla_nav.core.goal); vla_nav.ros.goal_views
-publishes each goal's status (and the chunk as a Path / drawn on the frame).
+A thin shell over vla_nav.core.loop.PolicyLoop, stepped on a worker thread from a one-slot mailbox;
+what it does (preempts, bad input, start-up errors) and its diagnostics: README "What each node
+does" and "Diagnostics".
 """
 from __future__ import annotations
 
@@ -24,17 +18,16 @@ from std_msgs.msg import String
 from trajectory_msgs.msg import MultiDOFJointTrajectory
 
 from vla_nav.config import resolve_model_dir
-from vla_nav.core.health import PolicyPeriod, policy_health
+from vla_nav.core.diagnostics import PolicyMonitor
 from vla_nav.core.image_decode import ImageDecodeError
 from vla_nav.core.loop import PolicyLoop
 from vla_nav.core.mailbox import LatestMailbox
 from vla_nav.core.node_config import VlaNodeConfig
-from vla_nav.core.stats import LatencyStats, PeriodCounter, RateMeter
 from vla_nav.ros import convert, msgs, qos
 from vla_nav.ros.goal_views import GoalViews
 from vla_nav.ros.params import declare_node_config
 from vla_nav.ros.runner import NodeStartupError, run_node, wait_for_acks
-from vla_nav.runtime import ModelLoadError, load_engine
+from vla_nav.runtime import ModelLoadError, load_engine_or_explain
 
 NODE_NAME = 'vla_node'
 THROTTLE_S = 2.0
@@ -46,7 +39,11 @@ class VlaNode(Node):
         super().__init__(NODE_NAME)
         self.params, self.config = declare_node_config(self, NODE_NAME, VlaNodeConfig)
         p = self.config
-        engine = self._load_engine()
+        try:
+            engine = load_engine_or_explain(resolve_model_dir(p.model), p.backend, p.device,
+                                            os.path.expanduser(p.engine_cache_dir))
+        except ModelLoadError as error:   # one fatal line that names the model
+            raise NodeStartupError(f'cannot load the policy: {error}') from error
         self.loop = PolicyLoop.from_config(engine, p)
         self.bridge = msgs.make_cv_bridge()
         self.chunk_pub = self.create_publisher(MultiDOFJointTrajectory, p.chunk_topic, qos.reliable_qos())
@@ -64,8 +61,7 @@ class VlaNode(Node):
         from nav_msgs.msg import Odometry  # the model's state and the done rule's progress
         self.create_subscription(Odometry, p.state_topic, self._on_odometry, 10)
         self.create_timer(p.diagnostics_period, self._on_diagnostics)
-        self.frame_rate, self.chunk_rate, self.latency = RateMeter(), RateMeter(), LatencyStats()
-        self.counts = PeriodCounter('frames', 'chunks', 'decode_errors')
+        self.monitor = PolicyMonitor()   # frame and chunk rates, latency, undecodable frames
         self._last_inference = float('-inf')
         self.mailbox = LatestMailbox()
         self.worker = threading.Thread(target=self._work, name='vla_inference', daemon=True)
@@ -73,19 +69,9 @@ class VlaNode(Node):
         self.get_logger().info(f'policy {engine.backend}/{engine.provider} ready; waiting for '
                                f'{self.resolve_topic_name(p.instruction_topic)} and frames')
 
-    def _load_engine(self):
-        p, model_dir = self.config, resolve_model_dir(self.config.model)
-        try:
-            return load_engine(model_dir, p.backend, p.device, os.path.expanduser(p.engine_cache_dir))
-        except Exception as error:   # one fatal line that names the model
-            detail = str(error) if isinstance(error, ModelLoadError) else (
-                f'{model_dir} (backend {p.backend!r}): {type(error).__name__}: {error}')
-            raise NodeStartupError(f'cannot load the policy: {detail}') from error
-
     # --- executor-thread callbacks (cheap) ---------------------------------------------------
     def _on_image(self, msg) -> None:
-        self.frame_rate.tick(time.monotonic())
-        self.counts.add('frames')
+        self.monitor.frame_received(time.monotonic())
         self.mailbox.put(msg)
 
     def _on_instruction(self, msg: String) -> None:
@@ -121,7 +107,7 @@ class VlaNode(Node):
             rgb = (msgs.compressed_msg_to_rgb(msg) if isinstance(msg, CompressedImage)
                    else msgs.image_msg_to_rgb(msg, self.bridge))
         except ImageDecodeError as error:
-            self.counts.add('decode_errors')
+            self.monitor.decode_failed()
             self.get_logger().error(f'frame dropped: {error}', throttle_duration_sec=THROTTLE_S)
             return
         errors_before = self.loop.error_count
@@ -134,30 +120,16 @@ class VlaNode(Node):
         self.chunk_pub.publish(msgs.chunk_to_msg(chunk.stamp, chunk.actions, chunk.dt,
                                                  self.config.base_frame))
         self.views.on_chunk(chunk, rgb)
-        self.latency.add(time.monotonic() - started)
-        self.chunk_rate.tick(time.monotonic())
-        self.counts.add('chunks')
+        self.monitor.chunk_published(started, time.monotonic())
         if chunk.clamped:
             self.get_logger().warning('policy output beyond the physical limits was clamped',
                                       throttle_duration_sec=THROTTLE_S)
 
     # --- diagnostics and shutdown --------------------------------------------------------------
     def _on_diagnostics(self) -> None:
-        loop, now = self.loop, time.monotonic()
-        period = self.counts.take(policy_errors=loop.error_count, stale=loop.stale_count)
-        p50, p99 = self.latency.percentile_ms(50), self.latency.percentile_ms(99)
-        level, message = policy_health(PolicyPeriod(
-            active=loop.active, frames=period['frames'], chunks=period['chunks'],
-            policy_errors=period['policy_errors'], decode_errors=period['decode_errors'],
-            stale=period['stale'], p99_ms=p99, chunk_dt=loop.spec.dt, last_error=loop.last_error))
-        self.diagnostics_pub.publish(msgs.diagnostic_array(self, NODE_NAME, level, message, {
-            'frame_rate_hz': self.frame_rate.rate(now), 'chunk_rate_hz': self.chunk_rate.rate(now),
-            'inference_p50_ms': p50, 'inference_p99_ms': p99, 'history_fill': loop.history_fill,
-            'goal': loop.instruction or '(none)', 'goal_id': loop.goal_id, 'frames_stale': loop.stale_count,
-            'frames_undecodable': self.counts.total('decode_errors'),
-            'frames_overwritten': self.mailbox.overwritten, 'chunks': loop.chunk_count,
-            'policy_errors': loop.error_count, 'last_error': loop.last_error,
-            'backend': loop.engine.backend, **self.views.diagnostic_values()}))
+        level, message, values = self.monitor.report(self.loop, time.monotonic(), self.mailbox.overwritten,
+                                                     self.views.diagnostic_values())
+        self.diagnostics_pub.publish(msgs.diagnostic_array(self, NODE_NAME, level, message, values))
 
     def on_shutdown(self) -> None:
         """Stop inference, then tell the executor to brake now (the context is still valid)."""

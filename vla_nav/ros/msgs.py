@@ -92,6 +92,16 @@ def odometry_msg(stamp: float, pose: tuple[float, float, float], twist: tuple[fl
     return msg
 
 
+def make_tf_publisher(node):
+    """A /tf publisher of `node`, or None (logged) when tf2_msgs is not installed."""
+    try:
+        from tf2_msgs.msg import TFMessage
+        return node.create_publisher(TFMessage, '/tf', 100)
+    except ImportError:
+        node.get_logger().info('tf2_msgs is not installed: no odom->base_link TF (odometry only)')
+        return None
+
+
 def transform_msg(odometry):
     """The odom -> base TF (tf2_msgs/TFMessage) of an Odometry message; ImportError without tf2."""
     from geometry_msgs.msg import TransformStamped

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from vla_nav.core.engine import EngineSpec, ModelLoadError, PolicyEngine
 
-__all__ = ['EngineSpec', 'ModelLoadError', 'PolicyEngine', 'load_engine']
+__all__ = ['EngineSpec', 'ModelLoadError', 'PolicyEngine', 'load_engine', 'load_engine_or_explain']
 
 
 def load_engine(model_dir: str | os.PathLike, backend: str = 'onnx', device: str = 'cpu',
@@ -38,3 +38,17 @@ def load_engine(model_dir: str | os.PathLike, backend: str = 'onnx', device: str
             raise ModelLoadError(backend, f'cannot import engine factory: {error}') from error
         return factory(model_dir=model_dir, device=device, engine_cache_dir=engine_cache_dir)
     raise ValueError(f"unknown backend {backend!r}: use 'onnx', 'torch' or 'module:factory'")
+
+
+def load_engine_or_explain(model_dir: str | os.PathLike, backend: str = 'onnx', device: str = 'cpu',
+                           engine_cache_dir: str | os.PathLike | None = None) -> PolicyEngine:
+    """load_engine for a process that must say in one line why it cannot start: any failure is
+    raised as a ModelLoadError. A ModelLoadError already names the file; any other error is
+    described as '<model_dir> (backend <backend>): <ErrorType>: <message>'."""
+    try:
+        return load_engine(model_dir, backend, device, engine_cache_dir)
+    except ModelLoadError:
+        raise
+    except Exception as error:
+        raise ModelLoadError(f'{model_dir} (backend {backend!r})',
+                             f'{type(error).__name__}: {error}') from error

@@ -29,6 +29,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -269,15 +270,26 @@ def run(args: argparse.Namespace) -> int:
             'peak_rss_mb<=400': report['peak_rss_mb'] <= TARGET_RSS_MB,
             'speedup_vs_naive>=6': report['speedup_vs_naive'] >= TARGET_NAIVE_SPEEDUP,
         }
-    if args.json:
-        print(json.dumps(report))
-    else:
-        print_table(report)
+    print_report(report, table_rows, args.json)
     return 0
 
 
-def print_table(report: dict) -> None:
-    rows = [
+def print_report(report: dict, rows: Callable[[dict], list[tuple[str, str]]], as_json: bool) -> None:
+    """A bench's output (bench and bench --backbone kosmos2): one JSON object with `as_json`, else
+    rows(report) as an aligned two-column table followed by report['targets_met'], if any."""
+    if as_json:
+        print(json.dumps(report))
+        return
+    table = rows(report)
+    width = max(len(name) for name, _ in table)
+    for name, value in table:
+        print(f'{name:<{width}}  {value}')
+    for target, met in report.get('targets_met', {}).items():
+        print(f"{'target ' + target:<{width}}  {'met' if met else 'NOT met'}")
+
+
+def table_rows(report: dict) -> list[tuple[str, str]]:
+    return [
         ('model', f"{report['model']} [{report['weights']}]"),
         ('backend / provider', f"{report['backend']} / {report['provider']} "
                                f"(asked: {report['requested_provider']}, {report['precision']})"),
@@ -293,8 +305,3 @@ def print_table(report: dict) -> None:
         ('peak RSS (inference process)', f"{report['peak_rss_mb']:.0f} MB"),
         ('params / GFLOPs per step', f"{report['params_m']:.2f} M / {report['gflops_per_step']:.4f}"),
     ]
-    width = max(len(name) for name, _ in rows)
-    for name, value in rows:
-        print(f'{name:<{width}}  {value}')
-    for target, met in report.get('targets_met', {}).items():
-        print(f"{'target ' + target:<{width}}  {'met' if met else 'NOT met'}")

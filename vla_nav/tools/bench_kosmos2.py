@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vla_nav.tools.bench import print_report
+
 DEFAULT_STEPS = 10
 WARMUP_STEPS = 1
 FRAME_POOL = 4
@@ -199,15 +201,12 @@ def run(args: argparse.Namespace) -> int:
     report['naive_steps_per_s_estimate'] = 1e3 / (8 * main['encode_p50_ms'] + main['head_p50_ms'])
     report['cpu_count'] = os.cpu_count()
     report['load_average_1min'] = os.getloadavg()[0]  # other jobs on the machine slow every figure
-    if args.json:
-        print(json.dumps(report))
-    else:
-        print_table(report)
+    print_report(report, table_rows, args.json)
     return 0
 
 
-def print_table(report: dict) -> None:
-    rows = [
+def table_rows(report: dict) -> list[tuple[str, str]]:
+    return [
         ('backbone', f"kosmos2 ({report['vlm_params_m']:.0f} M VLM parameters, {report['image_size']} px)"),
         ('weights', report['weights']),
         ('checkpoint', f"{report['model_dir']} [random head]"),
@@ -226,9 +225,6 @@ def print_table(report: dict) -> None:
         ('machine', f"{report['cpu_count']} CPUs, load average {report['load_average_1min']:.1f} at the end"),
         ('targets (edge: 750 steps/s, 400 MB)', 'NOT met, by design: see README "Kosmos-2 at full size"'),
     ]
-    width = max(len(name) for name, _ in rows)
-    for name, value in rows:
-        print(f'{name:<{width}}  {value}')
 
 
 def main(argv: list[str] | None = None) -> int:
