@@ -151,7 +151,7 @@ def test_onnx_runtime_never_imports_torch(model_dir, tmp_path):
     assert 'exporting' in result.stdout and (bare / 'onnx' / 'export.json').is_file()
 
 
-@pytest.mark.parametrize('head', ['lstm', 'fc', 'gpt', 'discrete'])
+@pytest.mark.parametrize('head', ['lstm', 'fc', 'gpt', 'discrete', 'flow'])
 def test_every_head_exports_with_parity(head, tmp_path):
     """policy_head graph of each head (physical units, denormalised inside) matches torch."""
     import onnxruntime
