@@ -253,4 +253,4 @@ def test_flow_head_commits_to_one_of_two_modes():
     finally:
         torch.set_num_threads(threads)
     assert bool((turn > 0).all() or (turn < 0).all()), turn
-    assert float(turn.abs().mean()) > 0.3, turn
+    assert float(turn.abs().mean()) > 0.2, turn   # the two modes are at +-1 rad/s, their mean 0

@@ -194,25 +194,36 @@ class FlowHead(nn.Module):
         hidden = config.head_hidden
         self.body = LSTMBody(in_dim, config)
         self.context = nn.Linear(config.head_hidden, hidden)
-        self.sample_in = nn.Linear(self.size + 2 * FLOW_TIME_FREQUENCIES, hidden, bias=False)
+        self.sample_in = nn.Linear(self.size, hidden, bias=False)
+        self.time_in = nn.Linear(2 * FLOW_TIME_FREQUENCIES, hidden, bias=False)
         self.velocity = nn.Sequential(nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(),
                                       nn.Linear(hidden, self.size))
         frequencies = math.pi * 2.0 ** torch.arange(FLOW_TIME_FREQUENCIES, dtype=torch.float32)
         self.register_buffer('frequencies', frequencies, persistent=False)
+        # the Euler steps' times are fixed: their embeddings are constants of the inference graph
+        steps = torch.arange(self.steps, dtype=torch.float32).unsqueeze(-1) / self.steps
+        self.register_buffer('step_times', self._embed_time(steps), persistent=False)
         start = torch.randn(self.size, generator=torch.Generator().manual_seed(FLOW_START_SEED))
         self.register_buffer('start', start)
 
-    def _velocity(self, sample: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        """v(sample, t) with `context` already projected; t broadcasts to sample[..., :1]."""
-        angles = t * self.frequencies.to(sample.dtype)
-        return self.velocity(context + self.sample_in(torch.cat([sample, angles.sin(), angles.cos()], -1)))
+    def _embed_time(self, t: torch.Tensor) -> torch.Tensor:
+        """t (..., 1) in [0, 1] -> (..., 2 * FLOW_TIME_FREQUENCIES) sin/cos features."""
+        angles = t * self.frequencies.to(t.dtype)
+        return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+    def _velocity(self, sample: torch.Tensor, time: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """v(sample, t) given the time embedding and the already projected context."""
+        return self.velocity(context + self.sample_in(sample) + self.time_in(time))
 
     def integrate(self, context: torch.Tensor) -> torch.Tensor:
-        """K Euler steps from `start` under the projected context (…, hidden) -> (…, size)."""
-        sample = self.start.to(context.dtype).expand(*context.shape[:-1], self.size)
+        """K Euler steps from `start` under the projected context (…, hidden) -> (…, size).
+
+        `start` and the step times enter unexpanded (they broadcast), so the exporter folds the
+        first step's input projection and every time projection into constants."""
+        sample = self.start.to(context.dtype)
         for step in range(self.steps):
-            t = torch.full_like(sample[..., :1], step / self.steps)
-            sample = sample + self._velocity(sample, t, context) / self.steps
+            time = self.step_times[step].to(context.dtype)
+            sample = sample + self._velocity(sample, time, context) / self.steps
         return sample
 
     def forward(self, x: torch.Tensor, newest_only: bool = False) -> torch.Tensor:
@@ -230,7 +241,7 @@ class FlowHead(nn.Module):
         t = torch.rand((*target.shape[:-1], 1), generator=generator, device=target.device,
                        dtype=target.dtype)
         sample = (1.0 - t) * noise + t * target
-        error = (self._velocity(sample, t, context) - (target - noise)).square()
+        error = (self._velocity(sample, self._embed_time(t), context) - (target - noise)).square()
         with torch.no_grad():
             prediction = self.integrate(context.detach())
         return error, prediction
