@@ -38,6 +38,7 @@ def test_config_round_trip_and_default_bounds_cover_the_executor_limits():
 @pytest.mark.parametrize('changes, message', [
     ({'backbone': 'resnet'}, 'backbone'),
     ({'head': 'diffusion'}, 'head'),
+    ({'head': 'flow', 'flow_steps': 0}, 'flow_steps'),
     ({'state_dim': 2}, 'state_dim'),
     ({'action_low': (0.5, -1.5)}, 'action_low'),
     ({'action_low': (0.0,)}, 'action_low'),
@@ -144,9 +145,10 @@ def test_loss_ignores_masked_steps(policy):
         policy.compute_loss(features, text, None, targets[:, :, :5], mask)
 
 
-@pytest.mark.parametrize('head', ['lstm', 'fc', 'gpt', 'discrete'])
+@pytest.mark.parametrize('head', ['lstm', 'fc', 'gpt', 'discrete', 'flow'])
 def test_each_head_learns_a_toy_batch(head):
-    """Chunk depends on the newest feature and the instruction; a few Adam steps cut the loss."""
+    """Chunk depends on the newest feature and the instruction; a few Adam steps cut the loss
+    (the flow head regresses a noisy velocity target: it gets more steps)."""
     torch.manual_seed(0)
     policy = VLAPolicy(PolicyConfig(head=head, dropout=0.0), load_pretrained=False).train()
     features = torch.randn(8, W, 256)
@@ -157,7 +159,7 @@ def test_each_head_learns_a_toy_batch(head):
     mask = torch.ones(8, W, C, dtype=torch.bool)
     optimiser = torch.optim.Adam(policy.trainable_parameters(), lr=3e-3)
     losses = []
-    for _ in range(40):
+    for _ in range(150 if head == 'flow' else 40):
         loss, _ = policy.compute_loss(features, text, None, targets, mask)
         optimiser.zero_grad()
         loss.backward()
@@ -178,3 +180,77 @@ def test_minilm_instruction_embedding(policy):
     assert torch.allclose(embedding.norm(dim=-1), torch.ones(3), atol=1e-5)
     assert torch.allclose(embedding[0], embedding[1])
     assert float(embedding[0] @ embedding[2]) < 0.99
+
+
+def test_flow_head_shapes_and_deterministic_prediction():
+    """The flow head integrates from a stored fixed sample: the same window gives the same chunk
+    whatever the global RNG, and its flow_steps Euler steps are what the chunk depends on."""
+    torch.manual_seed(0)
+    policy = VLAPolicy(PolicyConfig(head='flow', flow_steps=4), load_pretrained=False).eval()
+    features, text = torch.randn(2, W, 256), unit_text(2)
+    with torch.no_grad():
+        torch.manual_seed(1)
+        first = policy.predict_chunk(features, text)
+        torch.manual_seed(2)
+        second = policy.predict_chunk(features, text)
+        every = policy.head_forward(features, text)
+    assert first.shape == (2, C, 2) and torch.equal(first, second)
+    assert every.shape == (2, W, C, 2) and every.abs().max() <= 1.0
+    assert torch.allclose(policy.normalise_actions(first), every[:, -1], atol=1e-5)
+    assert 'head.start' in policy.trainable_state_dict()      # the checkpoint carries the start
+    one_step = VLAPolicy(PolicyConfig(head='flow', flow_steps=1), load_pretrained=False).eval()
+    one_step.load_state_dict(policy.state_dict())
+    with torch.no_grad():
+        assert not torch.allclose(one_step.predict_chunk(features, text), first)
+
+
+def test_flow_loss_is_finite_reproducible_in_eval_and_ignores_masked_steps():
+    torch.manual_seed(0)
+    policy = VLAPolicy(PolicyConfig(head='flow'), load_pretrained=False).eval()
+    features, text = torch.randn(2, W, 256), unit_text(2)
+    targets = torch.rand(2, W, C, 2) * 0.3
+    mask = torch.ones(2, W, C, dtype=torch.bool)
+    mask[1, 5:, 4:] = False
+    base, metrics = policy.compute_loss(features, text, None, targets, mask)
+    assert torch.isfinite(base) and base > 0 and metrics['valid_steps'] == int(mask.sum())
+    assert torch.equal(policy.compute_loss(features, text, None, targets, mask)[0], base)
+    altered = targets.clone()
+    altered[1, 5:, 4:] = -5.0  # padding past the end never reaches the loss nor the noisy input
+    assert torch.equal(policy.compute_loss(features, text, None, altered, mask)[0], base)
+    altered[0, 0, 0] = 0.5
+    assert not torch.allclose(policy.compute_loss(features, text, None, altered, mask)[0], base)
+    policy.train()  # training draws fresh noise and times from the (seeded) global RNG
+    torch.manual_seed(5)
+    draw = policy.compute_loss(features, text, None, targets, mask)[0]
+    assert not torch.allclose(policy.compute_loss(features, text, None, targets, mask)[0], draw)
+    torch.manual_seed(5)
+    assert torch.equal(policy.compute_loss(features, text, None, targets, mask)[0], draw)
+
+
+def test_flow_head_commits_to_one_of_two_modes():
+    """One context, two equally likely answers (turn left or right at 1 rad/s for the whole chunk):
+    a regression head averages them to ~0; the flow head picks one side for the whole chunk."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)   # a tiny model: one thread is fastest on a shared CPU
+    try:
+        torch.manual_seed(0)
+        config = PolicyConfig(head='flow', window=2, feature_dim=32, head_hidden=64, text_head_dim=0,
+                              dropout=0.0)
+        policy = VLAPolicy(config, load_pretrained=False).train()
+        features, text = torch.randn(1, 2, 32).expand(32, -1, -1), torch.zeros(32, 384)
+        side = torch.where(torch.arange(32) % 2 == 0, 1.0, -1.0).view(32, 1, 1, 1).expand(-1, 2, C, 1)
+        targets = torch.cat([torch.full_like(side, 0.3), side], dim=-1).contiguous()
+        mask = torch.ones(32, 2, C, dtype=torch.bool)
+        optimiser = torch.optim.Adam(policy.trainable_parameters(), lr=5e-3)
+        for _ in range(400):
+            loss, _ = policy.compute_loss(features, text, None, targets, mask)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+        policy.eval()
+        with torch.no_grad():
+            turn = policy.predict_chunk(features[:1], text[:1])[0, :, 1]
+    finally:
+        torch.set_num_threads(threads)
+    assert bool((turn > 0).all() or (turn < 0).all()), turn
+    assert float(turn.abs().mean()) > 0.2, turn   # the two modes are at +-1 rad/s, their mean 0

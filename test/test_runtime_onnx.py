@@ -151,12 +151,14 @@ def test_onnx_runtime_never_imports_torch(model_dir, tmp_path):
     assert 'exporting' in result.stdout and (bare / 'onnx' / 'export.json').is_file()
 
 
-@pytest.mark.parametrize('head', ['lstm', 'fc', 'gpt', 'discrete'])
+@pytest.mark.parametrize('head', ['lstm', 'fc', 'gpt', 'discrete', 'flow'])
 def test_every_head_exports_with_parity(head, tmp_path):
-    """policy_head graph of each head (physical units, denormalised inside) matches torch."""
+    """policy_head graph of each head (physical units, denormalised inside) matches torch, in fp32
+    and fp16; the flow head's constant MatMuls (its first Euler step, its step times) are folded
+    at export, so ONNX Runtime has nothing left to fold in fp16 (where it has no CPU kernel)."""
     import onnxruntime
 
-    from vla_nav.model.export import _export, _graph_modules
+    from vla_nav.model.export import _export, _graph_modules, _to_fp16, fold_constant_matmuls
     from vla_nav.model.policy import VLAPolicy
     torch.manual_seed(0)
     policy = VLAPolicy(PolicyConfig(head=head, state_dim=4), load_pretrained=False).eval()
@@ -165,10 +167,14 @@ def test_every_head_exports_with_parity(head, tmp_path):
     path = tmp_path / 'policy_head.onnx'
     _export(head_graph, (features, instruction, states), path, ['features', 'instruction', 'states'],
             ['chunk'], None)
-    session = onnxruntime.InferenceSession(str(path), providers=['CPUExecutionProvider'])
-    chunk = session.run(None, {'features': features.numpy(), 'instruction': instruction.numpy(),
-                               'states': states.numpy()})[0]
+    assert (fold_constant_matmuls(path) > 0) == (head == 'flow')
+    assert fold_constant_matmuls(path) == 0
+    _to_fp16(path, tmp_path / 'policy_head.fp16.onnx')
     with torch.no_grad():
         expected = policy.predict_chunk(features, instruction, states).numpy()
-    assert chunk.shape == (1, 10, 2)
-    np.testing.assert_allclose(chunk, expected, atol=1e-4)
+    for graph, tolerance in ((path, 1e-4), (tmp_path / 'policy_head.fp16.onnx', 0.02)):
+        session = onnxruntime.InferenceSession(str(graph), providers=['CPUExecutionProvider'])
+        chunk = session.run(None, {'features': features.numpy(), 'instruction': instruction.numpy(),
+                                   'states': states.numpy()})[0]
+        assert chunk.shape == (1, 10, 2)
+        np.testing.assert_allclose(chunk, expected, atol=tolerance)

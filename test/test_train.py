@@ -127,6 +127,26 @@ def test_train_cli(data_dir, tmp_path, capsys):
                  '--set', 'no_such_field=1', '--quiet']) == 2
 
 
+def test_train_cli_flow_head_is_seeded_and_resumes_exactly(data_dir, tmp_path, capsys):
+    """`train --head flow`: its loss draws noise and times from the trainer's seeded torch RNG,
+    so a run stopped after one epoch and resumed ends with the weights of one whole run."""
+    from vla_nav.cli import main
+    common = ['--data', str(data_dir / 'bags'), '--epochs', '2', '--resolution', '32', '--set',
+              'feature_dim=32', '--set', 'head_hidden=32', '--set', 'flow_steps=3', '--head', 'flow',
+              '--batch-size', '8', '--seed', '3', '--cache-dir', str(tmp_path / 'cache'), '--quiet']
+    assert main(['train', '--out', str(tmp_path / 'whole'), *common]) == 0
+    assert main(['train', '--out', str(tmp_path / 'staged'), '--stop-after', '1', *common]) == 0
+    assert main(['train', '--out', str(tmp_path / 'staged'), '--resume', *common]) == 0
+    capsys.readouterr()
+    rows = [list(csv.DictReader(open(tmp_path / name / 'metrics.csv'))) for name in ('whole', 'staged')]
+    assert [r['train_loss'] for r in rows[0]] == [r['train_loss'] for r in rows[1]]
+    assert all(np.isfinite(float(r['train_loss'])) for r in rows[0])
+    whole, staged = load_checkpoint(tmp_path / 'whole'), load_checkpoint(tmp_path / 'staged')
+    assert whole.config.head == 'flow' and whole.config.flow_steps == 3
+    a, b = whole.trainable_state_dict(), staged.trainable_state_dict()
+    assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_hold_ticks_extend_episodes_that_end_stopped():
     from vla_nav.training.feature_cache import CachedEpisode, FeatureCache
     from vla_nav.training.samples import build_windows

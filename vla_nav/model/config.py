@@ -7,7 +7,7 @@ inputs/outputs lives here and nowhere else.
 Fields (validated in `__post_init__`; `to_dict()` / `from_dict()` round-trip through JSON):
   backbone       'edge' (EfficientNet-Lite0 trunk + FiLM neck, MiniLM instruction; default) or
                  'kosmos2' (Kosmos-2 from a local folder, RoboVLMs-style [ACT] token)
-  head           'lstm' (default) | 'fc' | 'gpt' | 'discrete' (see heads.py)
+  head           'lstm' (default) | 'fc' | 'gpt' | 'discrete' | 'flow' (see heads.py)
   image_size     square input resolution in pixels; callers resize frames to it
   trunk_blocks   edge: EfficientNet-Lite0 MBConv blocks kept in the frozen trunk (of 16)
   neck_channels  edge: channels after the trainable 1x1 reduction of the trunk feature map
@@ -27,7 +27,12 @@ Fields (validated in `__post_init__`; `to_dict()` / `from_dict()` round-trip thr
                  checkpoint; NOT read from the executor limits in config/vla_nav.yaml, so editing
                  the robot's limits never changes the normalisation of the next checkpoint)
   loss           'huber' (default; Huber with delta `huber_delta` in the normalised space) or
-                 'l1'; the discrete head always uses cross-entropy over `discrete_bins` bins
+                 'l1'; the discrete head always uses cross-entropy over `discrete_bins` bins and
+                 the flow head the flow-matching MSE on the velocity
+  flow_steps     flow head: Euler steps from its fixed starting sample to the chunk (each one
+                 pass of the velocity MLP; unrolled in the ONNX graph). The flow head is an LSTM
+                 window summary + a velocity field over the flattened normalised 10x2 chunk,
+                 trained by rectified flow, integrated deterministically (heads.FlowHead)
   head_*         head sizes; text_head_dim: the instruction embedding is projected to this and
                  concatenated to every window position's input (0 disables it)
   text_model     sentence encoder of the edge backbone (all-MiniLM-L6-v2, frozen)
@@ -43,7 +48,7 @@ from typing import Any
 
 FORMAT_VERSION = 1
 BACKBONES = ('edge', 'kosmos2')
-HEADS = ('lstm', 'fc', 'gpt', 'discrete')
+HEADS = ('lstm', 'fc', 'gpt', 'discrete', 'flow')
 LOSSES = ('huber', 'l1')
 STATE_DIMS = (0, 4, 8)   # none | vla_nav.core.robot_state STATE_DIM | GOAL_STATE_DIM
 EDGE_TRUNK_BLOCKS = 16           # MBConv blocks in EfficientNet-Lite0
@@ -84,6 +89,7 @@ class PolicyConfig:
     head_attention_heads: int = 4
     text_head_dim: int = 64
     discrete_bins: int = 256
+    flow_steps: int = 5
     dropout: float = 0.1
     text_model: str = 'all-MiniLM-L6-v2'
     text_max_tokens: int = 64
@@ -119,7 +125,7 @@ class PolicyConfig:
         problems = [f'{name} must be >= 1, got {getattr(self, name)}'
                     for name in ('neck_channels', 'neck_layers', 'feature_dim', 'window', 'chunk',
                                  'action_dim', 'head_hidden', 'head_layers', 'head_attention_heads',
-                                 'text_max_tokens', 'kosmos2_max_text_tokens')
+                                 'flow_steps', 'text_max_tokens', 'kosmos2_max_text_tokens')
                     if int(getattr(self, name)) < 1]
         checks = ((32 <= self.image_size <= 1024, f'image_size {self.image_size} outside [32, 1024]'),
                   (1 <= self.trunk_blocks <= EDGE_TRUNK_BLOCKS,

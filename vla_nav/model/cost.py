@@ -26,7 +26,7 @@ def policy_cost(policy) -> dict[str, float]:
         policy.encode_frame(torch.zeros(1, cfg.image_size, cfg.image_size, 3, dtype=torch.uint8), instruction)
         policy.predict_chunk(torch.zeros(1, cfg.window, cfg.feature_dim), instruction, states)
     flops = counter.get_total_flops()
-    if cfg.head in ('lstm', 'discrete'):
+    if cfg.head in ('lstm', 'discrete', 'flow'):   # the LSTM window body
         in_dim = policy.head_input.out_dim
         for layer in range(cfg.head_layers):
             width = in_dim if layer == 0 else cfg.head_hidden

@@ -408,6 +408,49 @@ def _all_tensors(graph):
                 yield from _all_tensors(subgraph)
 
 
+def fold_constant_matmuls(path: Path) -> int:
+    """Replace every MatMul of two constants in the graph at `path` by its product (an
+    initializer) and drop what it leaves unused; returns how many were folded.
+
+    The TorchScript exporter leaves such MatMuls in place (the flow head's first Euler step and
+    its step-time projections); ONNX Runtime would fold them at load time, but in an fp16 graph
+    it finds no CPU kernel to fold with and warns once per node. Folding them in fp32 here keeps
+    both graphs clean (and the same numbers)."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+    model = onnx.load(str(path))
+    graph = model.graph
+    values = {tensor.name: tensor for tensor in graph.initializer}
+    folded = []
+    for node in graph.node:  # topological order: a constant is known before its readers
+        if node.op_type == 'Constant' and [a.name for a in node.attribute] == ['value']:
+            values[node.output[0]] = node.attribute[0].t
+        elif node.op_type == 'Identity' and node.input[0] in values:  # a weight used K times
+            values[node.output[0]] = values[node.input[0]]
+        elif node.op_type == 'MatMul' and all(name in values for name in node.input):
+            product = np.matmul(*(numpy_helper.to_array(values[name]) for name in node.input))
+            values[node.output[0]] = numpy_helper.from_array(product, node.output[0])
+            graph.initializer.append(values[node.output[0]])
+            folded.append(node)
+    if not folded:
+        return 0
+    for node in folded:
+        graph.node.remove(node)
+    while True:  # dropping a dead Identity may leave its Constant dead: repeat until none is
+        used = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
+        dead = [node for node in graph.node
+                if node.op_type in ('Constant', 'Identity') and node.output[0] not in used]
+        if not dead:
+            break
+        for node in dead:
+            graph.node.remove(node)
+    for tensor in [t for t in graph.initializer if t.name not in used]:
+        graph.initializer.remove(tensor)
+    onnx.save(model, str(path))
+    return len(folded)
+
+
 def _to_fp16(source: Path, target: Path, external: bool = False,
              size_threshold: int = EXTERNAL_DATA_THRESHOLD) -> None:
     import onnx
@@ -485,6 +528,7 @@ def export_onnx(model_dir: str | os.PathLike, out_dir: str | os.PathLike | None 
             head_args += (torch.zeros(1, window, config.state_dim),)
             head_inputs.append('states')
         _export(head, head_args, staging / graph_file('policy_head', 'fp32'), head_inputs, ['chunk'], None)
+        fold_constant_matmuls(staging / graph_file('policy_head', 'fp32'))
         graphs = ['frame_encoder', 'policy_head']
         if config.backbone == 'edge':
             tokenizer, text_encoder = policy.backbone.text_encoder()

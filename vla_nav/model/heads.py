@@ -6,8 +6,11 @@ each position with its own chunk and inference reads the newest position:
   fc        MLP on each position alone: no history
   gpt       small causal transformer over the window with learned positions
   discrete  LSTM body, 256 (configurable) bins per action dimension, cross-entropy
+  flow      LSTM body gives a context; a tiny MLP velocity field over the flattened chunk is
+            integrated by `flow_steps` Euler steps (rectified flow / flow matching, see FlowHead)
 Continuous heads return (B, W, chunk*action_dim) pre-tanh values; the discrete head returns
-(B, W, chunk*action_dim*bins) logits. The policy applies tanh / reshapes (policy.py).
+(B, W, chunk*action_dim*bins) logits; the flow head returns the integrated chunk, already in the
+normalised action space. The policy applies tanh (clamp for flow) / reshapes (policy.py).
 
 `HeadInput` builds the per-position input: the frame feature, the instruction embedding projected
 to `text_head_dim` (repeated over the window) and the scaled robot state when state_dim > 0.
@@ -151,3 +154,99 @@ class PolicyHead(nn.Module):
         hidden = self.body(x)
         # inference needs the newest position only: skip the output MLP on the others
         return self.out(hidden[:, -1:] if newest_only else hidden)
+
+
+FLOW_START_SEED = 0      # the seed of the flow head's fixed starting sample (see FlowHead)
+FLOW_TIME_FREQUENCIES = 4  # sin/cos pairs of the time embedding
+
+
+class FlowHead(nn.Module):
+    """Flow matching (rectified flow) over the flattened, normalised chunk: a fifth head.
+
+    A regression head predicts the mean chunk, so two equally good chunks (pass an obstacle on the
+    left or on the right) average into a collision. This head learns a velocity field
+    v(x_t, t, context) that carries a sample of N(0, I) to the data along straight lines:
+
+        training   x_t = (1 - t) noise + t action, t ~ U(0, 1); loss |v(x_t, t) - (action - noise)|^2
+        inference  x_0 = start; x_{k+1} = x_k + v(x_k, k / K) / K for K = config.flow_steps
+
+    The context is the LSTM window summary (the same body as the lstm head, so the head stays
+    tiny); it is projected once and the velocity MLP (2 hidden layers of head_hidden) runs K times.
+    The Euler loop has a fixed K, so the exported ONNX graph holds K unrolled passes.
+
+    Determinism: inference starts from ONE fixed noise sample, `start` (drawn once from N(0, I)
+    with seed FLOW_START_SEED and stored in the checkpoint), not from fresh noise. The same window
+    always gives the same chunk (reproducible tests, closed-loop evaluation and ONNX parity) and
+    the robot does not flip between the left and the right mode from one step to the next. The
+    price: no diversity across calls, the mode is the one whose basin holds `start` for this
+    context. Starting from zeros would also be deterministic, but zero is the symmetric point of
+    the noise: for a symmetric pair of modes the flow from it can stay between them, the very
+    average this head exists to avoid; a generic fixed sample breaks that symmetry.
+
+    In training, `flow_loss` draws noise and t from the global torch RNG (seeded and resumed by
+    the trainer); in eval mode from a fixed generator, so a validation loss is reproducible.
+    """
+
+    def __init__(self, in_dim: int, config: PolicyConfig) -> None:
+        super().__init__()
+        self.steps = config.flow_steps
+        self.size = config.chunk * config.action_dim
+        hidden = config.head_hidden
+        self.body = LSTMBody(in_dim, config)
+        self.context = nn.Linear(config.head_hidden, hidden)
+        self.sample_in = nn.Linear(self.size, hidden, bias=False)
+        self.time_in = nn.Linear(2 * FLOW_TIME_FREQUENCIES, hidden, bias=False)
+        self.velocity = nn.Sequential(nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(),
+                                      nn.Linear(hidden, self.size))
+        frequencies = math.pi * 2.0 ** torch.arange(FLOW_TIME_FREQUENCIES, dtype=torch.float32)
+        self.register_buffer('frequencies', frequencies, persistent=False)
+        # the Euler steps' times are fixed: their embeddings are constants of the inference graph
+        steps = torch.arange(self.steps, dtype=torch.float32).unsqueeze(-1) / self.steps
+        self.register_buffer('step_times', self._embed_time(steps), persistent=False)
+        start = torch.randn(self.size, generator=torch.Generator().manual_seed(FLOW_START_SEED))
+        self.register_buffer('start', start)
+
+    def _embed_time(self, t: torch.Tensor) -> torch.Tensor:
+        """t (..., 1) in [0, 1] -> (..., 2 * FLOW_TIME_FREQUENCIES) sin/cos features."""
+        angles = t * self.frequencies.to(t.dtype)
+        return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+    def _velocity(self, sample: torch.Tensor, time: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """v(sample, t) given the time embedding and the already projected context."""
+        return self.velocity(context + self.sample_in(sample) + self.time_in(time))
+
+    def integrate(self, context: torch.Tensor) -> torch.Tensor:
+        """K Euler steps from `start` under the projected context (…, hidden) -> (…, size).
+
+        `start` and the step times enter unexpanded (they broadcast), so the exporter folds the
+        first step's input projection and every time projection into constants."""
+        sample = self.start.to(context.dtype)
+        for step in range(self.steps):
+            time = self.step_times[step].to(context.dtype)
+            sample = sample + self._velocity(sample, time, context) / self.steps
+        return sample
+
+    def forward(self, x: torch.Tensor, newest_only: bool = False) -> torch.Tensor:
+        hidden = self.body(x)
+        return self.integrate(self.context(hidden[:, -1:] if newest_only else hidden))
+
+    def flow_loss(self, x: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(per-element squared velocity error, integrated prediction (no grad)), both shaped like
+        `target` (B, W, size) in the normalised action space."""
+        context = self.context(self.body(x))
+        generator = None
+        if not self.training:
+            generator = torch.Generator(device=target.device).manual_seed(FLOW_START_SEED + 1)
+        noise = torch.randn(target.shape, generator=generator, device=target.device, dtype=target.dtype)
+        t = torch.rand((*target.shape[:-1], 1), generator=generator, device=target.device,
+                       dtype=target.dtype)
+        sample = (1.0 - t) * noise + t * target
+        error = (self._velocity(sample, self._embed_time(t), context) - (target - noise)).square()
+        with torch.no_grad():
+            prediction = self.integrate(context.detach())
+        return error, prediction
+
+
+def build_head(in_dim: int, config: PolicyConfig) -> nn.Module:
+    """The head module that config.head names."""
+    return FlowHead(in_dim, config) if config.head == 'flow' else PolicyHead(in_dim, config)

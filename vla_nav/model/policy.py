@@ -14,14 +14,18 @@ API (shapes: B batch, W window=8, F feature_dim, C chunk=10, D action_dim=2, S s
   encode_frame(images, text_emb) -> (B, F)            both of the above
   encode_window_from_trunk(trunk (B,W,...), text_emb) -> (B, W, F)
   head_forward(features (B,W,F), text_emb, states (B,W,S)|None) -> (B, W, C, D) in [-1, 1]
-                                                      (discrete head: logits (B, W, C, D, bins))
+                                                      (discrete head: logits (B, W, C, D, bins);
+                                                      flow head: the chunk its Euler steps reach)
   compute_loss(features, text_emb, states, target_chunks (B,W,C,D) PHYSICAL, mask (B,W,C) bool)
       -> (loss, {'loss', 'mae_linear', 'mae_angular', ...})   every window position is
                                                       supervised with its own chunk; masked steps
                                                       (past an episode's end) count for nothing.
                                                       Loss: Huber (delta config.huber_delta, in
                                                       the normalised [-1, 1] space; 'l1' optional),
-                                                      cross-entropy over bins for 'discrete'.
+                                                      cross-entropy over bins for 'discrete', the
+                                                      flow-matching MSE of the velocity for 'flow'
+                                                      (masked steps' targets replaced by a stop,
+                                                      so padding never enters its noisy input).
   predict_chunk(features, text_emb, states) -> (B, C, D) physical, newest window position
   normalise_actions(physical) / denormalise_actions(normalised)   clip to [action_low,
                                                       action_high], map linearly to [-1, 1]
@@ -36,7 +40,7 @@ import torch.nn.functional as F  # noqa: N812 - the usual torch alias
 from torch import nn
 
 from vla_nav.model.config import PolicyConfig
-from vla_nav.model.heads import HeadInput, PolicyHead
+from vla_nav.model.heads import HeadInput, build_head
 
 ACTION_NAMES = ('linear', 'angular')
 
@@ -57,7 +61,7 @@ class VLAPolicy(nn.Module):
         self.config = config
         self.backbone = build_backbone(config, load_pretrained)
         self.head_input = HeadInput(config)
-        self.head = PolicyHead(self.head_input.out_dim, config)
+        self.head = build_head(self.head_input.out_dim, config)
         self.register_buffer('action_low', torch.tensor(config.action_low, dtype=torch.float32),
                              persistent=False)
         self.register_buffer('action_high', torch.tensor(config.action_high, dtype=torch.float32),
@@ -118,23 +122,29 @@ class VLAPolicy(nn.Module):
         return features.reshape(batch, window, -1)
 
     # --- head --------------------------------------------------------------------------------
-    def head_forward(self, features: torch.Tensor, text_emb: torch.Tensor,
-                     states: torch.Tensor | None = None, newest_only: bool = False) -> torch.Tensor:
-        """(B,W,F) -> (B,W,chunk,dim) in [-1,1], or logits (B,W,chunk,dim,bins) for 'discrete'.
-
-        newest_only: compute the newest position only (W becomes 1): what inference needs."""
+    def _head_input(self, features: torch.Tensor, text_emb: torch.Tensor,
+                    states: torch.Tensor | None) -> torch.Tensor:
+        """Shape checks + the per-position head input (B, W, head_input.out_dim)."""
         cfg = self.config
         if features.dim() != 3 or features.shape[-1] != cfg.feature_dim:
             raise ValueError(f'features must be (B, W, {cfg.feature_dim}), got {tuple(features.shape)}')
         if cfg.state_dim and (states is None or tuple(states.shape) != (*features.shape[:2], cfg.state_dim)):
             got = None if states is None else tuple(states.shape)
             raise ValueError(f'states must be (B, W, {cfg.state_dim}) for this policy, got {got}')
-        raw = self.head(self.head_input(features, text_emb, states if cfg.state_dim else None),
-                        newest_only=newest_only)
+        return self.head_input(features, text_emb, states if cfg.state_dim else None)
+
+    def head_forward(self, features: torch.Tensor, text_emb: torch.Tensor,
+                     states: torch.Tensor | None = None, newest_only: bool = False) -> torch.Tensor:
+        """(B,W,F) -> (B,W,chunk,dim) in [-1,1], or logits (B,W,chunk,dim,bins) for 'discrete'.
+
+        newest_only: compute the newest position only (W becomes 1): what inference needs."""
+        cfg = self.config
+        raw = self.head(self._head_input(features, text_emb, states), newest_only=newest_only)
         batch, window = raw.shape[:2]
         if cfg.head == 'discrete':
             return raw.reshape(batch, window, cfg.chunk, cfg.action_dim, cfg.discrete_bins)
-        return torch.tanh(raw).reshape(batch, window, cfg.chunk, cfg.action_dim)
+        bounded = raw.clamp(-1.0, 1.0) if cfg.head == 'flow' else torch.tanh(raw)
+        return bounded.reshape(batch, window, cfg.chunk, cfg.action_dim)
 
     def normalised_prediction(self, head_output: torch.Tensor) -> torch.Tensor:
         """head_forward output -> (…, chunk, dim) in [-1, 1] (discrete: expectation over bins)."""
@@ -169,19 +179,14 @@ class VLAPolicy(nn.Module):
                              f'{tuple(target_chunks.shape)}')
         if tuple(mask.shape) != expected[:3]:
             raise ValueError(f'mask must be {expected[:3]}, got {tuple(mask.shape)}')
-        output = self.head_forward(features, text_emb, states)
         target = self.normalise_actions(target_chunks.to(features.dtype))
         weights = mask.to(features.dtype).unsqueeze(-1).expand_as(target)
         count = weights.sum().clamp(min=1.0)
-        if cfg.head == 'discrete':
-            bins = cfg.discrete_bins
-            target_bins = ((target + 1.0) * 0.5 * (bins - 1)).round().long().clamp(0, bins - 1)
-            per_element = F.cross_entropy(output.reshape(-1, bins), target_bins.reshape(-1),
-                                          reduction='none').reshape(target.shape)
-        elif cfg.loss == 'huber':
-            per_element = F.huber_loss(output, target, reduction='none', delta=cfg.huber_delta)
+        if cfg.head == 'flow':
+            output, per_element = self._flow_loss(features, text_emb, states, target, mask)
         else:
-            per_element = (output - target).abs()
+            output = self.head_forward(features, text_emb, states)
+            per_element = self._per_element_loss(output, target)
         loss = (per_element * weights).sum() / count
         with torch.no_grad():
             error = (self.denormalise_actions(self.normalised_prediction(output)) -
@@ -194,3 +199,25 @@ class VLAPolicy(nn.Module):
                 name = ACTION_NAMES[index] if index < len(ACTION_NAMES) else f'dim{index}'
                 metrics[f'mae_{name}'] = float(per_dim[index])
         return loss, metrics
+
+    def _per_element_loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        cfg = self.config
+        if cfg.head == 'discrete':
+            bins = cfg.discrete_bins
+            target_bins = ((target + 1.0) * 0.5 * (bins - 1)).round().long().clamp(0, bins - 1)
+            return F.cross_entropy(output.reshape(-1, bins), target_bins.reshape(-1),
+                                   reduction='none').reshape(target.shape)
+        if cfg.loss == 'huber':
+            return F.huber_loss(output, target, reduction='none', delta=cfg.huber_delta)
+        return (output - target).abs()
+
+    def _flow_loss(self, features: torch.Tensor, text_emb: torch.Tensor, states: torch.Tensor | None,
+                   target: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Flow head: (integrated chunk (no grad), per-element flow-matching error), both shaped
+        like `target`. Masked steps become a stop: whatever padding they hold never reaches the
+        noisy input of the velocity field (their error is weighted 0 anyway)."""
+        stop = self.normalise_actions(torch.zeros_like(target))
+        filled = torch.where(mask.unsqueeze(-1), target, stop)
+        error, prediction = self.head.flow_loss(self._head_input(features, text_emb, states),
+                                                filled.flatten(-2))
+        return prediction.clamp(-1.0, 1.0).reshape(target.shape), error.reshape(target.shape)
