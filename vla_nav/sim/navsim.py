@@ -11,13 +11,14 @@ In v2, `reset(kind=...)` names a tier (tasks.TIERS), `scenario` is a tasks.Task 
 kind, target, time_limit, steps) judged one step at a time: GoalProgress restarts at every step,
 `Observation.step` and `step_index` say which step is running, `step_text` its clause (what a
 sequencer-driven policy is given), `judge.step_times` when each finished (the per-step done
-labels), and `refusal` why set_instruction refused a sentence (core.language).
+labels), and `refusal` why set_instruction refused a sentence (core.language). `camera_mount`
+(v2) replaces every episode's drawn mount: the same rooms and tasks seen from another camera.
 """
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -27,6 +28,7 @@ from vla_nav.sim.episode import EpisodeJudge, EpisodeMetrics, TaskJudge
 from vla_nav.sim.expert import Expert, ExpertConfig, PlanningExpert
 from vla_nav.sim.layout import Layout, SceneObject
 from vla_nav.sim.robot import DiffDriveBase, RobotLimits
+from vla_nav.sim.rooms import CameraMount
 from vla_nav.sim.scenarios import Scenario, generate_episode, parse_instruction
 from vla_nav.sim.world import World
 
@@ -65,9 +67,12 @@ class NavSim:
                  control_dt: float = 0.1, physics_dt: float = 0.02, *,
                  limits: RobotLimits, stop_words: Iterable[str],
                  expert_config: ExpertConfig | None = None, min_target_pixels: int = 12,
-                 world: str = 'v1'):
+                 world: str = 'v1', camera_mount: CameraMount | None = None):
         if world not in WORLDS:
             raise ValueError(f'world must be one of {WORLDS}, got {world!r}')
+        if camera_mount is not None and world != 'v2':
+            raise ValueError('a forced camera mount needs the v2 world (v1 has one fixed mount)')
+        self.camera_mount = camera_mount   # v2: replaces every episode's drawn mount
         if split not in ('train', 'test'):
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
         if control_dt <= 0 or physics_dt <= 0:
@@ -124,6 +129,8 @@ class NavSim:
         from vla_nav.sim.tasks import generate_task
         for attempt in range(MAX_ATTEMPTS):
             layout, task = generate_task(self.split, self.seed, episode, attempt, tier)
+            if self.camera_mount is not None:   # the same rooms and tasks, seen from this mount
+                layout = replace(layout, camera=self.camera_mount)
             tier = task.tier   # a re-drawn attempt keeps the episode's tier
             self.world.apply_layout(layout)
             if self.world.set_robot_pose(*layout.start_pose) is not None:

@@ -11,6 +11,9 @@ the union of `free_rects` (x0, y0, x1, y1). Objects are footprint circles for pl
 Looks (`Style`): floor and wall material names (FLOOR_MATERIALS / WALL_MATERIALS: MuJoCo builtin
 checker / gradient / flat-with-marks textures), their tints, two lights, and the camera mount
 (`CameraMount`: height, pitch, vertical field of view, jittered per episode within CAMERA_RANGES).
+`parse_camera_mount` reads a forced mount (a CAMERA_PRESETS name or HEIGHT,PITCH,FOV): a robot
+whose camera sits outside the training jitter, for fine-tuning demonstrations
+(`record-sim --camera-mount`, `eval-sim --suite --camera-mount`).
 """
 from __future__ import annotations
 
@@ -37,6 +40,34 @@ class CameraMount:
     height: float = 0.3         # m above the floor
     pitch_deg: float = 10.0     # looking down
     fovy_deg: float = 80.0      # vertical (= horizontal: square images)
+
+
+    def in_training_range(self) -> bool:
+        """Whether every value lies inside CAMERA_RANGES (the mounts training episodes draw)."""
+        return all(CAMERA_RANGES[key][0] <= getattr(self, key) <= CAMERA_RANGES[key][1]
+                   for key in ('height', 'pitch_deg', 'fovy_deg'))
+
+
+# Forced mounts, each value OUTSIDE CAMERA_RANGES: never seen by a model trained on record-sim data.
+CAMERA_PRESETS = {
+    'low': CameraMount(height=0.2, pitch_deg=20.0, fovy_deg=66.0),    # a small base, tilted down
+    'high': CameraMount(height=0.5, pitch_deg=22.0, fovy_deg=95.0),   # a mast, wide lens
+}
+
+
+def parse_camera_mount(text: str) -> CameraMount:
+    """A CAMERA_PRESETS name or 'HEIGHT,PITCH,FOV' (m, degrees down, degrees vertical)."""
+    if text in CAMERA_PRESETS:
+        return CAMERA_PRESETS[text]
+    try:
+        height, pitch, fovy = (float(part) for part in text.split(','))
+    except ValueError:
+        raise ValueError(f"camera mount must be one of {sorted(CAMERA_PRESETS)} or 'HEIGHT,PITCH,FOV' "
+                         f'(e.g. 0.2,20,66), got {text!r}') from None
+    if not (0.05 <= height <= 2.0 and -30.0 <= pitch <= 60.0 and 20.0 <= fovy <= 150.0):
+        raise ValueError(f'camera mount {text!r} out of bounds: height 0.05-2 m, pitch -30-60 deg, '
+                         'fov 20-150 deg')
+    return CameraMount(height, pitch, fovy)
 
 
 @dataclass(frozen=True)

@@ -318,8 +318,8 @@ def run(args: argparse.Namespace) -> int:
     args.split = args.split or 'test'
     if args.suite:
         return suite.run(args)
-    if args.validation:
-        print('eval-sim: --validation needs --suite', file=sys.stderr)
+    if args.validation or args.camera_mount:
+        print('eval-sim: --validation and --camera-mount need --suite (the v2 world)', file=sys.stderr)
         return 2
     args.seed = 0 if args.seed is None else args.seed
     model_dir = resolve_model_dir(args.model)

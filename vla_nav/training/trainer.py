@@ -31,6 +31,14 @@
   streams where the interrupted one left them at the end of its last finished epoch.
 - Resume with the same arguments as the interrupted run (the learning-rate schedule is a function
   of `epochs` and the data size).
+- Fine-tuning (`init`: a checkpoint directory, e.g. models/default): the run starts from that
+  checkpoint's trainable weights (vla_nav.model.checkpoint.load_checkpoint) and must train its
+  PolicyConfig (a ValueError otherwise); the optimiser, its warm-up and the schedule start afresh.
+  Epoch 0 (a row in metrics.csv, train_loss nan) scores the init model on the validation windows
+  before any step and competes for "best" like any epoch, so `out` always holds a checkpoint
+  that is at least as good there as the start. The instruction-loss probe is never part of a
+  checkpoint: a fine-tune trains a fresh one over the new data's tasks. The trunk cache is keyed
+  by the frozen trunk, which a fine-tune shares, so bags already encoded are reused.
 - `max_minutes` bounds the whole run (cache build included): no epoch is started that would not
   finish in time (estimated from the previous epoch).
 - Several processes (torchrun / accelerate launch / srun torchrun set WORLD_SIZE, RANK,
@@ -60,7 +68,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vla_nav.model.checkpoint import save_checkpoint
+from vla_nav.model.checkpoint import load_checkpoint, save_checkpoint
 from vla_nav.model.config import PolicyConfig
 from vla_nav.model.policy import VLAPolicy
 from vla_nav.training.distributed import Distributed, distributed
@@ -114,6 +122,7 @@ class TrainConfig:
     instruction_loss: float = 0.0     # weight of the task-probe loss on the projected instruction
     stop_phrases: tuple = ()          # the one stop list (config stop_words): how goal features
                                       # (state_dim 8) read each segment's instruction
+    init: str = ''                    # checkpoint dir to fine-tune ('' = random weights)
     device: str = 'cpu'               # 'cpu', 'cuda', 'cuda:N' or 'auto' (CUDA when available);
                                       # distributed: each process takes the GPU of its LOCAL_RANK
     progress: bool = True
@@ -218,7 +227,7 @@ class _Run:
             policy_config = read_resume_config(self.out)
         self.policy_config = policy_config
         torch.manual_seed(config.seed)
-        self.policy = VLAPolicy(policy_config).to(self.ranks.device)
+        self.policy = self._initial_policy(policy_config).to(self.ranks.device)
         self._prepare_data()
         self._prepare_model()
         self.rng = np.random.default_rng(config.seed)
@@ -232,6 +241,18 @@ class _Run:
                               'train_windows': len(self.train_set), 'val_windows': len(self.val_set)})
         if self.ranks.active:
             self.metadata['world_size'] = self.ranks.world_size
+
+    def _initial_policy(self, policy_config: PolicyConfig) -> VLAPolicy:
+        """Random weights, or the init checkpoint's (a resumed run loads its own state later)."""
+        if not self.config.init or self.config.resume:
+            return VLAPolicy(policy_config)
+        policy = load_checkpoint(self.config.init)
+        if policy.config != policy_config:
+            changed = sorted(key for key, value in policy_config.to_dict().items()
+                             if policy.config.to_dict().get(key) != value)
+            raise ValueError(f'init {self.config.init}: its policy config differs from the one to '
+                             f'train in {changed}; a fine-tune trains the init model\'s own config')
+        return policy
 
     def _load_caches(self):
         config, policy = self.config, self.policy
@@ -317,6 +338,8 @@ class _Run:
         stopped_early = False
         last_epoch_s = 0.0
         epoch = self.first_epoch - 1
+        if config.init and not self.history and len(self.val_set):   # not yet scored (or resumed)
+            self._score_init()
         last = (config.epochs if not config.stop_after
                 else min(config.epochs, self.first_epoch - 1 + config.stop_after))
         for epoch in range(self.first_epoch, last + 1):
@@ -336,6 +359,12 @@ class _Run:
         stopped_early = stopped_early or epoch < config.epochs
         return TrainResult(out=self.out, best_epoch=self.best_epoch, best_val_mae=self.best_mae,
                            epochs_run=epoch, stopped_early=stopped_early, history=self.history)
+
+    def _score_init(self) -> None:
+        """Epoch 0 of a fine-tune: the init model on the validation windows, before any step."""
+        start = time.monotonic()
+        val_loss, errors = evaluate_windows(self.policy, self.val_set, ranks=self.ranks)
+        self._end_epoch(0, math.nan, 0.0, val_loss, errors, time.monotonic() - start)
 
     def _out_of_time(self, last_epoch_s: float) -> bool:
         """Would the next epoch overrun max_minutes? Rank 0 decides for every rank."""
@@ -415,7 +444,8 @@ class _Run:
             'epoch': epoch, 'numpy_rng': self.rng.bit_generator.state, 'best_val_mae': self.best_mae,
             'best_epoch': self.best_epoch, 'history': self.history, 'policy': self.policy_config.to_dict(),
             'train': self.config.to_dict(), 'world_size': self.ranks.world_size}, self.probe, rng_states)
-        message = (f'epoch {epoch}: train loss {row["train_loss"]:.4f}, val loss {val_loss:.4f}, '
+        what = f'epoch {epoch}: train loss {row["train_loss"]:.4f}' if epoch else 'epoch 0: the init model'
+        message = (f'{what}, val loss {val_loss:.4f}, '
                    f'val MAE {val_mae:.4f} (linear {per_dim[0]:.4f} m/s, angular {per_dim[1]:.4f} '
                    f'rad/s){" *best*" if improved else ""} [{epoch_s:.0f} s]')
         LOG.info(message)

@@ -32,6 +32,11 @@ folders and skips finished episodes. Failed expert episodes (collision/timeout) 
 step's clause, written again at each step change (the dataset starts a segment there), and the
 metadata adds world, tier, the step clauses and the times each step was done.
 
+--camera-mount low|high|HEIGHT,PITCH,FOV (v2 only) replaces every episode's drawn camera mount
+with this one (vla_nav.sim.rooms.CAMERA_PRESETS: outside the training jitter CAMERA_RANGES), the
+rooms and tasks unchanged: data from "another robot" that no record-sim training run has seen
+(scripts/finetune_example.sh fine-tunes on it). The metadata adds the mount.
+
 Modules: noise.py (the --noise command perturbation), driver.py (the --driver PolicyDriver: a
 ClosedLoop), this file (settings, the episode recorder, resume and the worker pool).
 """
@@ -74,10 +79,16 @@ class RecordSettings:
     driver: str = ''               # model dir of the policy that drives (DAgger); '' = the expert
     driver_backend: str = 'onnx'
     world: str = 'v1'
+    camera_mount: str = ''         # v2: forced mount (rooms.parse_camera_mount); '' = drawn per episode
 
     def __post_init__(self) -> None:
         if self.world not in ('v1', 'v2'):
             raise ValueError(f'world must be v1 or v2, got {self.world!r}')
+        if self.camera_mount:
+            from vla_nav.sim.rooms import parse_camera_mount
+            parse_camera_mount(self.camera_mount)
+            if self.world != 'v2':
+                raise ValueError('--camera-mount needs --world v2 (the v1 world has one fixed mount)')
         if not 0.0 <= self.noise <= 1.0:
             raise ValueError(f'noise scale must be in [0, 1], got {self.noise}')
         if self.noise and self.driver:
@@ -128,6 +139,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--world', choices=('v1', 'v2'), default='v1',
                         help='v1: the world models/default was trained on; v2: rooms that need '
                              'planning, 10 categories, search / relational / multi-step tasks')
+    parser.add_argument('--camera-mount', default='', metavar='low|high|HEIGHT,PITCH,FOV',
+                        help='v2: every episode seen from this camera mount (m, deg down, deg fov) '
+                             'instead of the drawn one; the presets lie outside the training jitter')
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
 
 
@@ -139,17 +153,21 @@ _SIMS: dict = {}
 
 def _sim_for(settings: RecordSettings):
     """One NavSim per process and settings: its compiled model is reused across episodes."""
-    key = (settings.split, settings.seed, settings.image_size, settings.control_dt, settings.world)
+    key = (settings.split, settings.seed, settings.image_size, settings.control_dt, settings.world,
+           settings.camera_mount)
     if key not in _SIMS:
         from vla_nav.sim import NavSim
         from vla_nav.sim.robot import RobotLimits
+        from vla_nav.sim.rooms import parse_camera_mount
         _SIMS.clear()
         config = load_config()
         _SIMS[key] = NavSim(split=settings.split, seed=settings.seed,
                             image_size=(settings.image_size, settings.image_size),
                             control_dt=settings.control_dt,
                             limits=RobotLimits.from_executor(config.executor),
-                            stop_words=config.stop_words, world=settings.world)
+                            stop_words=config.stop_words, world=settings.world,
+                            camera_mount=(parse_camera_mount(settings.camera_mount)
+                                          if settings.camera_mount else None))
     return _SIMS[key]
 
 
@@ -209,7 +227,8 @@ def record_episode(settings: RecordSettings, episode: int, out_dir: str, keep_fa
         if settings.world != 'v1':
             summary.update(world=settings.world, tier=scenario.tier,
                            steps=json.dumps([s.instruction for s in scenario.steps]),
-                           step_times=json.dumps([round(t, 3) for t in sim.judge.step_times]))
+                           step_times=json.dumps([round(t, 3) for t in sim.judge.step_times]),
+                           camera=json.dumps(asdict(sim.layout.camera)))
         writer.set_metadata(**summary)
     if outcome != 'success' and not keep_failures:
         shutil.rmtree(partial)
@@ -287,6 +306,7 @@ def _check_settings(out_dir: Path, settings: RecordSettings) -> None:
         existing.setdefault('driver', '')
         existing.setdefault('driver_backend', 'onnx')
         existing.setdefault('world', 'v1')
+        existing.setdefault('camera_mount', '')
         if existing != pinned:
             raise SystemExit(f'record-sim: {path} was recorded with {existing}; these settings '
                              f'{pinned} differ. Use another --out folder.')
@@ -329,7 +349,8 @@ def run(args: argparse.Namespace) -> int:
                                   compress=args.compress and args.storage == 'mcap',
                                   noise=args.noise, driver=args.driver,
                                   driver_backend=args.driver_backend,
-                                  world=getattr(args, 'world', 'v1'))
+                                  world=getattr(args, 'world', 'v1'),
+                                  camera_mount=getattr(args, 'camera_mount', ''))
         if settings.driver:   # a clear error now, not one per worker; exports the ONNX graphs once
             from vla_nav.runtime import ModelLoadError, load_engine
             try:

@@ -74,6 +74,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             'never record-sim\'s training seeds')
     group.add_argument('--out', default='eval_suite', help='folder for summary.json, table.md, PNGs')
     group.add_argument('--plot-episodes', type=int, default=8, help='trajectories per tier PNG')
+    group.add_argument('--camera-mount', default='', metavar='low|high|HEIGHT,PITCH,FOV',
+                       help="every scene seen from this camera mount (as record-sim's; default: "
+                            'the drawn one)')
 
 
 def _split_list(text: str) -> list[str]:
@@ -109,18 +112,20 @@ def resolve_args(args: argparse.Namespace) -> tuple[str, int, list[str], list[st
 def run_suite(engine_factory, factory_args: tuple, *, split: str, seed: int, tiers: list[str],
               blind_tiers: list[str], episodes: int, settings, first_episode: int = 0,
               workers: int = 1, plot_episodes: int = 8, progress: bool = True,
-              meta: dict | None = None) -> tuple[dict, list[dict], dict]:
+              meta: dict | None = None, camera_mount: str = '') -> tuple[dict, list[dict], dict]:
     """Run the suite; (summary, records with trajectories, {job index: layout})."""
     from vla_nav.tools.suite.report import summarise_suite
     from vla_nav.tools.suite.runner import SuiteSettings, run_jobs
     from vla_nav.tools.suite.tiers import build_jobs
 
     jobs = build_jobs(tiers, blind_tiers, episodes, first_episode)
-    suite = SuiteSettings(split=split, seed=seed, plot_episodes=plot_episodes)
+    suite = SuiteSettings(split=split, seed=seed, plot_episodes=plot_episodes,
+                          camera_mount=camera_mount)
     records, layouts = run_jobs(jobs, engine_factory, factory_args, suite, settings, workers,
                                 progress)
     meta = {'split': split, 'seed': seed, 'episodes_per_tier': episodes,
             'first_episode': first_episode, 'world': 'v2', 'model': '-',
+            'camera_mount': camera_mount or 'drawn',
             'control_rate': settings.control_rate, 'camera_rate': settings.camera_rate,
             'latency': 'measured' if settings.latency is None else settings.latency,
             **(meta or {})}
@@ -139,6 +144,9 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         split, seed, tiers, blind = resolve_args(args)
+        if args.camera_mount:
+            from vla_nav.sim.rooms import parse_camera_mount
+            parse_camera_mount(args.camera_mount)   # a clear error now, not one per worker
         model_dir = str(resolve_model_dir(args.model))
         latency = SUITE_LATENCY if args.latency is None else args.latency
         settings = ClosedLoopSettings.from_config(latency=latency)
@@ -147,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
             tiers=tiers, blind_tiers=blind, episodes=args.episodes_per_tier, settings=settings,
             first_episode=args.first_episode, workers=args.workers,
             plot_episodes=args.plot_episodes, progress=not args.quiet and not args.json,
-            meta={'model': model_dir, 'backend': args.backend})
+            meta={'model': model_dir, 'backend': args.backend}, camera_mount=args.camera_mount)
     except (ModelLoadError, ValueError) as error:
         print(f'eval-sim: {error}', file=sys.stderr)
         return 2

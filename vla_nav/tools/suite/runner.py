@@ -15,6 +15,7 @@ class SuiteSettings:
     split: str
     seed: int
     plot_episodes: int = 8     # trajectories kept per tier (for its PNG)
+    camera_mount: str = ''     # rooms.parse_camera_mount: every scene seen from it ('' = drawn)
 
 
 def load_model_engine(model_dir: str, backend: str, device: str):
@@ -32,12 +33,14 @@ def init_worker(engine_factory: Callable, factory_args: tuple, suite: SuiteSetti
     from vla_nav.config import load_config
     from vla_nav.sim import NavSim
     from vla_nav.sim.robot import RobotLimits
+    from vla_nav.sim.rooms import parse_camera_mount
 
     config = load_config()
     sim = NavSim(split=suite.split, seed=suite.seed, image_size=settings.image_size,
                  control_dt=1.0 / settings.control_rate,
                  limits=RobotLimits.from_executor(config.executor),
-                 stop_words=config.stop_words, world='v2')
+                 stop_words=config.stop_words, world='v2',
+                 camera_mount=parse_camera_mount(suite.camera_mount) if suite.camera_mount else None)
     wants_sim = 'sim' in inspect.signature(engine_factory).parameters
     engine = engine_factory(*factory_args, sim=sim) if wants_sim else engine_factory(*factory_args)
     _WORKER.update(sim=sim, engine=engine, suite=suite, settings=settings,

@@ -1,0 +1,160 @@
+"""`train --init MODEL`: fine-tuning a saved model on other bags starts from its weights (epoch 0
+scores it unchanged), changes them, keeps its config (conflicting options are refused), uses the
+fine-tuning learning rate by default and resumes exactly."""
+import csv
+import json
+import math
+
+import pytest
+
+torch = pytest.importorskip('torch')
+
+from safetensors.torch import load_file  # noqa: E402
+
+from vla_nav.model.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from vla_nav.model.config import PolicyConfig  # noqa: E402
+from vla_nav.model.policy import VLAPolicy  # noqa: E402
+from vla_nav.tools import train as train_tool  # noqa: E402
+from vla_nav.training.feature_cache import load_or_build_cache  # noqa: E402
+from vla_nav.training.samples import Batches, build_windows  # noqa: E402
+from vla_nav.training.state import STATE_DIR, state_files  # noqa: E402
+from vla_nav.training.step import evaluate_windows  # noqa: E402
+from vla_nav.training.synthetic import write_synthetic_bags  # noqa: E402
+from vla_nav.training.trainer import TrainConfig, train  # noqa: E402
+
+TINY = dict(image_size=32, feature_dim=32, neck_channels=8, head_hidden=32, text_head_dim=16,
+            state_dim=4)
+
+
+@pytest.fixture(scope='module')
+def setup(tmp_path_factory):
+    """A tiny saved model (seeded random weights) and train / validation bags it never saw."""
+    root = tmp_path_factory.mktemp('finetune')
+    write_synthetic_bags(root / 'train', episodes=3, length=30, image_size=32)
+    write_synthetic_bags(root / 'val', episodes=2, length=30, image_size=32)
+    torch.manual_seed(11)
+    save_checkpoint(VLAPolicy(PolicyConfig(**TINY)), root / 'init', extra_metadata={'note': 'tiny'})
+    return root
+
+
+def _config(root, out, **changes):
+    values = dict(data=[str(root / 'train')], val_data=[str(root / 'val')], out=str(out), epochs=3,
+                  batch_size=8, lr=3e-3, seed=5, cache_dir=str(root / 'cache'), progress=False,
+                  init=str(root / 'init'))
+    values.update(changes)
+    return TrainConfig(**values)
+
+
+def _weights(path):
+    return load_file(str(path))
+
+
+def _same(a, b):
+    return set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture(scope='module')
+def finetuned(setup):
+    out = setup / 'tuned'
+    return out, train(_config(setup, out), load_checkpoint(setup / 'init').config)
+
+
+def test_epoch_zero_scores_the_init_model_unchanged(setup, finetuned):
+    out, result = finetuned
+    init = load_checkpoint(setup / 'init')
+    cache = load_or_build_cache([str(setup / 'val')], init, str(setup / 'cache'), progress=False)
+    windows = build_windows(cache, list(range(len(cache.episodes))), init.config.window, init.config.chunk)
+    _, errors = evaluate_windows(init, Batches(cache, windows, use_states=True))
+    rows = list(csv.DictReader(open(out / 'metrics.csv')))
+    assert [int(r['epoch']) for r in rows] == [0, 1, 2, 3]
+    assert math.isnan(float(rows[0]['train_loss']))
+    assert float(rows[0]['val_mae']) == pytest.approx(errors.overall, abs=2e-6)
+    assert result.history[0]['epoch'] == 0
+
+
+def test_fine_tuning_changes_the_weights_and_improves_validation(setup, finetuned):
+    out, result = finetuned
+    init_weights = _weights(setup / 'init' / 'model.safetensors')
+    latest = {k: v for k, v in _weights(state_files(out / STATE_DIR)['model']).items()
+              if k in init_weights}
+    assert set(latest) == set(init_weights) and not _same(latest, init_weights)
+    assert result.best_epoch >= 1 and result.best_val_mae < result.history[0]['val_mae']
+    assert not _same(_weights(out / 'model.safetensors'), init_weights)
+    document = json.loads((out / 'config.json').read_text())
+    assert document['policy'] == json.loads((setup / 'init' / 'config.json').read_text())['policy']
+    assert document['metadata']['train']['init'] == str(setup / 'init')
+    assert document['metadata']['epoch'] == result.best_epoch
+
+
+def test_the_best_checkpoint_may_be_the_init_model_itself(setup):
+    """A learning rate far below float32 resolution leaves the weights (and so the validation
+    MAE) as they were: epoch 1 does not beat epoch 0, and the output is a loadable copy of the
+    init weights, never a worse model."""
+    out = setup / 'frozen'
+    result = train(_config(setup, out, epochs=1, lr=1e-15), load_checkpoint(setup / 'init').config)
+    assert result.best_epoch == 0 and result.epochs_run == 1
+    assert result.history[1]['val_mae'] == result.history[0]['val_mae']
+    assert _same(_weights(out / 'model.safetensors'), _weights(setup / 'init' / 'model.safetensors'))
+    assert load_checkpoint(out).config == load_checkpoint(setup / 'init').config
+
+
+def test_a_fine_tune_resumes_exactly(setup, finetuned):
+    out, result = finetuned
+    staged = setup / 'staged'
+    config = load_checkpoint(setup / 'init').config
+    first = train(_config(setup, staged, stop_after=1), config)
+    assert first.epochs_run == 1 and [r['epoch'] for r in first.history] == [0, 1]
+    resumed = train(_config(setup, staged, resume=True), config)
+    assert [r['epoch'] for r in resumed.history] == [0, 1, 2, 3]
+    assert [r['val_mae'] for r in resumed.history] == [r['val_mae'] for r in result.history]
+    assert _same(_weights(out / 'model.safetensors'), _weights(staged / 'model.safetensors'))
+
+
+def test_an_init_model_of_another_config_is_refused(setup):
+    other = PolicyConfig(**dict(TINY, head_hidden=16))
+    with pytest.raises(ValueError, match=r"head_hidden"):
+        train(_config(setup, setup / 'mismatch'), other)
+
+
+def _cli(setup, tmp_path, *extra):
+    from vla_nav.cli import main
+    return main(['train', '--data', str(setup / 'train'), '--val-data', str(setup / 'val'),
+                 '--out', str(tmp_path / 'cli'), '--epochs', '1', '--init', str(setup / 'init'),
+                 '--cache-dir', str(setup / 'cache'), '--quiet', *extra])
+
+
+@pytest.mark.parametrize('option, says', [
+    (['--head', 'gpt'], '--head gpt (the init model has head="lstm")'),
+    (['--backbone', 'kosmos2'], '--backbone kosmos2 (the init model has backbone="edge")'),
+    (['--no-state'], '--no-state (the init model has state_dim=4)'),
+    (['--resolution', '64'], '--resolution 64 (the init model has image_size=32)'),
+    (['--set', 'dropout=0.3'], '--set dropout=0.3 (the init model has dropout=0.1)'),
+])
+def test_conflicting_options_are_refused_with_a_clear_message(setup, tmp_path, capsys, option, says):
+    assert _cli(setup, tmp_path, *option) == 2
+    error = capsys.readouterr().err
+    assert says in error and 'Drop them to fine-tune' in error
+    assert not (tmp_path / 'cli').exists()
+
+
+def test_cli_fine_tune_with_matching_options_and_the_fine_tuning_lr(setup, tmp_path, capsys):
+    assert _cli(setup, tmp_path, '--head', 'lstm', '--state', '--resolution', '32',
+                '--set', 'head_hidden=32') == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary['epochs_run'] == 1
+    document = json.loads((tmp_path / 'cli' / 'config.json').read_text())
+    assert document['metadata']['train']['lr'] == train_tool.FINETUNE_LR < train_tool.SCRATCH_LR
+    assert _cli(setup, tmp_path, '--set', 'no_such_field=1') == 2
+    assert 'no_such_field' in capsys.readouterr().err
+    assert _cli(setup, tmp_path / 'missing', '--init', str(tmp_path / 'nowhere')) == 2
+    assert 'nowhere' in capsys.readouterr().err
+
+
+def test_without_init_the_scratch_defaults_still_apply(tmp_path):
+    import argparse
+    parser = argparse.ArgumentParser()
+    train_tool.add_arguments(parser)
+    args = parser.parse_args(['--data', 'x', '--out', str(tmp_path)])
+    config = train_tool.policy_config_from_args(args)
+    assert (config.backbone, config.head, config.state_dim) == ('edge', 'lstm', 4)
+    assert args.lr is None and not args.init
