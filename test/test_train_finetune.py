@@ -16,7 +16,7 @@ from vla_nav.model.config import PolicyConfig  # noqa: E402
 from vla_nav.model.policy import VLAPolicy  # noqa: E402
 from vla_nav.tools import train as train_tool  # noqa: E402
 from vla_nav.training.feature_cache import load_or_build_cache  # noqa: E402
-from vla_nav.training.samples import Batches, build_windows  # noqa: E402
+from vla_nav.training.samples import Batches, build_windows, model_states  # noqa: E402
 from vla_nav.training.state import STATE_DIR, state_files  # noqa: E402
 from vla_nav.training.step import evaluate_windows  # noqa: E402
 from vla_nav.training.synthetic import write_synthetic_bags  # noqa: E402
@@ -64,7 +64,7 @@ def test_epoch_zero_scores_the_init_model_unchanged(setup, finetuned):
     init = load_checkpoint(setup / 'init')
     cache = load_or_build_cache([str(setup / 'val')], init, str(setup / 'cache'), progress=False)
     windows = build_windows(cache, list(range(len(cache.episodes))), init.config.window, init.config.chunk)
-    _, errors = evaluate_windows(init, Batches(cache, windows, use_states=True))
+    _, errors = evaluate_windows(init, Batches(cache, windows, model_states(cache, init.config.state_dim)))
     rows = list(csv.DictReader(open(out / 'metrics.csv')))
     assert [int(r['epoch']) for r in rows] == [0, 1, 2, 3]
     assert math.isnan(float(rows[0]['train_loss']))
