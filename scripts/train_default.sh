@@ -2,6 +2,7 @@
 # Reproduce models/default: record expert data, train with the default recipe, evaluate, publish.
 # Usage: scripts/train_default.sh   (from the repo root; data/ and runs/ stay untracked)
 set -euo pipefail
+export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST ROS_LOCALHOST_ONLY=1   # DDS stays on loopback
 PY=${PYTHON:-.venv/bin/python}
 TRAIN_EPISODES=${TRAIN_EPISODES:-1500}   # per training recording (two of them: seeds 0 and 2)
 VAL_EPISODES=${VAL_EPISODES:-150}

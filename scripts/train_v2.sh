@@ -5,10 +5,12 @@
 # Usage: scripts/train_v2.sh   (from the repo root; data/ and runs/ stay untracked; resumable:
 # record-sim skips episodes already written, the trunk cache is reused, `train --resume` continues)
 set -euo pipefail
+# DDS stays on loopback (nothing here starts ROS nodes, but any tool that did would use these)
+export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST ROS_LOCALHOST_ONLY=1
 PY=${PYTHON:-.venv/bin/python}
 TRAIN_EPISODES=${TRAIN_EPISODES:-1500}
 VAL_EPISODES=${VAL_EPISODES:-150}
-SUITE_EPISODES=${SUITE_EPISODES:-50}      # per tier, validation seeds
+SUITE_EPISODES=${SUITE_EPISODES:-40}      # per tier, validation seeds
 OUT=${OUT:-runs/v2}
 RESUME=()
 [ -f "$OUT/training_state/state.json" ] && RESUME=(--resume)
@@ -23,5 +25,7 @@ $PY -m vla_nav train --data data/v2train --val-data data/v2val --out "$OUT" --se
     --set neck_layers=2 --set neck_channels=64 --set state_dim=8
 
 # 3. the validation suite (model selection only; figures go to $OUT/suite_validation)
+#    (the held-out tiers are test-only; turn and forward with any angle / distance stand in for numbers)
 $PY -m vla_nav eval-sim --suite --validation --model "$OUT" --episodes-per-tier "$SUITE_EPISODES" \
+    --tiers goto,distractor,retarget,search,detour,multi_step,stop,relational,turn,forward \
     --workers 2 --out "$OUT/suite_validation"
