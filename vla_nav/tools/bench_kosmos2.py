@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vla_nav.tools.bench import print_report
+from vla_nav.tools.bench import print_report, time_cached_loop
 
 DEFAULT_STEPS = 10
 WARMUP_STEPS = 1
@@ -105,7 +105,6 @@ def prepare(kosmos2_path: str) -> dict:
 
 # --- worker (subprocess): time one backend ---------------------------------------------------------
 def measure(model_dir: str, backend: str, provider: str, precision: str, steps: int, threads: int) -> dict:
-    from vla_nav.core.feature_ring import FeatureRing
     from vla_nav.tools.bench import _percentiles, peak_rss_mb
     started = time.perf_counter()
     if backend == 'onnx':
@@ -126,20 +125,7 @@ def measure(model_dir: str, backend: str, provider: str, precision: str, steps: 
         tick = time.perf_counter()
         engine.set_instruction(text)
         instruction_times.append(time.perf_counter() - tick)
-    ring = FeatureRing(spec.window, spec.feature_dim)
-    window = np.empty((spec.window, spec.feature_dim), dtype=np.float32)
-    encode_times, head_times, step_times = [], [], []
-    for step in range(WARMUP_STEPS + steps):
-        tick = time.perf_counter()
-        ring.push(engine.encode_frame(frames[step % FRAME_POOL]))
-        mid = time.perf_counter()
-        chunk = engine.act(ring.window(window), states)
-        done = time.perf_counter()
-        if step >= WARMUP_STEPS:
-            encode_times.append(mid - tick)
-            head_times.append(done - mid)
-            step_times.append(done - tick)
-    assert chunk.shape == (spec.chunk, spec.action_dim) and np.isfinite(chunk).all()
+    encode_times, head_times, step_times = time_cached_loop(engine, frames, states, steps, WARMUP_STEPS)
     p50, p99, mean = _percentiles(step_times)
     return {'backend': engine.backend, 'provider': engine.provider, 'precision': precision, 'steps': steps,
             'steps_per_s': 1e3 / mean, 'p50_ms': p50, 'p99_ms': p99, 'mean_ms': mean,
