@@ -1,4 +1,5 @@
-"""Deterministic test policies (PolicyEngine subclasses). Test-only: the product ships none.
+"""Deterministic test policies (PolicyEngine subclasses) and TINY_POLICY, the tiny VLAPolicy config
+of the training tests. Test-only: the product ships none.
 
 Selected with `backend: "policies:make_engine"` (test/ on PYTHONPATH). The variant comes from the
 factory name (make_slow_engine, make_nan_engine, make_out_of_bounds_engine) or from the environment
@@ -30,6 +31,11 @@ OUT_OF_BOUNDS = 100.0    # what the out_of_bounds variant outputs (m/s, rad/s)
 ENV_VARIANT = 'VLA_NAV_TEST_POLICY'
 ENV_DELAY = 'VLA_NAV_TEST_POLICY_DELAY'
 ENV_WARN = 'VLA_NAV_TEST_POLICY_WARN'
+
+# The smallest trainable VLAPolicy, as PolicyConfig fields (torch-free here): 32 px frames, a tiny
+# neck, head and text projection, the 4-d robot state. The training tests share it.
+TINY_POLICY = dict(image_size=32, feature_dim=32, neck_channels=8, head_hidden=32, text_head_dim=16,
+                   state_dim=4)
 
 
 class BrightnessPolicy(PolicyEngine):

@@ -8,6 +8,8 @@ import pytest
 
 torch = pytest.importorskip('torch')
 
+from policies import TINY_POLICY  # noqa: E402
+
 from vla_nav.model.checkpoint import load_checkpoint  # noqa: E402
 from vla_nav.model.config import PolicyConfig  # noqa: E402
 from vla_nav.model.policy import VLAPolicy  # noqa: E402
@@ -15,9 +17,6 @@ from vla_nav.training import feature_cache  # noqa: E402
 from vla_nav.training.state import METRICS_COLUMNS, STATE_DIR, state_files  # noqa: E402
 from vla_nav.training.synthetic import write_synthetic_bags  # noqa: E402
 from vla_nav.training.trainer import TrainConfig, train  # noqa: E402
-
-TINY = dict(image_size=32, feature_dim=32, neck_channels=8, head_hidden=32, text_head_dim=16,
-            state_dim=4)
 
 
 @pytest.fixture(scope='module')
@@ -37,7 +36,7 @@ def _config(data_dir, out, **changes):
 @pytest.fixture(scope='module')
 def full_run(data_dir):
     out = data_dir / 'full'
-    return out, train(_config(data_dir, out), PolicyConfig(**TINY))
+    return out, train(_config(data_dir, out), PolicyConfig(**TINY_POLICY))
 
 
 def test_loss_falls_and_outputs_are_written(full_run):
@@ -71,7 +70,7 @@ def test_trunk_cache_is_built_once_and_keyed_by_data(data_dir, full_run, monkeyp
 
     monkeypatch.setattr(feature_cache, '_build', must_not_build)
     first = feature_cache.data_checksum(data_dir / 'bags')
-    train(_config(data_dir, data_dir / 'again', epochs=1), PolicyConfig(**TINY))
+    train(_config(data_dir, data_dir / 'again', epochs=1), PolicyConfig(**TINY_POLICY))
     write_synthetic_bags(data_dir / 'more', episodes=2, length=30, image_size=32)
     assert feature_cache.data_checksum([data_dir / 'bags', data_dir / 'more']) != first
 
@@ -81,7 +80,7 @@ def test_trunk_cache_is_built_once_and_keyed_by_data(data_dir, full_run, monkeyp
     real_build = feature_cache._build
     monkeypatch.setattr(feature_cache, '_build', lambda paths, *rest: (built.append(paths),
                                                                        real_build(paths, *rest)))
-    policy = VLAPolicy(PolicyConfig(**TINY))
+    policy = VLAPolicy(PolicyConfig(**TINY_POLICY))
     cache_dir = data_dir / 'cache'
     alone = feature_cache.load_or_build_cache(data_dir / 'bags', policy, cache_dir, progress=False)
     more = feature_cache.load_or_build_cache(data_dir / 'more', policy, cache_dir, progress=False)
@@ -104,9 +103,9 @@ def test_trunk_cache_is_built_once_and_keyed_by_data(data_dir, full_run, monkeyp
 def test_same_seed_same_weights_and_resume_is_exact(data_dir, full_run):
     out, result = full_run
     staged = data_dir / 'staged'
-    first = train(_config(data_dir, staged, stop_after=3), PolicyConfig(**TINY))
+    first = train(_config(data_dir, staged, stop_after=3), PolicyConfig(**TINY_POLICY))
     assert first.epochs_run == 3 and first.stopped_early
-    resumed = train(_config(data_dir, staged, resume=True), PolicyConfig(**TINY))
+    resumed = train(_config(data_dir, staged, resume=True), PolicyConfig(**TINY_POLICY))
     assert resumed.epochs_run == 6 and not resumed.stopped_early
     assert [r['val_mae'] for r in resumed.history] == [r['val_mae'] for r in result.history]
     from safetensors.torch import load_file
@@ -240,19 +239,19 @@ def synthetic_equivalents(text):
 
 def test_instruction_loss_trains_a_task_probe_and_resumes_exactly(data_dir):
     changes = dict(paraphrases='test_train:synthetic_equivalents', instruction_loss=0.5, epochs=4)
-    whole = train(_config(data_dir, data_dir / 'probe_whole', **changes), PolicyConfig(**TINY))
+    whole = train(_config(data_dir, data_dir / 'probe_whole', **changes), PolicyConfig(**TINY_POLICY))
     staged = data_dir / 'probe_staged'
-    train(_config(data_dir, staged, stop_after=2, **changes), PolicyConfig(**TINY))
+    train(_config(data_dir, staged, stop_after=2, **changes), PolicyConfig(**TINY_POLICY))
     from safetensors.torch import load_file
     state = load_file(str(state_files(staged / STATE_DIR)['model']))
-    assert state['training.task_probe.weight'].shape == (2, TINY['text_head_dim'])   # two tasks
-    resumed = train(_config(data_dir, staged, resume=True, **changes), PolicyConfig(**TINY))
+    assert state['training.task_probe.weight'].shape == (2, TINY_POLICY['text_head_dim'])   # two tasks
+    resumed = train(_config(data_dir, staged, resume=True, **changes), PolicyConfig(**TINY_POLICY))
     assert [r['val_mae'] for r in resumed.history] == [r['val_mae'] for r in whole.history]
     saved = load_file(str(staged / 'model.safetensors'))
     assert not any(key.startswith('training.') for key in saved)       # the probe is not shipped
     load_checkpoint(staged)
     plain = train(_config(data_dir, data_dir / 'probe_off', epochs=4,
-                          paraphrases='test_train:synthetic_equivalents'), PolicyConfig(**TINY))
+                          paraphrases='test_train:synthetic_equivalents'), PolicyConfig(**TINY_POLICY))
     assert [r['train_loss'] for r in plain.history] != [r['train_loss'] for r in whole.history]
     with pytest.raises(ValueError, match='instruction_loss'):
         TrainConfig(data=['x'], out='y', instruction_loss=0.5)

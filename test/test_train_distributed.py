@@ -16,6 +16,8 @@ import pytest
 
 pytest.importorskip('torch')
 
+from policies import TINY_POLICY  # noqa: E402
+
 from vla_nav.model.config import PolicyConfig  # noqa: E402
 from vla_nav.training.state import STATE_DIR, STATE_FILE  # noqa: E402
 from vla_nav.training.synthetic import write_synthetic_bags  # noqa: E402
@@ -28,8 +30,7 @@ REPO_ROOT = TEST_DIR.parent
 TORCHRUN = Path(sys.executable).with_name('torchrun')
 EPOCHS = 40
 # dropout 0: with dropout each rank draws its own masks and the runs agree only loosely
-POLICY = dict(image_size=32, feature_dim=32, neck_channels=8, head_hidden=32, text_head_dim=16,
-              state_dim=4, dropout=0.0)
+POLICY = dict(TINY_POLICY, dropout=0.0)
 TRAIN = dict(epochs=EPOCHS, batch_size=8, lr=3e-3, val_fraction=0.34, seed=3, hold_ticks=3,
              text_noise=0.05, paraphrases='test_train:synthetic_equivalents', instruction_loss=0.5)
 

@@ -9,6 +9,7 @@ import pytest
 
 torch = pytest.importorskip('torch')
 
+from policies import TINY_POLICY  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 
 from vla_nav.model.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
@@ -22,9 +23,6 @@ from vla_nav.training.step import evaluate_windows  # noqa: E402
 from vla_nav.training.synthetic import write_synthetic_bags  # noqa: E402
 from vla_nav.training.trainer import TrainConfig, train  # noqa: E402
 
-TINY = dict(image_size=32, feature_dim=32, neck_channels=8, head_hidden=32, text_head_dim=16,
-            state_dim=4)
-
 
 @pytest.fixture(scope='module')
 def setup(tmp_path_factory):
@@ -33,7 +31,7 @@ def setup(tmp_path_factory):
     write_synthetic_bags(root / 'train', episodes=3, length=30, image_size=32)
     write_synthetic_bags(root / 'val', episodes=2, length=30, image_size=32)
     torch.manual_seed(11)
-    save_checkpoint(VLAPolicy(PolicyConfig(**TINY)), root / 'init', extra_metadata={'note': 'tiny'})
+    save_checkpoint(VLAPolicy(PolicyConfig(**TINY_POLICY)), root / 'init', extra_metadata={'note': 'tiny'})
     return root
 
 
@@ -111,7 +109,7 @@ def test_a_fine_tune_resumes_exactly(setup, finetuned):
 
 
 def test_an_init_model_of_another_config_is_refused(setup):
-    other = PolicyConfig(**dict(TINY, head_hidden=16))
+    other = PolicyConfig(**dict(TINY_POLICY, head_hidden=16))
     with pytest.raises(ValueError, match=r"head_hidden"):
         train(_config(setup, setup / 'mismatch'), other)
 

@@ -7,13 +7,13 @@ import pytest
 
 torch = pytest.importorskip('torch')
 
+from policies import TINY_POLICY  # noqa: E402
+
 from vla_nav.model.config import PolicyConfig  # noqa: E402
 from vla_nav.model.policy import VLAPolicy  # noqa: E402
 from vla_nav.training import state  # noqa: E402
 from vla_nav.training.distributed import Distributed, distributed  # noqa: E402
 from vla_nav.training.metrics import ChunkMAE  # noqa: E402
-
-TINY = dict(image_size=32, feature_dim=32, neck_channels=8, head_hidden=32, text_head_dim=16)
 
 
 def _save(directory, policy, optimizer, epoch):
@@ -22,7 +22,7 @@ def _save(directory, policy, optimizer, epoch):
 
 def test_a_kill_while_saving_leaves_the_previous_epoch_whole(tmp_path, monkeypatch):
     torch.manual_seed(0)
-    policy = VLAPolicy(PolicyConfig(**TINY), load_pretrained=False)
+    policy = VLAPolicy(PolicyConfig(**TINY_POLICY), load_pretrained=False)
     optimizer = torch.optim.AdamW(policy.trainable_parameters(), lr=1e-3)
     directory = tmp_path / state.STATE_DIR
     _save(directory, policy, optimizer, 1)
@@ -38,7 +38,7 @@ def test_a_kill_while_saving_leaves_the_previous_epoch_whole(tmp_path, monkeypat
         _save(directory, policy, optimizer, 2)
     monkeypatch.undo()
     assert sorted(p.name for p in directory.glob('*e0002*'))       # epoch 2's tensors were written
-    restored = VLAPolicy(PolicyConfig(**TINY), load_pretrained=False)
+    restored = VLAPolicy(PolicyConfig(**TINY_POLICY), load_pretrained=False)
     document = state.load_state(directory, restored, torch.optim.AdamW(restored.trainable_parameters()))
     assert document['epoch'] == 1
     assert all(torch.equal(restored.trainable_state_dict()[k], v) for k, v in saved.items())
