@@ -241,3 +241,30 @@ def test_driver_settings_are_checked(tmp_path, capsys):
     assert '--driver' in capsys.readouterr().err
     assert _record(tmp_path / 'n', '--episodes', 1, '--noise', 0.2, '--driver', tmp_path) == 2
     assert 'exclude each other' in capsys.readouterr().err
+
+
+def test_augment_changes_the_images_only_with_one_look_per_episode(tmp_path, capsys):
+    """--augment: the same episode as a clean recording (labels, odometry, stamps), its frames
+    through one seeded look plus fresh noise per frame; the same seed gives the same bag."""
+    args = ('--episodes', 1, '--seed', 4, '--workers', 1)
+    runs = {}
+    for name, extra in (('clean', ()), ('augmented', ('--augment',)), ('again', ('--augment',))):
+        assert _record(tmp_path / name, *args, *extra) == 0
+        (runs[name],) = read_episodes(tmp_path / name, dt=0.1)
+    clean, augmented = runs['clean'], runs['augmented']
+    assert len(augmented) == len(clean) > 3
+    np.testing.assert_array_equal(augmented.actions, clean.actions)
+    np.testing.assert_array_equal(augmented.states, clean.states)
+    np.testing.assert_array_equal(augmented.stamps, clean.stamps)
+    np.testing.assert_array_equal(runs['again'].frames, augmented.frames)     # seeded
+    change = augmented.frames.astype(float) - clean.frames.astype(float)
+    assert np.abs(change).mean() > 1.0
+    # one look for the episode: the mean shift of every frame is about the same; the noise is new
+    shifts = change.mean(axis=(1, 2))
+    assert np.abs(shifts - shifts.mean(axis=0)).max() < 3.0       # a new look per frame: ~19
+    assert not np.array_equal(change[1], change[2])
+    (bag,) = find_bags(tmp_path / 'augmented')
+    assert bag_custom_data(bag)['augment'] == 'True' and 'augment' not in bag_custom_data(
+        find_bags(tmp_path / 'clean')[0])
+    with pytest.raises(SystemExit, match='differ'):                         # pinned per folder
+        _record(tmp_path / 'clean', *args, '--augment')

@@ -39,7 +39,8 @@ layouts, textures, lights, camera-mount jitter; reset(kind=TIER) forces a tier (
 scenario is a tasks.Task (.steps, .tier); step_index / step_text / judge.step_times give the
 per-step labels; set_instruction parses with vla_nav.core.language (refusal reason in
 `refusal`). generate_task(split, seed, episode, attempt=0, tier=None) -> (RoomLayout, Task) is
-numpy only; augment.augment_image(rgb, rng) is the training-time image augmentation.
+numpy only; augment.augment_image(rgb, rng) is the training-time image augmentation (record-sim
+--augment: augment.draw_look once per episode, augment.apply_look per frame).
 
 Splits (v1): train and test use disjoint phrasing templates, split-salted RNG streams and rooms whose
 decimetre sides sum to an even (train) or odd (test) number, so no test layout or phrasing is ever

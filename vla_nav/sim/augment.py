@@ -3,6 +3,11 @@ colour jitter that stays within a hue (so "the red cone" stays red). numpy only,
 
     augment_image(rgb, rng, config=AugmentConfig()) -> rgb   (uint8 (H, W, 3) in and out)
 
+A camera keeps its exposure, colour balance and focus from one frame to the next; only the sensor
+noise changes. `draw_look(rng)` draws the first part once (an episode's `Look`) and
+`apply_look(rgb, look, rng)` applies it to each frame with fresh noise (`record-sim --augment`);
+augment_image is the two in one call, a new look per image.
+
 The camera-mount jitter (height, pitch, field of view) is not here: the v2 world renders it
 (rooms.CAMERA_RANGES), since it changes geometry, not pixels.
 """
@@ -38,20 +43,43 @@ def box_blur(image: np.ndarray) -> np.ndarray:
     return total / 9.0
 
 
+@dataclass(frozen=True)
+class Look:
+    """One draw of the photometric augmentation; the noise level is drawn, the noise is not."""
+
+    gains: tuple[float, float, float]   # per-channel gain
+    contrast: float                     # scale about the image mean
+    brightness: float                   # added, 0..255 units
+    blur_passes: int                    # 3x3 box blurs (0: sharp)
+    noise_std: float                    # gaussian pixel noise, 0..255 units
+
+
+def draw_look(rng: np.random.Generator, config: AugmentConfig = AugmentConfig()) -> Look:
+    gains = 1.0 + rng.uniform(-config.channel_gain, config.channel_gain, size=3)
+    contrast = float(rng.uniform(*config.contrast))
+    brightness = float(rng.uniform(*config.brightness))
+    blur_passes = int(rng.integers(1, 3)) if rng.uniform() < config.blur_probability else 0
+    return Look(tuple(float(g) for g in gains), contrast, brightness, blur_passes,
+                float(rng.uniform(*config.noise_std)))
+
+
+def apply_look(rgb: np.ndarray, look: Look, rng: np.random.Generator) -> np.ndarray:
+    """`look` applied to an RGB uint8 image, with fresh gaussian noise from rng."""
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f'expected uint8 (H, W, 3), got {rgb.dtype} {rgb.shape}')
+    image = rgb.astype(np.float32) * np.asarray(look.gains, dtype=np.float32)
+    mean = image.mean()
+    image = (image - mean) * look.contrast + mean + look.brightness
+    for _ in range(look.blur_passes):
+        image = box_blur(image)
+    if look.noise_std > 0:
+        image = image + rng.normal(0.0, look.noise_std, size=image.shape).astype(np.float32)
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+
+
 def augment_image(rgb: np.ndarray, rng: np.random.Generator,
                   config: AugmentConfig = AugmentConfig()) -> np.ndarray:
     """One random augmentation of an RGB uint8 image; the same rng state gives the same result."""
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f'expected uint8 (H, W, 3), got {rgb.dtype} {rgb.shape}')
-    image = rgb.astype(np.float32)
-    gains = 1.0 + rng.uniform(-config.channel_gain, config.channel_gain, size=3)
-    image = image * gains.astype(np.float32)
-    mean = image.mean()
-    image = (image - mean) * rng.uniform(*config.contrast) + mean + rng.uniform(*config.brightness)
-    if rng.uniform() < config.blur_probability:
-        for _ in range(int(rng.integers(1, 3))):
-            image = box_blur(image)
-    std = rng.uniform(*config.noise_std)
-    if std > 0:
-        image = image + rng.normal(0.0, std, size=image.shape).astype(np.float32)
-    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+    return apply_look(rgb, draw_look(rng, config), rng)

@@ -37,6 +37,13 @@ with this one (vla_nav.sim.rooms.CAMERA_PRESETS: outside the training jitter CAM
 rooms and tasks unchanged: data from "another robot" that no record-sim training run has seen
 (scripts/finetune_example.sh fine-tunes on it). The metadata adds the mount.
 
+--augment records every camera frame through the training image augmentation
+(vla_nav.sim.augment): one look per episode (colour gains, contrast, brightness, blur, noise level,
+as a camera keeps them) and fresh sensor noise per frame, seeded by seed and episode. The labels,
+odometry and motion are those of the clean run (a --driver policy sees the clean frames), so a
+recording with and without it differs in the images only. Training encodes each recorded frame
+once (the trunk cache), so this is where the augmentation happens.
+
 Modules: noise.py (the --noise command perturbation), driver.py (the --driver PolicyDriver: a
 ClosedLoop), this file (settings, the episode recorder, resume and the worker pool).
 """
@@ -63,6 +70,7 @@ BAG_START_S = 1.0   # stamps = this + sim time: a zero stamp reads as "unset" to
 PARTIAL_PREFIX = '.partial-'
 FAILED_DIR = '.failed'
 EXECUTED_TOPIC = '/record_sim/executed_cmd_vel'   # what drove the base (--noise > 0 or --driver)
+AUGMENT_SALT = 0x61756720   # --augment's random stream, apart from the scene's and the noise's
 
 
 @dataclass(frozen=True)
@@ -80,6 +88,7 @@ class RecordSettings:
     driver_backend: str = 'onnx'
     world: str = 'v1'
     camera_mount: str = ''         # v2: forced mount (rooms.parse_camera_mount); '' = drawn per episode
+    augment: bool = False          # frames through sim.augment (one look per episode, noise per frame)
 
     def __post_init__(self) -> None:
         if self.world not in ('v1', 'v2'):
@@ -142,6 +151,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--camera-mount', default='', metavar='low|high|HEIGHT,PITCH,FOV',
                         help='v2: every episode seen from this camera mount (m, deg down, deg fov) '
                              'instead of the drawn one; the presets lie outside the training jitter')
+    parser.add_argument('--augment', action='store_true',
+                        help='record the frames through the training image augmentation: one look '
+                             '(colour, contrast, brightness, blur) per episode, noise per frame')
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
 
 
@@ -215,8 +227,8 @@ def record_episode(settings: RecordSettings, episode: int, out_dir: str, keep_fa
     if driver is not None:
         driver.start(scenario.instruction, _ns(observation.time) * 1e-9)
     with EpisodeBagWriter(partial, storage=settings.storage, compress=settings.compress) as writer:
-        observation, frames, perturbed, outcome = _drive_episode(sim, writer, observation, driver,
-                                                                 noise, settings)
+        observation, frames, perturbed, outcome = _drive_episode(
+            sim, writer, observation, driver, noise, settings, _camera_augment(settings, episode))
         summary = {'name': name, 'episode': episode, 'split': settings.split,
                    'seed': settings.seed, 'instruction': scenario.instruction,
                    'kind': scenario.kind, 'outcome': outcome, 'frames': frames,
@@ -224,6 +236,8 @@ def record_episode(settings: RecordSettings, episode: int, out_dir: str, keep_fa
                    'perturbed_frames': perturbed, 'driver': settings.driver,
                    'takeover_s': (None if driver is None or driver.takeover_at is None
                                   else round(driver.takeover_at - BAG_START_S, 3))}
+        if settings.augment:
+            summary['augment'] = True
         if settings.world != 'v1':
             summary.update(world=settings.world, tier=scenario.tier,
                            steps=json.dumps([s.instruction for s in scenario.steps]),
@@ -244,10 +258,23 @@ def record_episode(settings: RecordSettings, episode: int, out_dir: str, keep_fa
     return {**summary, 'written': True, 'bytes': size}
 
 
-def _drive_episode(sim, writer, observation, driver, noise, settings: RecordSettings):
-    """Write the frames, odometry and expert labels of one episode until it is done (and the frame
-    after it); the expert, the noisy expert or the policy (driver) drives. Returns the last
-    observation, the frame count, the count of perturbed frames and the outcome."""
+def _camera_augment(settings: RecordSettings, episode: int):
+    """--augment: the episode's look, applied to each frame with fresh noise; else the identity."""
+    if not settings.augment:
+        return lambda rgb: rgb
+    import numpy as np
+
+    from vla_nav.sim.augment import apply_look, draw_look
+
+    rng = np.random.default_rng((AUGMENT_SALT, settings.seed, episode))
+    look = draw_look(rng)
+    return lambda rgb: apply_look(rgb, look, rng)
+
+
+def _drive_episode(sim, writer, observation, driver, noise, settings: RecordSettings, augment):
+    """Write the frames (through `augment`), odometry and expert labels of one episode until it is
+    done (and the frame after it); the expert, the noisy expert or the policy (driver) drives.
+    Returns the last observation, the frame count, the count of perturbed frames and the outcome."""
     from vla_nav.data.bags import humble_typestore
 
     types = humble_typestore().types
@@ -260,7 +287,7 @@ def _drive_episode(sim, writer, observation, driver, noise, settings: RecordSett
         if observation.step != step:   # v2 multi-step: the next clause starts a new segment
             step = observation.step
             writer.write_instruction(stamp, sim.step_text)
-        writer.write_image(stamp, observation.rgb)
+        writer.write_image(stamp, augment(observation.rgb))
         x, y, yaw = observation.pose
         writer.write_odom(stamp, x, y, yaw, *observation.twist)
         frames += 1
@@ -307,6 +334,7 @@ def _check_settings(out_dir: Path, settings: RecordSettings) -> None:
         existing.setdefault('driver_backend', 'onnx')
         existing.setdefault('world', 'v1')
         existing.setdefault('camera_mount', '')
+        existing.setdefault('augment', False)
         if existing != pinned:
             raise SystemExit(f'record-sim: {path} was recorded with {existing}; these settings '
                              f'{pinned} differ. Use another --out folder.')
@@ -350,7 +378,8 @@ def run(args: argparse.Namespace) -> int:
                                   noise=args.noise, driver=args.driver,
                                   driver_backend=args.driver_backend,
                                   world=getattr(args, 'world', 'v1'),
-                                  camera_mount=getattr(args, 'camera_mount', ''))
+                                  camera_mount=getattr(args, 'camera_mount', ''),
+                                  augment=getattr(args, 'augment', False))
         if settings.driver:   # a clear error now, not one per worker; exports the ONNX graphs once
             from vla_nav.runtime import ModelLoadError, load_engine
             try:
