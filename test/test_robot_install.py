@@ -80,6 +80,18 @@ def test_onnx_path_runs_without_importing_torch():
     assert report == {'finite': True, 'shape': [10, 2], 'heavy': []}
 
 
+def test_vla_node_on_the_onnx_engine_imports_no_torch():
+    """The node module itself (rclpy, its ROS helpers, the overlay it draws the annotated image
+    with) on top of the ONNX engine: still no torch or transformers in the process."""
+    pytest.importorskip('rclpy')
+    script = 'import vla_nav.nodes.vla_node, vla_nav.tools.overlay\n' + ONNX_PATH_SCRIPT
+    result = subprocess.run([sys.executable, '-c', script, str(MODEL)], capture_output=True,
+                            text=True, timeout=120, cwd=Path(__file__).parents[1])
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report == {'finite': True, 'shape': [10, 2], 'heavy': []}
+
+
 def _copy_model(tmp_path: Path) -> Path:
     return Path(shutil.copytree(MODEL, tmp_path / 'model', ignore=shutil.ignore_patterns(
         'training_state', '*.png', '*.fp16.onnx')))
