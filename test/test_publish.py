@@ -116,3 +116,23 @@ def test_publish_v2_writes_the_suite_and_a_reproducible_fixed_block(tmp_path, v2
     assert fixed['closed_loop']['outcomes'] == [by_label[label] for label in fixed['closed_loop']['labels']]
     again = publish.fixed_block(target, TINY_POLICY, world=report['world'])
     assert again == fixed
+
+
+@pytest.mark.slow
+def test_publish_v1_keeps_the_v1_closed_loop(tmp_path, monkeypatch, capsys):
+    """A checkpoint whose training data names no world is published as v1: the v1 closed loop and
+    trajectories.png, a v1 fixed block, no suite (a v2 model's earlier suite/ is removed)."""
+    monkeypatch.setattr(publish, 'FIXED_OFFLINE_EPISODES', 1)
+    monkeypatch.setattr(publish, 'FIXED_SIM_EPISODES', 1)
+    bags = tmp_path / 'v1test'
+    assert main(['record-sim', '--split', 'test', '--seed', '3', '--episodes', '1', '--out', str(bags),
+                 '--workers', '1', '--quiet']) == 0
+    target = tmp_path / 'published'
+    (target / publish.SUITE_DIR).mkdir(parents=True)
+    code = main(['publish', '--model', str(_checkpoint(tmp_path / 'run')), '--test-data', str(bags),
+                 '--backend', TINY_POLICY, '--episodes', '1', '--workers', '1', '--publish', str(target)])
+    assert code == 0, capsys.readouterr()
+    report = json.loads((target / 'eval.json').read_text())
+    assert report['world'] == report['fixed']['world'] == 'v1' and 'suite' not in report
+    assert report['closed_loop']['episodes'] == 1 and len(report['fixed']['closed_loop']['outcomes']) == 1
+    assert (target / 'trajectories.png').is_file() and not (target / publish.SUITE_DIR).exists()
