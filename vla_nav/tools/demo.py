@@ -1,6 +1,7 @@
 """`python -m vla_nav demo` (what `make demo` runs): the real nodes drive the built-in robot.
 
-sim_node (the simulated robot), vla_node (the default model unless --model) and chunk_executor
+sim_node (the simulated robot, in the world the model learned: its eval.json's "world", see
+sim_node_params; --world forces one), vla_node (the default model unless --model) and chunk_executor
 start as separate processes with the launch file's parameters (config/vla_nav.yaml), DDS on
 loopback and a private ROS_DOMAIN_ID (vla_nav.tools.procs). Once every node is up — the first run
 exports the model to ONNX, which the start-up line says — the demo reads the room from /sim/scene
@@ -10,10 +11,10 @@ go to another object, stop. sim_node judges each goal; the demo shows one live l
 instruction (elapsed time, what is left to do, the robot's own goal status) and its outcome:
 reached, collided, timed out — beside what the ROBOT thinks (vla_node's goal status, its
 robot-side done rule: vla_nav.core.goal), e.g. `sim: reached in 4.1 s | robot: done 2/2`. The v1
-sim judges a
-two-step goal by its final forward distance only (vla_nav.sim.goals); search and two-step goals
-go beyond what the current default model was trained on and may well fail: that is reported,
-not an error.
+sim judges a two-step goal by its final forward distance only (vla_nav.sim.goals), the v2 sim
+each step (multi_step); what the sim's verdict covers is the kind its status names. Search and
+two-step goals go beyond what a v1 model was trained on and may well fail: that is reported, not
+an error.
 
 Outputs in --out (demo_out/): trajectory.png (top-down room, paths, targets), camera.gif (the
 camera with each predicted chunk drawn on it), summary.json (per instruction: text, outcome, time,
