@@ -12,7 +12,8 @@ each node as a parameter dict, so a `namespace` does not break the node-name key
 default topic names are relative, so `namespace:=robot1` moves every topic (/robot1/cmd_vel, ...)
 except the absolute /diagnostics. Ctrl-C (SIGINT) stops every node; each publishes its
 zero/preempt before exiting. If vla_node or chunk_executor exits (e.g. the model cannot be
-loaded), the whole launch shuts down rather than half-running.
+loaded), the whole launch shuts down rather than half-running. With sim:=true, sim_node builds the
+world the model learned (`world: model` in the params file: the model's eval.json says v1 or v2).
 """
 import os
 
@@ -65,6 +66,15 @@ def parameter_overrides(values: dict) -> dict:
     return {'vla_node': vla, 'chunk_executor': executor, 'sim_node': sim}
 
 
+def sim_world(sim: dict, vla: dict) -> dict:
+    """sim_node's `world: model` becomes the world the model vla_node runs learned (its eval.json,
+    vla_nav.config.resolve_sim_world), so the simulator matches the model this launch starts."""
+    if sim.get('world') != 'model':
+        return sim
+    from vla_nav.config import resolve_sim_world
+    return {**sim, 'world': resolve_sim_world('model', vla.get('model', ''))}
+
+
 def _nodes(context):
     value = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
     with open(value['params_file'], encoding='utf-8') as stream:
@@ -74,9 +84,12 @@ def _nodes(context):
     common = {'namespace': value['namespace'], 'output': 'screen', 'emulate_tty': True,
               'sigterm_timeout': '5'}
     names = ['vla_node', 'chunk_executor'] + (['sim_node'] if _is_true(value['sim']) else [])
+    parameters_of = {name: {**_section(document, name), **overrides[name]} for name in names}
+    if 'sim_node' in parameters_of:
+        parameters_of['sim_node'] = sim_world(parameters_of['sim_node'], parameters_of['vla_node'])
     actions = []
     for name in names:
-        parameters = {**_section(document, name), **overrides[name]}
+        parameters = parameters_of[name]
         on_exit = {} if name == 'sim_node' else {'on_exit': Shutdown(reason=f'{name} exited')}
         actions.append(Node(package=PACKAGE, executable=name, name=name, parameters=[parameters],
                             **on_exit, **common))

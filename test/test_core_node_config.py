@@ -1,7 +1,7 @@
 """The typed node configs: built from config/vla_nav.yaml once, validated, round-trip as params."""
 import pytest
 
-from vla_nav.config import load_config, node_defaults
+from vla_nav.config import default_model_dir, load_config, model_world, node_defaults, resolve_sim_world
 from vla_nav.core.executor import ExecutorConfig
 from vla_nav.core.node_config import (
     SIM_WORLDS,
@@ -49,9 +49,12 @@ def test_bad_values_are_refused_naming_the_parameter(section, change, message):
         cls.from_params(params)
 
 
-def test_sim_node_world_defaults_to_v1_and_selects_v2():
+def test_sim_node_world_follows_the_model_by_default_and_selects_v2():
     config = load_config()
-    assert config.sim_node.world == 'v1' == node_defaults('sim_node')['world']
+    assert config.sim_node.world == 'model' == node_defaults('sim_node')['world']
+    # 'model': the world vla_node's model learned (models/default: its eval.json, v1 if unnamed)
+    world = resolve_sim_world(config.sim_node.world, config.vla_node.model)
+    assert world == model_world(default_model_dir()) and world in SIM_WORLDS
     assert SIM_WORLDS == ('v1', 'v2') and navsim.WORLDS == SIM_WORLDS   # the simulator's worlds
     v2 = SimNodeConfig.from_params(dict(config.sim_node.to_params(), world='v2'))
     assert v2.world == 'v2' and v2.to_params()['world'] == 'v2'

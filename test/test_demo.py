@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from rosutil import REPO_ROOT, TEST_DIR, domain_id_for
 
-from vla_nav.config import default_model_dir, load_config
+from vla_nav.config import default_model_dir, load_config, model_world
 from vla_nav.sim.goals import (
     DEMO_SEQUENCE,
     forward_options,
@@ -98,6 +98,7 @@ def test_demo_runs_the_node_suite_and_writes_its_outputs(tmp_path):
     summary = json.loads((out / 'summary.json').read_text())
     assert summary['ok'] and summary['problems'] == []
     assert summary['backend'] == ('onnx' if real_model else 'policies:make_engine')
+    assert summary['world'] == model_world(default_model_dir())   # sim_node in the model's world
     assert [item['kind'] for item in summary['instructions']] [:1] == ['goto']
     assert len(summary['instructions']) == 2
     for item in summary['instructions']:
@@ -134,6 +135,23 @@ def test_search_targets_are_out_of_view_and_two_steps_split_in_two(episode):
     assert steps[1].distance_m == two.parameters['distance']
     scenario = parse_instruction(two.text, layout, pose, stop_words=load_config().stop_words)
     assert scenario.kind == 'forward' and scenario.parameters['distance'] == two.parameters['distance']
+
+
+def test_demo_starts_sim_node_in_the_world_the_model_learned(tmp_path):
+    """A model published as v2 (eval.json "world") gets a v2 sim_node; --world overrides; the
+    committed default gets its own world (v1 until a v2 model is published there)."""
+    import argparse
+
+    from vla_nav.tools.demo import add_arguments, sim_node_params
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    model = tmp_path / 'v2model'
+    model.mkdir()
+    (model / 'eval.json').write_text(json.dumps({'world': 'v2'}))
+    params = sim_node_params(parser.parse_args(['--model', str(model), '--real-time-factor', '2']))
+    assert params['world'] == 'v2' and params['publish_clock'] and params['real_time_factor'] == 2.0
+    assert sim_node_params(parser.parse_args(['--model', str(model), '--world', 'v1']))['world'] == 'v1'
+    assert sim_node_params(parser.parse_args([]))['world'] == model_world(default_model_dir())
 
 
 def test_robot_text_reads_a_goal_status_record():

@@ -14,6 +14,8 @@ import pytest
 import yaml
 from rosutil import TEST_DIR, Probe, domain_id_for
 
+from vla_nav.config import default_model_dir, model_world
+
 LAUNCH_FILE = Path(__file__).resolve().parents[1] / 'launch' / 'vla_nav.launch.py'
 EXPECTED_ARGUMENTS = {'sim', 'model', 'backend', 'device', 'camera_topic', 'image_transport',
                       'params_file', 'use_sim_time', 'namespace'}
@@ -103,6 +105,16 @@ def test_launch_sim_adds_the_simulator(launch_module):
     sim = {node.kwargs['name']: node.kwargs for node in nodes}['sim_node']['parameters'][0]
     assert sim['publish_clock'] is True and sim['image_topic'] == 'camera/image_raw'
     assert 'on_exit' not in {node.kwargs['name']: node.kwargs for node in nodes}['sim_node']
+    assert sim['world'] == model_world(default_model_dir())     # world: model -> the model's
+
+
+def test_launch_sim_world_follows_the_model_given(launch_module, tmp_path):
+    model = tmp_path / 'v2model'
+    model.mkdir()
+    (model / 'eval.json').write_text('{"world": "v2"}')       # what `publish` writes
+    _, nodes = run_launch(launch_module, sim='true', model=str(model))
+    assert {node.kwargs['name']: node.kwargs for node in nodes}['sim_node']['parameters'][0][
+        'world'] == 'v2'
 
 
 def test_launch_arguments_override_only_when_given(launch_module, tmp_path):

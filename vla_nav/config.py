@@ -14,6 +14,7 @@ module (model/, sim/, data/, runtime/) takes the configs as arguments and never 
 """
 from __future__ import annotations
 
+import json
 import os
 from functools import cache
 from pathlib import Path
@@ -22,6 +23,8 @@ from typing import Any
 import yaml
 
 from vla_nav.core.node_config import (
+    SIM_WORLD_FROM_MODEL,
+    SIM_WORLDS,
     ChunkExecutorNodeConfig,
     SimNodeConfig,
     VlaNavConfig,
@@ -107,6 +110,68 @@ def default_model_dir() -> Path:
 def resolve_model_dir(model: str | os.PathLike | None) -> Path:
     """'' or None means the default model."""
     return Path(os.path.expanduser(str(model))) if model else default_model_dir()
+
+
+# --- which simulator world a model learned -----------------------------------------------------
+# The fact lives with the model: `publish` writes "world" into the published eval.json; sim_node
+# (world: model in config/vla_nav.yaml), the demo and test_default_model read it through
+# model_world, so publishing a v2 model into models/default switches them all to the v2 world.
+WORLDS = SIM_WORLDS
+WORLD_FROM_MODEL = SIM_WORLD_FROM_MODEL
+EVAL_FILE = 'eval.json'                    # what `publish` writes beside a published model
+RECORD_SETTINGS_FILE = 'record_sim.json'   # what record-sim writes beside its bags
+LEGACY_WORLD = 'v1'                        # models and recordings from before worlds were named
+
+
+def recorded_world(data_dir: str | os.PathLike) -> str | None:
+    """The world record-sim recorded `data_dir` in (its record_sim.json; a file without "world"
+    is from before v2: v1), or None when the folder was not written by record-sim."""
+    path = Path(data_dir) / RECORD_SETTINGS_FILE
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding='utf-8')).get('world', LEGACY_WORLD)
+
+
+def model_world(model_dir: str | os.PathLike) -> str:
+    """The simulator world the model in `model_dir` learned, from what the model folder says:
+    1. "world" in its eval.json (written by `publish`),
+    2. else the world of the record-sim folders its training read (config.json
+       metadata.train.data, each folder's record_sim.json; folders that are gone or were not
+       recorded by record-sim, e.g. a robot's own bags, say nothing),
+    3. else v1 (models from before v2, the committed default, real-robot-only models).
+    ValueError when the training folders disagree (mixed worlds: say the world explicitly)."""
+    model_dir = Path(model_dir)
+    published = model_dir / EVAL_FILE
+    if published.is_file():
+        world = json.loads(published.read_text(encoding='utf-8')).get('world')
+        if world is not None:
+            return _checked_world(world, published)
+    config = model_dir / 'config.json'
+    folders = []
+    if config.is_file():
+        document = json.loads(config.read_text(encoding='utf-8'))
+        train = (document.get('metadata') or {}).get('train') or {}
+        folders = [train['data']] if isinstance(train.get('data'), str) else train.get('data') or []
+    worlds = {folder: recorded_world(folder) for folder in folders}
+    found = sorted({world for world in worlds.values() if world is not None})
+    if len(found) > 1:
+        raise ValueError(f'{model_dir} was trained on several worlds ({worlds}); name the world '
+                         'explicitly (publish --world, demo --world, sim_node world)')
+    return _checked_world(found[0], config) if found else LEGACY_WORLD
+
+
+def resolve_sim_world(world: str, model: str | os.PathLike | None) -> str:
+    """sim_node's `world` parameter: v1 | v2 as given, or 'model': the world of `model`
+    (vla_node's model parameter; '' = models/default), see model_world."""
+    if world == WORLD_FROM_MODEL:
+        return model_world(resolve_model_dir(model))
+    return _checked_world(world, 'world')
+
+
+def _checked_world(world: str, source) -> str:
+    if world not in WORLDS:
+        raise ValueError(f'{source}: world must be one of {WORLDS}, got {world!r}')
+    return world
 
 
 LOOPBACK_ENV = {'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST', 'ROS_LOCALHOST_ONLY': '1'}

@@ -35,6 +35,7 @@ BACKENDS_BUILTIN = ('onnx', 'torch')   # 'package.module:factory' selects a cust
 DEVICES = ('cpu', 'cuda', 'tensorrt')
 SPLITS = ('train', 'test')
 SIM_WORLDS = ('v1', 'v2')   # the simulator's worlds (vla_nav.sim.navsim); v1 is the default
+SIM_WORLD_FROM_MODEL = 'model'   # sim_node world: the one the model learned (config.model_world)
 
 
 def _number(value: Any) -> bool:
@@ -304,7 +305,7 @@ class SimNodeConfig(_Params):
     seed: int
     episode: int
     split: str                       # train | test
-    world: str                       # v1 | v2 (SIM_WORLDS)
+    world: str                       # v1 | v2 (SIM_WORLDS) | model (SIM_WORLD_FROM_MODEL)
     cmd_vel_timeout: float           # s; the simulated base stops without commands
 
     def __post_init__(self) -> None:
@@ -315,7 +316,8 @@ class SimNodeConfig(_Params):
                         'status_period', 'image_width', 'image_height', 'cmd_vel_timeout')
         _require(self.split in SPLITS, f'parameter split must be one of {SPLITS}, got {self.split!r}')
         _require(self.episode >= 0, f'parameter episode must be >= 0, got {self.episode}')
-        _require(self.world in SIM_WORLDS, f'parameter world must be one of {SIM_WORLDS}, got {self.world!r}')
+        worlds = (*SIM_WORLDS, SIM_WORLD_FROM_MODEL)
+        _require(self.world in worlds, f'parameter world must be one of {worlds}, got {self.world!r}')
 
 
 @dataclass(frozen=True)

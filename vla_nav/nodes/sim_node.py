@@ -16,7 +16,7 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 
-from vla_nav.config import load_config
+from vla_nav.config import load_config, resolve_sim_world
 from vla_nav.core.node_config import SimNodeConfig
 from vla_nav.core.pacing import StepPacer
 from vla_nav.ros import msgs, qos
@@ -41,10 +41,11 @@ class SimNode(Node):
         p = self.config
         self.physics_dt = 1.0 / p.physics_rate
         shared = load_config()   # the robot's limits and the stop phrases the judge knows
+        self.world = resolve_sim_world(p.world, shared.vla_node.model)   # 'model': what it learned
         self.sim = NavSim(p.split, p.seed, (p.image_height, p.image_width), control_dt=self.physics_dt,
                           physics_dt=min(0.02, self.physics_dt),
                           limits=RobotLimits.from_executor(shared.executor), stop_words=shared.stop_words,
-                          world=p.world)
+                          world=self.world)
         self.sim.reset(p.episode)
         self.sim.set_instruction('')  # no task until the instruction topic says one
         self.base, self.instruction = CommandedBase(self.sim, self.physics_dt, p.cmd_vel_timeout), ''
@@ -67,7 +68,8 @@ class SimNode(Node):
         self.create_timer(max(MIN_TIMER_PERIOD_S, self.physics_dt / p.real_time_factor), self._on_timer)
         layout = self.sim.layout
         self.get_logger().info(
-            f'{p.split} room seed {p.seed} episode {p.episode} ({layout.width:.1f} x {layout.depth:.1f} m, '
+            f'{self.world} world, {p.split} room seed {p.seed} episode {p.episode} '
+            f'({layout.width:.1f} x {layout.depth:.1f} m, '
             f'{len(layout.objects)} objects); camera {p.image_width}x{p.image_height} at {p.camera_rate} Hz '
             f'on {self.image_pub.topic_name}, x{p.real_time_factor:g} real time'
             f'{" with /clock" if self.use_clock else ""}')

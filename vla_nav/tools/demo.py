@@ -1,6 +1,7 @@
 """`python -m vla_nav demo` (what `make demo` runs): the real nodes drive the built-in robot.
 
-sim_node (the simulated robot), vla_node (the default model unless --model) and chunk_executor
+sim_node (the simulated robot, in the world the model learned: its eval.json's "world", see
+sim_node_params; --world forces one), vla_node (the default model unless --model) and chunk_executor
 start as separate processes with the launch file's parameters (config/vla_nav.yaml), DDS on
 loopback and a private ROS_DOMAIN_ID (vla_nav.tools.procs). Once every node is up — the first run
 exports the model to ONNX, which the start-up line says — the demo reads the room from /sim/scene
@@ -10,10 +11,10 @@ go to another object, stop. sim_node judges each goal; the demo shows one live l
 instruction (elapsed time, what is left to do, the robot's own goal status) and its outcome:
 reached, collided, timed out — beside what the ROBOT thinks (vla_node's goal status, its
 robot-side done rule: vla_nav.core.goal), e.g. `sim: reached in 4.1 s | robot: done 2/2`. The v1
-sim judges a
-two-step goal by its final forward distance only (vla_nav.sim.goals); search and two-step goals
-go beyond what the current default model was trained on and may well fail: that is reported,
-not an error.
+sim judges a two-step goal by its final forward distance only (vla_nav.sim.goals), the v2 sim
+each step (multi_step); what the sim's verdict covers is the kind its status names. Search and
+two-step goals go beyond what a v1 model was trained on and may well fail: that is reported, not
+an error.
 
 Outputs in --out (demo_out/): trajectory.png (top-down room, paths, targets), camera.gif (the
 camera with each predicted chunk drawn on it), summary.json (per instruction: text, outcome, time,
@@ -69,6 +70,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--no-video', action='store_true', help='skip the camera GIF')
     parser.add_argument('--domain-id', type=int, default=None, help='ROS_DOMAIN_ID (default: private)')
     parser.add_argument('--startup-timeout', type=float, default=STARTUP_TIMEOUT_S)
+    parser.add_argument('--world', choices=('model', 'v1', 'v2'), default='model',
+                        help="the simulated world (default: the one the model learned, its eval.json's "
+                             '"world"; vla_nav.config.model_world)')
+
+
+def sim_node_params(args) -> dict:
+    """sim_node's parameters for this demo: the room, the pace, and the world the model learned
+    (--world model: vla_nav.config.resolve_sim_world of --model), so a v2 model drives in v2."""
+    from vla_nav.config import resolve_sim_world
+    rtf = float(args.real_time_factor)
+    return {'seed': args.seed, 'split': args.split, 'real_time_factor': rtf,
+            'publish_clock': rtf != 1.0, 'world': resolve_sim_world(args.world, args.model)}
 
 
 @dataclass
@@ -275,7 +288,8 @@ def drive_goal(observer, suite, goal, index: int, count: int, real_time_factor: 
         time_s = metrics.get('time', (status or {}).get('time'))
     path = metrics.get('path_length')
     result = GoalResult(goal.text, goal.kind, outcome, _round(time_s), _round(path), round(wall, 2),
-                        goal.target, metrics, robot_now(), getattr(goal, 'sim_kind', goal.kind))
+                        goal.target, metrics, robot_now(),
+                        (status or {}).get('kind') or getattr(goal, 'sim_kind', goal.kind))
     word = OUTCOME_WORDS.get(outcome, outcome)
     timing = '' if result.time_s is None else \
         f' {"in" if outcome == "success" else "after"} {result.time_s:.1f} s'
@@ -331,18 +345,20 @@ def demo(args, line: ProgressLine) -> dict:
     os.environ['ROS_LOG_DIR'] = str(out / 'logs' / 'ros')
     model = str(resolve_model_dir(args.model)) if args.backend in ('onnx', 'torch') \
         else args.model or 'none (engine factory)'
+    sim_params = sim_node_params(args)
     summary: dict = {'model': model, 'backend': args.backend, 'device': args.device,
+                     'world': sim_params['world'],
                      'seed': args.seed, 'split': args.split, 'real_time_factor': rtf,
                      'domain_id': domain_id, 'instructions': [], 'problems': []}
     film = ChunkFilm(enabled=not args.no_video)
     suite = NodeSuite(out, domain_id=domain_id)
     observer = None
     line.done(f'vla_nav demo: model {model} (backend {args.backend}, device {args.device}), '
-              f'room seed {args.seed} ({args.split} split), ROS_DOMAIN_ID {domain_id} on loopback, '
+              f'{sim_params["world"]} world, room seed {args.seed} ({args.split} split), '
+              f'ROS_DOMAIN_ID {domain_id} on loopback, '
               f'x{rtf:g} real time')
     try:
-        suite.start('sim_node', {'seed': args.seed, 'split': args.split, 'real_time_factor': rtf,
-                                 'publish_clock': sim_time})
+        suite.start('sim_node', sim_params)
         node_params = {'use_sim_time': sim_time}
         suite.start('vla_node', {**node_params, 'model': args.model, 'backend': args.backend,
                                  'device': args.device})

@@ -92,7 +92,7 @@ DROP_KEYS = ('frames_stale', 'frames_undecodable', 'frames_overwritten')
 
 
 def soak(args) -> dict:
-    from vla_nav.config import use_loopback_ros
+    from vla_nav.config import resolve_sim_world, use_loopback_ros
     from vla_nav.tools.observer import (
         SuiteError,
         SuiteObserver,
@@ -116,7 +116,8 @@ def soak(args) -> dict:
     observer = None
     rss_series: dict[str, list[tuple[float, float]]] = {}
     try:
-        suite.start('sim_node', {'camera_rate': float(args.camera_rate), 'seed': args.seed})
+        suite.start('sim_node', {'camera_rate': float(args.camera_rate), 'seed': args.seed,
+                                 'world': resolve_sim_world('model', args.model)})  # the model's
         suite.start('vla_node', {'model': args.model, 'backend': args.backend,
                                  'device': args.device})
         suite.start('chunk_executor', {})

@@ -61,11 +61,11 @@ from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
-from vla_nav.config import load_config
+from vla_nav.config import RECORD_SETTINGS_FILE, load_config
 from vla_nav.tools.record_sim.driver import PolicyDriver
 from vla_nav.tools.record_sim.noise import CommandNoise, NoiseConfig
 
-SETTINGS_FILE = 'record_sim.json'
+SETTINGS_FILE = RECORD_SETTINGS_FILE   # the recording's settings (world included: config.recorded_world)
 BAG_START_S = 1.0   # stamps = this + sim time: a zero stamp reads as "unset" to ROS tools
 PARTIAL_PREFIX = '.partial-'
 FAILED_DIR = '.failed'
