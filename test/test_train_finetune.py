@@ -156,3 +156,24 @@ def test_without_init_the_scratch_defaults_still_apply(tmp_path):
     config = train_tool.policy_config_from_args(args)
     assert (config.backbone, config.head, config.state_dim) == ('edge', 'lstm', 4)
     assert args.lr is None and not args.init
+
+
+def test_keep_last_writes_the_last_epoch_even_when_it_is_not_the_best(setup):
+    """keep='last' (DAgger rounds, chosen by the closed loop instead): `out` holds the final epoch's
+    weights and says which epoch; with the default keep='best' the same run keeps the init model."""
+    config = dict(epochs=1, lr=1e-15)
+    best = train(_config(setup, setup / 'keep_best', **config), load_checkpoint(setup / 'init').config)
+    last = train(_config(setup, setup / 'keep_last', keep='last', **config),
+                 load_checkpoint(setup / 'init').config)
+    assert best.best_epoch == last.best_epoch == 0      # epoch 1 does not beat the init model
+    kept = json.loads((setup / 'keep_last' / 'config.json').read_text())['metadata']
+    assert kept['epoch'] == 1 and kept['train']['keep'] == 'last'
+    assert json.loads((setup / 'keep_best' / 'config.json').read_text())['metadata']['epoch'] == 0
+    state = load_file(str(setup / 'keep_last' / 'training_state' / 'model-e0001.safetensors'))
+    assert _same(_weights(setup / 'keep_last' / 'model.safetensors'),
+                 {k: v for k, v in state.items() if k in _weights(setup / 'keep_last' / 'model.safetensors')})
+
+
+def test_keep_must_be_best_or_last(setup, tmp_path):
+    with pytest.raises(ValueError, match='keep must be one of'):
+        _config(setup, tmp_path / 'x', keep='latest')

@@ -27,6 +27,7 @@ import sys
 
 from vla_nav.config import load_config
 from vla_nav.model.config import BACKBONES, HEADS
+from vla_nav.training import KEEP_CHOICES
 
 SCRATCH_LR = 1e-3
 # AdamW's first steps move every weight by about lr whatever its gradient's size: at the scratch
@@ -72,6 +73,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--instruction-loss', type=float, default=0.0, metavar='WEIGHT',
                         help='auxiliary loss: a probe on the projected instruction must name its task '
                              '(needs --paraphrases; clusters wordings by meaning; 0: off)')
+    parser.add_argument('--keep', choices=KEEP_CHOICES, default='best',
+                        help="the checkpoint written to --out: the epoch with the best validation MAE, "
+                             "or the last epoch (DAgger fine-tunes: the expert-driven validation bags "
+                             "do not see the states the policy drives into; choose by eval-sim --suite "
+                             "--validation instead)")
     parser.add_argument('--stop-after', type=int, default=0,
                         help='end this run after N epochs (resume later with --resume)')
     parser.add_argument('--cache-dir', default='', help='trunk feature cache root')
@@ -167,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
                              max_minutes=args.max_minutes, stop_after=args.stop_after,
                              hold_ticks=args.hold_ticks, text_noise=args.text_noise,
                              paraphrases=args.paraphrases, instruction_loss=args.instruction_loss,
-                             cache_dir=args.cache_dir, init=args.init,
+                             cache_dir=args.cache_dir, init=args.init, keep=args.keep,
                              stop_phrases=tuple(load_config().stop_words),
                              threads=args.threads, device=args.device, progress=not args.quiet)
     except (ValueError, TypeError) as error:

@@ -15,3 +15,5 @@
 The CLI verbs `python -m vla_nav train`, `eval` and `publish` (vla_nav/tools) are thin shells
 over these.
 """
+
+KEEP_CHOICES = ('best', 'last')   # TrainConfig.keep / train --keep: which epoch the output holds

@@ -23,7 +23,8 @@
   step, so resuming needs no scheduler state), gradient-norm clipping. One optimisation step is
   `train_step(TrainingStep(policy), ...)` (vla_nav.training.step), usable on its own (e.g. one
   step of a large backbone).
-- Outputs in `out`: the best checkpoint by validation MAE (config.json + model.safetensors,
+- Outputs in `out`: the best checkpoint by validation MAE (`keep='last'`: the last epoch's;
+  config.json + model.safetensors,
   vla_nav.model.checkpoint), `metrics.csv` (one row per epoch), and `training_state/` for
   `resume` (vla_nav.training.state: safetensors + JSON, no pickle, safe against a kill at any
   moment).
@@ -71,6 +72,7 @@ import torch
 from vla_nav.model.checkpoint import load_checkpoint, save_checkpoint
 from vla_nav.model.config import PolicyConfig
 from vla_nav.model.policy import VLAPolicy
+from vla_nav.training import KEEP_CHOICES
 from vla_nav.training.distributed import Distributed, distributed
 from vla_nav.training.feature_cache import load_or_build_cache
 from vla_nav.training.metrics import ChunkMAE
@@ -123,6 +125,9 @@ class TrainConfig:
     stop_phrases: tuple = ()          # the one stop list (config stop_words): how goal features
                                       # (state_dim 8) read each segment's instruction
     init: str = ''                    # checkpoint dir to fine-tune ('' = random weights)
+    keep: str = 'best'                # the checkpoint in `out`: 'best' validation MAE, or 'last'
+                                      # epoch (DAgger rounds: their states are the policy's own,
+                                      # which the expert-driven validation bags do not measure)
     device: str = 'cpu'               # 'cpu', 'cuda', 'cuda:N' or 'auto' (CUDA when available);
                                       # distributed: each process takes the GPU of its LOCAL_RANK
     progress: bool = True
@@ -161,6 +166,8 @@ class TrainConfig:
         if self.instruction_loss < 0 or (self.instruction_loss > 0 and not self.paraphrases):
             problems.append('instruction_loss must be >= 0 and needs paraphrases (the task labels), '
                             f'got {self.instruction_loss} with paraphrases={self.paraphrases!r}')
+        if self.keep not in KEEP_CHOICES:
+            problems.append(f'keep must be one of {KEEP_CHOICES}, got {self.keep!r}')
         if not (self.device in ('auto', 'cpu', 'cuda') or self.device.startswith('cuda:')):
             problems.append(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
         return problems
@@ -435,7 +442,7 @@ class _Run:
         rng_states = self.ranks.gather(rng_state(self.ranks.device))   # collective: every rank
         if not self.ranks.is_main:
             return
-        if improved:
+        if improved or self.config.keep == 'last':
             save_checkpoint(self.policy, self.out, extra_metadata=dict(
                 self.metadata, epoch=epoch, val_mae=row['val_mae'], val_mae_linear=row['val_mae_linear'],
                 val_mae_angular=row['val_mae_angular']))
