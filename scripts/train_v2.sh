@@ -1,31 +1,68 @@
 #!/usr/bin/env bash
-# The v2-world candidate recipe (issue 12, in progress): record expert data in the v2 world, train
-# a goal-feature policy (state_dim 8), and score it on the VALIDATION suite (train split, seed 100).
-# The test split is not touched here: it is run once, by `publish`, for a model that is published.
-# Usage: scripts/train_v2.sh   (from the repo root; data/ and runs/ stay untracked; resumable:
-# record-sim skips episodes already written, the trunk cache is reused, `train --resume` continues)
+# The v2-world default model's recipe (issue 12): expert data, a base policy, two DAgger rounds,
+# the validation suite after each step, and publishing. The test split is run once, by `publish`.
+# Usage: scripts/train_v2.sh   (from the repo root; data/ and runs/ stay untracked)
+#   PUBLISH=0 scripts/train_v2.sh     # stop before the test split (a candidate, not published)
+# Resumable: record-sim skips episodes already written, trunk caches are reused, a finished train
+# step is skipped (its metrics.csv has every epoch) and an interrupted one resumes.
+# Seeds (all of the train split except the last step): 0 expert training data, 1 expert validation
+# bags (offline MAE), 3 and 4 DAgger rounds, 100 the validation suite (eval-sim --validation);
+# test split: seed 0 (200 bags for offline MAE, the suite's 200 scenes per tier) in `publish`.
 set -euo pipefail
-# DDS stays on loopback (nothing here starts ROS nodes, but any tool that did would use these)
-export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST ROS_LOCALHOST_ONLY=1
+export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST ROS_LOCALHOST_ONLY=1   # DDS on loopback
 PY=${PYTHON:-.venv/bin/python}
-TRAIN_EPISODES=${TRAIN_EPISODES:-1500}
-VAL_EPISODES=${VAL_EPISODES:-150}
-SUITE_EPISODES=${SUITE_EPISODES:-40}      # per tier, validation seeds
-OUT=${OUT:-runs/v2}
-RESUME=()
-[ -f "$OUT/training_state/state.json" ] && RESUME=(--resume)
+RUNS=${RUNS:-runs/v2}
+DATA=${DATA:-data}
+SUITE_EPISODES=${SUITE_EPISODES:-40}    # validation suite, per tier
+PUBLISH=${PUBLISH:-1}
+TIERS=goto,distractor,retarget,search,detour,multi_step,stop,relational,turn,forward
+COMMON=(--batch-size 64 --hold-ticks 10 --text-noise 0.025 --seed 0 --threads 1)
 
-# 1. data: train split, seed 0 (training) and seed 1 (epoch selection); never the test split
-$PY -m vla_nav record-sim --world v2 --episodes "$TRAIN_EPISODES" --out data/v2train --split train --seed 0 --workers 2
-$PY -m vla_nav record-sim --world v2 --episodes "$VAL_EPISODES" --out data/v2val --split train --seed 1 --workers 2
+train() {  # OUT EPOCHS ARGS...: skip when done, resume when interrupted
+    local out=$1 epochs=$2; shift 2
+    if [ -f "$out/metrics.csv" ] && [ "$(tail -n 1 "$out/metrics.csv" | cut -d, -f1)" = "$epochs" ]; then
+        echo "train: $out is done"; return
+    fi
+    local resume=(); [ -f "$out/training_state/state.json" ] && resume=(--resume)
+    $PY -m vla_nav train --out "$out" --epochs "$epochs" "${COMMON[@]}" "${resume[@]}" "$@"
+}
+suite() {  # MODEL: the validation suite (model selection only)
+    $PY -m vla_nav eval-sim --suite --validation --model "$1" --episodes-per-tier "$SUITE_EPISODES" \
+        --tiers "$TIERS" --workers 2 --out "$1/suite_validation"
+}
+dagger() {  # DRIVER SEED OUT: episodes the policy drives, labelled by the expert
+    $PY -m vla_nav record-sim --world v2 --driver "$1" --episodes 1200 --split train --seed "$2" \
+        --out "$3" --workers 2
+}
 
-# 2. train: the v1 default's architecture (FiLM neck 64 x 2, LSTM head) + the goal features
-$PY -m vla_nav train --data data/v2train --val-data data/v2val --out "$OUT" --seed 0 "${RESUME[@]}" \
-    --max-minutes 60 --epochs 8 --batch-size 64 --lr 1e-3 --hold-ticks 10 --text-noise 0.025 \
+# 1. expert data (train split): seed 0 for training, seed 1 for the best epoch of the base policy
+$PY -m vla_nav record-sim --world v2 --episodes 1500 --out "$DATA/v2train" --split train --seed 0 --workers 2
+$PY -m vla_nav record-sim --world v2 --episodes 150 --out "$DATA/v2val" --split train --seed 1 --workers 2
+
+# 2. base policy: the v1 default's architecture (FiLM neck 64 x 2, LSTM head) + the goal features;
+#    the best epoch by expert-validation MAE (epoch 2 of 8)
+train "$RUNS/base" 8 --data "$DATA/v2train" --val-data "$DATA/v2val" --lr 1e-3 \
     --set neck_layers=2 --set neck_channels=64 --set state_dim=8
+suite "$RUNS/base"
 
-# 3. the validation suite (model selection only; figures go to $OUT/suite_validation)
-#    (the held-out tiers are test-only; turn and forward with any angle / distance stand in for numbers)
-$PY -m vla_nav eval-sim --suite --validation --model "$OUT" --episodes-per-tier "$SUITE_EPISODES" \
-    --tiers goto,distractor,retarget,search,detour,multi_step,stop,relational,turn,forward \
-    --workers 2 --out "$OUT/suite_validation"
+# 3. DAgger round 1: the base policy drives (seed 3), the expert labels; fine-tune 3 epochs on all
+#    data, keep the last epoch (the expert-driven validation bags cannot judge a DAgger round: the
+#    validation suite does)
+dagger "$RUNS/base" 3 "$DATA/v2dagger"
+train "$RUNS/dagger1" 3 --init "$RUNS/base" --keep last --data "$DATA/v2train" "$DATA/v2dagger" \
+    --val-data "$DATA/v2val"
+suite "$RUNS/dagger1"
+
+# 4. DAgger round 2: the round-1 policy drives (seed 4); 2 more epochs on all three recordings
+dagger "$RUNS/dagger1" 4 "$DATA/v2dagger2"
+train "$RUNS/dagger2" 2 --init "$RUNS/dagger1" --keep last \
+    --data "$DATA/v2train" "$DATA/v2dagger" "$DATA/v2dagger2" --val-data "$DATA/v2val"
+suite "$RUNS/dagger2"
+[ "$PUBLISH" = 1 ] || exit 0
+
+# 5. the test split, once: offline MAE on 200 test bags, the suite at 200 scenes per tier, the fixed
+#    block; then the committed ONNX graphs
+$PY -m vla_nav record-sim --world v2 --split test --seed 0 --episodes 200 --out "$DATA/v2test" --workers 2
+$PY -m vla_nav publish --model "$RUNS/dagger2" --test-data "$DATA/v2test" --world v2 \
+    --episodes-per-tier 200 --workers 2 --publish models/default --recipe "scripts/train_v2.sh"
+$PY -m vla_nav export --model models/default --out models/default/onnx
