@@ -136,3 +136,20 @@ def test_publish_v1_keeps_the_v1_closed_loop(tmp_path, monkeypatch, capsys):
     assert report['world'] == report['fixed']['world'] == 'v1' and 'suite' not in report
     assert report['closed_loop']['episodes'] == 1 and len(report['fixed']['closed_loop']['outcomes']) == 1
     assert (target / 'trajectories.png').is_file() and not (target / publish.SUITE_DIR).exists()
+
+
+def test_copy_model_leaves_no_file_of_the_earlier_model(tmp_path):
+    """A checkpoint without metrics.csv published over an older model: the older metrics.csv and
+    the other world's figures go, the checkpoint's files arrive."""
+    from vla_nav.tools.publish import copy_model
+    source, target = tmp_path / 'ckpt', tmp_path / 'published'
+    source.mkdir()
+    target.mkdir()
+    for name in ('config.json', 'model.safetensors'):
+        (source / name).write_text(f'new {name}')
+    for name in ('config.json', 'metrics.csv', 'trajectories.png'):
+        (target / name).write_text(f'old {name}')
+    copy_model(source, target, 'v2')
+    assert (target / 'config.json').read_text() == 'new config.json'
+    assert (target / 'model.safetensors').read_text() == 'new model.safetensors'
+    assert not (target / 'metrics.csv').exists() and not (target / 'trajectories.png').exists()

@@ -149,6 +149,8 @@ def copy_model(model_dir: Path, target: Path, world: str) -> None:
     for name in PUBLISHED_FILES:
         if (model_dir / name).is_file():
             shutil.copy2(model_dir / name, target / name)
+        else:   # e.g. a checkpoint without metrics.csv: never leave an earlier model's file behind
+            (target / name).unlink(missing_ok=True)
     if (model_dir / ONNX_DIR).is_dir():
         shutil.rmtree(target / ONNX_DIR, ignore_errors=True)
         shutil.copytree(model_dir / ONNX_DIR, target / ONNX_DIR)
