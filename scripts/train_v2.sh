@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# The v2-world default model's recipe (issue 12): expert data, a base policy, two DAgger rounds,
-# the validation suite after each step, and publishing. The test split is run once, by `publish`.
+# The v2-world default model's recipe (issue 12): expert data, a base policy, DAgger rounds, the
+# validation suite after each step, and publishing. The test split is run once, by `publish`.
 # Usage: scripts/train_v2.sh   (from the repo root; data/ and runs/ stay untracked)
 #   PUBLISH=0 scripts/train_v2.sh     # stop before the test split (a candidate, not published)
+#   VALIDATE=0 scripts/train_v2.sh    # a rerun: skip the validation suites (~5 min each)
 # Resumable: record-sim skips episodes already written, trunk caches are reused, a finished train
-# step is skipped (its metrics.csv has every epoch) and an interrupted one resumes.
+# step is skipped (its metrics.csv has every epoch) and an interrupted one resumes, a finished
+# validation suite is skipped.
 # Seeds (all of the train split except the last step): 0 expert training data, 1 expert validation
-# bags (offline MAE), 3 and 4 DAgger rounds, 100 the validation suite (eval-sim --validation);
+# bags (offline MAE), 3, 4, 8, 9 the DAgger rounds, 100 the validation suite (eval-sim --validation);
 # test split: seed 0 (200 bags for offline MAE, the suite's 200 scenes per tier) in `publish`.
 set -euo pipefail
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST ROS_LOCALHOST_ONLY=1   # DDS on loopback
@@ -15,6 +17,7 @@ RUNS=${RUNS:-runs/v2}
 DATA=${DATA:-data}
 SUITE_EPISODES=${SUITE_EPISODES:-40}    # validation suite, per tier
 PUBLISH=${PUBLISH:-1}
+VALIDATE=${VALIDATE:-1}
 TIERS=goto,distractor,retarget,search,detour,multi_step,stop,relational,turn,forward
 COMMON=(--batch-size 64 --hold-ticks 10 --text-noise 0.025 --seed 0 --threads 1)
 
@@ -26,7 +29,9 @@ train() {  # OUT EPOCHS ARGS...: skip when done, resume when interrupted
     local resume=(); [ -f "$out/training_state/state.json" ] && resume=(--resume)
     $PY -m vla_nav train --out "$out" --epochs "$epochs" "${COMMON[@]}" "${resume[@]}" "$@"
 }
-suite() {  # MODEL: the validation suite (model selection only)
+suite() {  # MODEL: the validation suite (model selection only; VALIDATE=0 skips it in a rerun)
+    [ "$VALIDATE" = 1 ] || return 0
+    [ -f "$1/suite_validation/summary.json" ] && { echo "suite: $1 is done"; return; }
     $PY -m vla_nav eval-sim --suite --validation --model "$1" --episodes-per-tier "$SUITE_EPISODES" \
         --tiers "$TIERS" --workers 2 --out "$1/suite_validation"
 }
@@ -45,24 +50,27 @@ train "$RUNS/base" 8 --data "$DATA/v2train" --val-data "$DATA/v2val" --lr 1e-3 \
     --set neck_layers=2 --set neck_channels=64 --set state_dim=8
 suite "$RUNS/base"
 
-# 3. DAgger round 1: the base policy drives (seed 3), the expert labels; fine-tune 3 epochs on all
-#    data, keep the last epoch (the expert-driven validation bags cannot judge a DAgger round: the
-#    validation suite does)
-dagger "$RUNS/base" 3 "$DATA/v2dagger"
-train "$RUNS/dagger1" 3 --init "$RUNS/base" --keep last --data "$DATA/v2train" "$DATA/v2dagger" \
-    --val-data "$DATA/v2val"
-suite "$RUNS/dagger1"
-
-# 4. DAgger round 2: the round-1 policy drives (seed 4); 2 more epochs on all three recordings
-dagger "$RUNS/dagger1" 4 "$DATA/v2dagger2"
-train "$RUNS/dagger2" 2 --init "$RUNS/dagger1" --keep last \
-    --data "$DATA/v2train" "$DATA/v2dagger" "$DATA/v2dagger2" --val-data "$DATA/v2val"
-suite "$RUNS/dagger2"
+# 3. DAgger rounds: the latest policy drives new train-split scenes (seed 3, 4, 8 ...), the expert
+#    labels every state it reaches; fine-tune on all data so far, keep the last epoch (the
+#    expert-driven validation bags cannot judge a DAgger round: the validation suite does)
+ROUND_SEEDS=(3 4 8)       # round 1, 2, 3
+ROUND_EPOCHS=(3 2 2)
+data=("$DATA/v2train")
+driver="$RUNS/base"
+for i in "${!ROUND_SEEDS[@]}"; do
+    n=$((i + 1)); suffix=$([ "$n" = 1 ] || echo "$n")
+    dagger "$driver" "${ROUND_SEEDS[$i]}" "$DATA/v2dagger$suffix"
+    data+=("$DATA/v2dagger$suffix")
+    train "$RUNS/dagger$n" "${ROUND_EPOCHS[$i]}" --init "$driver" --keep last --data "${data[@]}" \
+        --val-data "$DATA/v2val"
+    suite "$RUNS/dagger$n"
+    driver="$RUNS/dagger$n"
+done
 [ "$PUBLISH" = 1 ] || exit 0
 
 # 5. the test split, once: offline MAE on 200 test bags, the suite at 200 scenes per tier, the fixed
 #    block; then the committed ONNX graphs
 $PY -m vla_nav record-sim --world v2 --split test --seed 0 --episodes 200 --out "$DATA/v2test" --workers 2
-$PY -m vla_nav publish --model "$RUNS/dagger2" --test-data "$DATA/v2test" --world v2 \
+$PY -m vla_nav publish --model "$driver" --test-data "$DATA/v2test" --world v2 \
     --episodes-per-tier 200 --workers 2 --publish models/default --recipe "scripts/train_v2.sh"
 $PY -m vla_nav export --model models/default --out models/default/onnx
