@@ -15,7 +15,7 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST ROS_LOCALHOST_ONLY=1   # DDS on l
 PY=${PYTHON:-.venv/bin/python}
 RUNS=${RUNS:-runs/v2}
 DATA=${DATA:-data}
-SUITE_EPISODES=${SUITE_EPISODES:-40}    # validation suite, per tier
+SUITE_EPISODES=${SUITE_EPISODES:-80}    # validation suite, per tier (seed 100, episodes 0..N-1)
 PUBLISH=${PUBLISH:-1}
 VALIDATE=${VALIDATE:-1}
 TIERS=goto,distractor,retarget,search,detour,multi_step,stop,relational,turn,forward
@@ -50,11 +50,11 @@ train "$RUNS/base" 8 --data "$DATA/v2train" --val-data "$DATA/v2val" --lr 1e-3 \
     --set neck_layers=2 --set neck_channels=64 --set state_dim=8
 suite "$RUNS/base"
 
-# 3. DAgger rounds: the latest policy drives new train-split scenes (seed 3, 4, 8 ...), the expert
+# 3. DAgger rounds: the latest policy drives new train-split scenes (seeds 3, 4, 8, 9), the expert
 #    labels every state it reaches; fine-tune on all data so far, keep the last epoch (the
 #    expert-driven validation bags cannot judge a DAgger round: the validation suite does)
-ROUND_SEEDS=(3 4 8)       # round 1, 2, 3
-ROUND_EPOCHS=(3 2 2)
+ROUND_SEEDS=(3 4 8 9)     # round 1, 2, 3, 4 (the published model is the last round)
+ROUND_EPOCHS=(3 2 2 2)
 data=("$DATA/v2train")
 driver="$RUNS/base"
 for i in "${!ROUND_SEEDS[@]}"; do
