@@ -3,7 +3,7 @@
 # validation suite after each step, and publishing. The test split is run once, by `publish`.
 # Usage: scripts/train_v2.sh   (from the repo root; data/ and runs/ stay untracked)
 #   PUBLISH=0 scripts/train_v2.sh     # stop before the test split (a candidate, not published)
-#   VALIDATE=0 scripts/train_v2.sh    # a rerun: skip the validation suites (~5 min each)
+#   VALIDATE=0 scripts/train_v2.sh    # a rerun: skip the validation suites (~8 min each)
 # Resumable: record-sim skips episodes already written, trunk caches are reused, a finished train
 # step is skipped (its metrics.csv has every epoch) and an interrupted one resumes, a finished
 # validation suite is skipped.
