@@ -268,3 +268,39 @@ def test_augment_changes_the_images_only_with_one_look_per_episode(tmp_path, cap
         find_bags(tmp_path / 'clean')[0])
     with pytest.raises(SystemExit, match='differ'):                         # pinned per folder
         _record(tmp_path / 'clean', *args, '--augment')
+
+
+def test_the_driving_policy_gets_odometry_progress_not_the_simulators_state():
+    """record-sim --driver: the policy measures its progress from the pose and twist (as vla_node
+    from /odom); the simulator's goal-relative state (the judge's) is only the expert's."""
+    from types import SimpleNamespace
+
+    from vla_nav.tools.record_sim.driver import PolicyDriver
+
+    class Spy(PolicyEngine):
+        backend = 'test'
+
+        def __init__(self):
+            self.spec = EngineSpec(image_height=8, image_width=8, feature_dim=2, state_dim=4)
+            self.states = []
+
+        def set_instruction(self, text):
+            pass
+
+        def encode_frame(self, rgb):
+            return np.zeros(2, np.float32)
+
+        def act(self, features, states=None):
+            self.states.append(states[-1].copy())
+            return np.tile(np.float32([0.2, 0.0]), (10, 1))
+
+    engine = Spy()
+    driver = PolicyDriver(engine, load_config().executor, control_dt=0.1)
+    driver.start('go to the red cone', now=0.0)
+    rgb = np.zeros((8, 8, 3), np.uint8)
+    junk = np.float32([9.0, 9.0, 99.0, 9.0])       # not what the robot could measure
+    for tick in range(3):
+        observation = SimpleNamespace(rgb=rgb, pose=(0.5 * tick, 0.0, 0.0), twist=(0.2, 0.0), state=junk)
+        driver.command(observation, (0.2, 0.0), now=0.1 * (tick + 1))
+    assert [round(float(s[2]), 6) for s in engine.states] == [0.0, 0.5, 1.0]
+    assert all(float(s[0]) == pytest.approx(0.2) for s in engine.states)

@@ -78,3 +78,62 @@ def test_eval_sim_verb_with_a_fake_policy(tmp_path, capsys):
     assert stop['start_pose'] == stop['end_pose'] and travelled > 1.0
     assert summary['success_rate'] == 0.5
     assert plot.is_file() and plot.stat().st_size > 1000
+
+
+class StallThenTurnEngine(PolicyEngine):
+    """A goto step: creeps forward for 12 chunks, then stops short (a stall: the robot's done rule
+    ends the step, the judge's does not); a turn step: turns left. Keeps every state it is given."""
+
+    backend = 'test'
+
+    def __init__(self):
+        self.spec = EngineSpec(image_height=32, image_width=32, feature_dim=2, state_dim=4)
+        self.text, self.acts, self.states = '', 0, []
+
+    def set_instruction(self, text):
+        self.text = text
+
+    def reset(self):
+        self.acts = 0
+
+    def encode_frame(self, rgb):
+        return np.zeros(2, np.float32)
+
+    def act(self, features, states=None):
+        self.acts += 1
+        self.states.append((self.text, states[-1].copy()))
+        if 'turn' in self.text:
+            return np.tile(np.float32([0.0, 0.6]), (10, 1))
+        return np.tile(np.float32([0.3 if self.acts <= 12 else 0.0, 0.0]), (10, 1))
+
+
+def test_the_policy_measures_each_step_from_the_robots_own_step_start():
+    """eval-sim feeds the simulator's pose and twist as odometry, as vla_node feeds /odom: when the
+    robot's done rule ends a goto step the judge still runs (a stall short of the target), the turn
+    step's state starts from zero at the robot's boundary, not from the judge's start."""
+    from vla_nav.config import load_config
+    from vla_nav.sim import NavSim
+    from vla_nav.sim.robot import RobotLimits
+    from vla_nav.tools.eval_sim import drive
+
+    config = load_config()
+    settings = ClosedLoopSettings.from_config(latency=0.0)
+    sim = NavSim(split='test', seed=0, image_size=settings.image_size,
+                 control_dt=1.0 / settings.control_rate, world='v2',
+                 limits=RobotLimits.from_executor(config.executor), stop_words=config.stop_words)
+    for episode in range(20):   # a room whose goto target is over 1.5 m ahead of the start
+        observation = sim.reset(episode, kind='goto')
+        target, (x, y, _) = sim.scenario.target.position, observation.pose
+        if math.dist(target, (x, y)) > 1.5:
+            break
+    text = f'{sim.scenario.instruction}, then turn left'
+    assert sim.set_instruction(text) is not None and len(sim.scenario.steps) == 2
+    engine = StallThenTurnEngine()
+    drive(engine, sim, sim.observation, text, settings, config.executor)
+    goto = [state for step, state in engine.states if 'turn' not in step]
+    turn = [state for step, state in engine.states if 'turn' in step]
+    assert goto and turn, 'the robot never started the turn step'
+    assert goto[-1][2] > 0.2                     # the goto step moved the robot before it stalled
+    assert sim.step_index == 0                   # ... and the judge still runs the goto step
+    assert turn[0][2] < 0.02 and abs(turn[0][3]) < 0.05   # the turn starts from the robot's boundary
+    assert turn[-1][3] > 0.5                     # and its yaw change is the turn's own

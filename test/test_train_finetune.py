@@ -177,3 +177,32 @@ def test_keep_last_writes_the_last_epoch_even_when_it_is_not_the_best(setup):
 def test_keep_must_be_best_or_last(setup, tmp_path):
     with pytest.raises(ValueError, match='keep must be one of'):
         _config(setup, tmp_path / 'x', keep='latest')
+
+
+def test_replay_sample_keeps_the_newest_folder_and_a_seeded_share_of_the_older():
+    from vla_nav.training.samples import replay_sample
+    ids = list(range(10))                      # 0..5 older folders, 6..9 the newest
+    kept = replay_sample(ids, older=6, fraction=0.5, seed=3)
+    assert kept == sorted(kept) and kept[-4:] == [6, 7, 8, 9]
+    assert len([i for i in kept if i < 6]) == 3
+    assert kept == replay_sample(ids, older=6, fraction=0.5, seed=3)
+    assert replay_sample(ids, older=6, fraction=1.0, seed=3) == ids
+    assert replay_sample([1, 7], older=6, fraction=0.4, seed=3) in ([7], [1, 7])
+
+
+def test_replay_fraction_trains_on_the_last_folder_and_a_sample_of_the_others(setup):
+    """A DAgger round's fine-tune: `--data OLD NEW --replay-fraction 0.5` keeps every episode of
+    NEW and half of OLD's, so it trains on fewer windows than on all of both."""
+    write_synthetic_bags(setup / 'newer', episodes=2, length=30, image_size=32)
+    data = [str(setup / 'train'), str(setup / 'newer')]
+    config = load_checkpoint(setup / 'init').config
+    full = train(_config(setup, setup / 'replay_all', data=data, epochs=1), config)
+    half = train(_config(setup, setup / 'replay_half', data=data, epochs=1, replay_fraction=0.5), config)
+    meta = {name: json.loads((setup / name / 'config.json').read_text())['metadata']
+            for name in ('replay_all', 'replay_half')}
+    per_episode = meta['replay_all']['train_windows'] / 5
+    assert meta['replay_half']['train_windows'] == pytest.approx(per_episode * (2 + 2), rel=0.05)
+    assert meta['replay_half']['train']['replay_fraction'] == 0.5
+    assert full.epochs_run == half.epochs_run == 1
+    with pytest.raises(ValueError, match='replay_fraction'):
+        _config(setup, setup / 'x', replay_fraction=0.0)

@@ -87,7 +87,11 @@ def drive(engine, sim, observation, text: str, settings: ClosedLoopSettings, exe
           keep_trajectory: bool = False) -> dict:
     """Drive the simulator's current task (already reset) with the policy told `text` (the task's
     own instruction, or another sentence for a control) until the judge ends it or its time limit
-    + margin passes; the simulator's metrics plus timing figures."""
+    + margin passes; the simulator's metrics plus timing figures.
+
+    The policy gets the simulator's pose and twist as odometry, every control tick, and measures
+    its own progress from them as vla_node does from /odom: its steps start where ITS done rule
+    says, not where the judge's does (the simulator's goal-relative state is the judge's)."""
     from vla_nav.config import load_config
     from vla_nav.core.closed_loop import ClosedLoop
 
@@ -100,8 +104,9 @@ def drive(engine, sim, observation, text: str, settings: ClosedLoopSettings, exe
     outcome = None
     for tick in range(limit):
         now = CLOCK_OFFSET + observation.time
+        closed.update_odometry(*observation.pose, *observation.twist)
         if tick % settings.ticks_per_frame == 0:
-            closed.frame(observation.rgb, now, now, state=observation.state)
+            closed.frame(observation.rgb, now, now)
         linear, angular = closed.tick(now)
         render = (tick + 1) % settings.ticks_per_frame == 0
         result = sim.step(linear, angular, render=render)

@@ -73,6 +73,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--instruction-loss', type=float, default=0.0, metavar='WEIGHT',
                         help='auxiliary loss: a probe on the projected instruction must name its task '
                              '(needs --paraphrases; clusters wordings by meaning; 0: off)')
+    parser.add_argument('--replay-fraction', type=float, default=1.0, metavar='F',
+                        help='train on a seeded share F of the episodes of every --data folder but '
+                             'the last (a DAgger round: its new recording in full plus a rehearsal '
+                             'sample of the older ones; 1: all)')
     parser.add_argument('--keep', choices=KEEP_CHOICES, default='best',
                         help="the checkpoint written to --out: the epoch with the best validation MAE, "
                              "or the last epoch (DAgger fine-tunes: the expert-driven validation bags "
@@ -174,6 +178,7 @@ def run(args: argparse.Namespace) -> int:
                              hold_ticks=args.hold_ticks, text_noise=args.text_noise,
                              paraphrases=args.paraphrases, instruction_loss=args.instruction_loss,
                              cache_dir=args.cache_dir, init=args.init, keep=args.keep,
+                             replay_fraction=args.replay_fraction,
                              stop_phrases=tuple(load_config().stop_words),
                              threads=args.threads, device=args.device, progress=not args.quiet)
     except (ValueError, TypeError) as error:

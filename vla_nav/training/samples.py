@@ -77,6 +77,17 @@ def split_episodes(cache: FeatureCache, fraction: float, seed: int) -> tuple[lis
     return train_ids, val_ids
 
 
+def replay_sample(ids: list[int], older: int, fraction: float, seed: int) -> list[int]:
+    """`ids` with only a seeded `fraction` of those below `older` (the episodes of the older data
+    folders; the newest folder's come after them) kept, in order; fraction 1 keeps all."""
+    if fraction >= 1.0:
+        return list(ids)
+    old = [i for i in ids if i < older]
+    keep = int(round(fraction * len(old)))
+    chosen = set(np.random.default_rng([seed, 11]).permutation(old)[:keep].tolist()) if old else set()
+    return [i for i in ids if i >= older or i in chosen]
+
+
 def model_states(cache: FeatureCache, state_dim: int, stop_phrases=()) -> np.ndarray | None:
     """(N, state_dim) float32 per cache row: the policy's state input as PolicyLoop builds it.
     state_dim 4: the cached GoalProgress state; 8: plus the goal features of the segment's

@@ -74,10 +74,11 @@ from vla_nav.model.config import PolicyConfig
 from vla_nav.model.policy import VLAPolicy
 from vla_nav.training import KEEP_CHOICES
 from vla_nav.training.distributed import Distributed, distributed
-from vla_nav.training.feature_cache import load_or_build_cache
+from vla_nav.training.feature_cache import load_or_build_cache, merge_caches
 from vla_nav.training.metrics import ChunkMAE
 from vla_nav.training.paraphrases import build_paraphrase_table, resolve_paraphraser
-from vla_nav.training.samples import Batches, build_windows, model_states, split_episodes
+from vla_nav.training.samples import (Batches, build_windows, model_states, replay_sample,
+                                      split_episodes)
 from vla_nav.training.state import (
     METRICS_FILE,
     STATE_DIR,
@@ -125,6 +126,10 @@ class TrainConfig:
     stop_phrases: tuple = ()          # the one stop list (config stop_words): how goal features
                                       # (state_dim 8) read each segment's instruction
     init: str = ''                    # checkpoint dir to fine-tune ('' = random weights)
+    replay_fraction: float = 1.0      # share of the episodes of every `data` folder but the LAST
+                                      # that training keeps (a seeded sample; 1: all): a DAgger
+                                      # round fine-tunes on its new recording in full plus a
+                                      # rehearsal sample of the older ones, so rounds stop growing
     keep: str = 'best'                # the checkpoint in `out`: 'best' validation MAE, or 'last'
                                       # epoch (DAgger rounds: their states are the policy's own,
                                       # which the expert-driven validation bags do not measure)
@@ -155,6 +160,8 @@ class TrainConfig:
             problems.append(f'hold_ticks must be >= 0, got {self.hold_ticks}')
         if self.max_minutes < 0:
             problems.append(f'max_minutes must be >= 0, got {self.max_minutes}')
+        if not 0.0 < self.replay_fraction <= 1.0:
+            problems.append(f'replay_fraction must be in (0, 1], got {self.replay_fraction}')
         return problems
 
     def _option_problems(self) -> list[str]:
@@ -263,7 +270,10 @@ class _Run:
 
     def _load_caches(self):
         config, policy = self.config, self.policy
-        cache = load_or_build_cache(config.data, policy, config.cache_dir or None, progress=self.progress)
+        caches = [load_or_build_cache(path, policy, config.cache_dir or None, progress=self.progress)
+                  for path in config.data]
+        self.newest_episodes = len(caches[-1].episodes)   # the last folder's: never sampled down
+        cache = caches[0] if len(caches) == 1 else merge_caches(caches)
         val_cache = (load_or_build_cache(config.val_data, policy, config.cache_dir or None,
                                          progress=self.progress) if config.val_data else None)
         return cache, val_cache
@@ -276,6 +286,8 @@ class _Run:
         else:
             train_ids, val_ids = split_episodes(cache, config.val_fraction, config.seed)
             val_cache = cache
+        train_ids = replay_sample(train_ids, len(cache.episodes) - self.newest_episodes,
+                                  config.replay_fraction, config.seed)
         self.cache_key = cache.key
         self.paraphrase = None
         if config.paraphrases:

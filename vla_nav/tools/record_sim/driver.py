@@ -35,7 +35,8 @@ class PolicyDriver:
 
         if self.takeover_at is not None:
             return label
-        self.closed.frame(observation.rgb, now, now, state=observation.state)
+        self.closed.update_odometry(*observation.pose, *observation.twist)   # as vla_node: /odom
+        self.closed.frame(observation.rgb, now, now)
         linear, angular = self.closed.tick(now)
         resting = abs(linear) < STOPPED_LINEAR and abs(angular) < STOPPED_ANGULAR
         wants_motion = label != (0.0, 0.0)
