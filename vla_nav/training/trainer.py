@@ -77,8 +77,7 @@ from vla_nav.training.distributed import Distributed, distributed
 from vla_nav.training.feature_cache import load_or_build_cache, merge_caches
 from vla_nav.training.metrics import ChunkMAE
 from vla_nav.training.paraphrases import build_paraphrase_table, resolve_paraphraser
-from vla_nav.training.samples import (Batches, build_windows, model_states, replay_sample,
-                                      split_episodes)
+from vla_nav.training.samples import Batches, build_windows, model_states, replay_sample, split_episodes
 from vla_nav.training.state import (
     METRICS_FILE,
     STATE_DIR,
