@@ -29,7 +29,8 @@ Rates carry 95% Wilson score intervals (stats.wilson_interval). Outputs in --out
 trajectories of the first --plot-episodes episodes of each tier).
 
 Seeds (what serves what; record-sim's default is --seed 0; the default recipe records the train
-split with seeds 0 and 2, offline validation with 1, DAgger with 3, see models/default/RECIPE.md):
+split with seed 0, offline validation with 1, the DAgger rounds with 3, 4, 8, 9 and 10; seed 2
+was the v1 recipe's; see models/default/RECIPE.md):
   test split, seed TEST_SEED (0)              published figures, run once per published model
   train split, seed VALIDATION_SEED (100)     `--validation`: choosing epochs and variants; the
                                               held-out tiers do not exist on the train split
@@ -51,7 +52,7 @@ from vla_nav.tools.suite.tiers import EXTRA_TIERS, SCENE_TIER, SUITE_TIERS
 
 TEST_SEED = 0
 VALIDATION_SEED = 100
-TRAINING_SEEDS = (0, 1, 2, 3)   # record-sim seeds of the default recipe (train split; 3: DAgger)
+TRAINING_SEEDS = (0, 1, 2, 3, 4, 8, 9, 10)   # record-sim seeds of the recipes (train split)
 TEST_ONLY_TIERS = ('held_out_pair', 'held_out_words', 'numbers')
 DEFAULT_EPISODES = 200
 SUITE_LATENCY = 0.02   # s, frame -> chunk at the executor: fixed (not measured) so runs repeat
