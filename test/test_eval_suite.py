@@ -223,3 +223,31 @@ def test_records_do_not_depend_on_the_number_of_workers(oracle_run):
     serial = [r for r in records if r['label'] == 'goto'][:2]
     assert [{k: v for k, v in r.items() if k not in timing} for r in parallel] == \
         [{k: v for k, v in r.items() if k not in timing} for r in serial]
+
+
+def test_in_view_success_is_binned_by_the_targets_distance_at_the_start():
+    from vla_nav.tools.suite.report import by_target_distance
+
+    def record(label, distance, outcome, mode='task'):
+        return {'label': label, 'mode': mode, 'outcome': outcome, 'start_target_m': distance}
+    records = [record('goto', 0.5, 'success'), record('distractor', 1.9, 'timeout'),
+               record('relational', 2.0, 'success'), record('goto', 3.5, 'collision'),
+               record('search', 1.0, 'success'), record('blind:goto', 1.0, 'timeout'),
+               record('retarget', 2.5, 'skipped'), {'label': 'stop', 'outcome': 'success'}]
+    bins = by_target_distance(records)
+    assert list(bins) == ['under 2 m', '2-3 m', '3 m and more']
+    assert bins['under 2 m']['episodes'] == 2 and bins['under 2 m']['success']['count'] == 1
+    assert bins['2-3 m']['episodes'] == 1 and bins['2-3 m']['success']['count'] == 1
+    assert bins['3 m and more']['collision']['count'] == 1
+    assert by_target_distance([record('search', 1.0, 'success')]) == {}
+
+
+def test_suite_records_where_the_target_was_when_the_episode_started(oracle_run):
+    summary, records, _ = oracle_run
+    in_view = [r for r in records if r['label'] in ('goto', 'distractor', 'retarget')
+               and r['outcome'] != 'skipped']
+    assert in_view and all(r['start_target_m'] > 0 and r['start_target_pixels'] > 0 for r in in_view)
+    assert all('start_target_m' not in r for r in records if r['label'] == 'stop')
+    bins = summary['by_target_distance']
+    assert sum(v['episodes'] for v in bins.values()) == len(in_view)
+    assert 'by the target\'s distance at the start' in format_text(summary)

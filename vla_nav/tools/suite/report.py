@@ -12,7 +12,12 @@ from vla_nav.tools.suite.tiers import BLIND_PREFIX
 RECORD_KEYS = ('label', 'tier', 'mode', 'episode', 'instruction', 'policy_text', 'kind', 'outcome',
                'reason', 'time', 'time_to_goal', 'path_length', 'path_efficiency', 'start_pose',
                'end_pose', 'collided_with', 'steps', 'steps_done', 'target_index', 'end_object',
-               'original_instruction', 'original_target', 'chunks', 'inference_ms_p50')
+               'original_instruction', 'original_target', 'chunks', 'inference_ms_p50',
+               'start_target_m', 'start_target_pixels')
+# success of the in-view tiers (the target named and in the first frame) by the distance from the
+# robot to the target's surface at the start: at 80 px a far target is a few pixels
+IN_VIEW_LABELS = ('goto', 'distractor', 'retarget', 'relational', 'held_out_pair', 'held_out_words')
+DISTANCE_BINS = ((0.0, 2.0), (2.0, 3.0), (3.0, float('inf')))
 
 
 def by_label(records: list[dict]) -> dict[str, list[dict]]:
@@ -32,6 +37,21 @@ def retarget_swap(records: list[dict]) -> dict:
     both = sum(1 for a, b in pairs if a['outcome'] == 'success' and b['outcome'] == 'success'
                and a.get('end_object') is not None and a.get('end_object') != b.get('end_object'))
     return {'pairs': len(pairs), **rate(both, len(pairs))}
+
+
+def by_target_distance(records: list[dict]) -> dict:
+    """{'under 2 m': rates, '2-3 m': ..., '3 m and more': ...} over the in-view tiers' episodes
+    (IN_VIEW_LABELS, driven with the words); bins without episodes are left out."""
+    driven = [r for r in records if r['label'] in IN_VIEW_LABELS and r['outcome'] != 'skipped'
+              and r.get('start_target_m') is not None]
+    out = {}
+    for low, high in DISTANCE_BINS:
+        name = (f'under {high:g} m' if low == 0 else f'{low:g} m and more' if high == float('inf')
+                else f'{low:g}-{high:g} m')
+        items = [r for r in driven if low <= r['start_target_m'] < high]
+        if items:
+            out[name] = outcome_rates(items)
+    return out
 
 
 def summarise_suite(records: list[dict], meta: dict) -> dict:
@@ -54,6 +74,7 @@ def summarise_suite(records: list[dict], meta: dict) -> dict:
     if 'retarget' in tiers:
         controls['retarget_swap'] = retarget_swap(records)
     return {'meta': meta, 'tiers': tiers, 'controls': controls,
+            'by_target_distance': by_target_distance(records),
             'records': [{k: r[k] for k in RECORD_KEYS if k in r} for r in records]}
 
 
@@ -86,6 +107,10 @@ def format_text(summary: dict) -> str:
     if swap:
         lines.append(f'retarget-swap control: {swap["count"]} of {swap["pairs"]} rooms reached both '
                      f'named objects and ended at different ones: {_cell(swap)}')
+    distances = summary.get('by_target_distance') or {}
+    if distances:
+        lines.append('in-view tiers by the target\'s distance at the start: ' + '; '.join(
+            f'{name} {_cell(v["success"])} ({v["episodes"]})' for name, v in distances.items()))
     return '\n'.join(lines)
 
 

@@ -2,6 +2,8 @@
 order (deterministic whatever the number of workers)."""
 from __future__ import annotations
 
+import math
+
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -63,6 +65,7 @@ def run_job(job: Job, keep_trajectory: bool) -> tuple[dict, object]:
     if prepared is None:
         return {**base, 'outcome': 'skipped', 'reason': 'no other visible object to name'}, None
     observation, text, note = prepared
+    start = _target_at_start(sim, observation.pose)
     engine = BlindEngine(_WORKER['engine']) if job.mode == 'blind' else _WORKER['engine']
     record = drive(engine, sim, observation, text, _WORKER['settings'], _WORKER['executor'],
                    keep_trajectory)
@@ -70,8 +73,20 @@ def run_job(job: Job, keep_trajectory: bool) -> tuple[dict, object]:
     target = sim.scenario.target
     record.update(**base, **note, policy_text=BLIND_TEXT if job.mode == 'blind' else text,
                   target_index=None if target is None else _index_of(layout, target),
-                  end_object=end_object(layout, sim.observation.pose))
+                  end_object=end_object(layout, sim.observation.pose), **start)
     return record, (layout if keep_trajectory else None)
+
+
+def _target_at_start(sim, pose) -> dict:
+    """The named target as the episode starts: metres from the robot to its surface and its
+    pixels in the first camera frame (report.by_target_distance bins success by the first)."""
+    target = sim.scenario.target if sim.scenario is not None else None
+    if target is None:
+        return {}
+    index = _index_of(sim.layout, target)
+    pixels = sim.world.pixel_counts().get(index, 0) if index is not None else 0
+    distance = math.dist(target.position, pose[:2]) - target.radius
+    return {'start_target_m': round(distance, 3), 'start_target_pixels': int(pixels)}
 
 
 def _index_of(layout, obj) -> int | None:
