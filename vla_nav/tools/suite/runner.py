@@ -3,7 +3,6 @@ order (deterministic whatever the number of workers)."""
 from __future__ import annotations
 
 import math
-
 from collections.abc import Callable
 from dataclasses import dataclass
 
