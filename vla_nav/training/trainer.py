@@ -271,21 +271,21 @@ class _Run:
         config, policy = self.config, self.policy
         caches = [load_or_build_cache(path, policy, config.cache_dir or None, progress=self.progress)
                   for path in config.data]
-        self.newest_episodes = len(caches[-1].episodes)   # the last folder's: never sampled down
-        cache = caches[0] if len(caches) == 1 else merge_caches(caches)
         val_cache = (load_or_build_cache(config.val_data, policy, config.cache_dir or None,
                                          progress=self.progress) if config.val_data else None)
-        return cache, val_cache
+        # the last folder's episode count: replay_sample never samples those down
+        cache = caches[0] if len(caches) == 1 else merge_caches(caches)
+        return cache, val_cache, len(caches[-1].episodes)
 
     def _prepare_data(self) -> None:
         config, policy_config = self.config, self.policy_config
-        cache, val_cache = self.ranks.main_first(self._load_caches)   # rank 0 builds, then the rest read
+        cache, val_cache, newest = self.ranks.main_first(self._load_caches)   # rank 0 builds first
         if val_cache is not None:
             train_ids, val_ids = list(range(len(cache.episodes))), list(range(len(val_cache.episodes)))
         else:
             train_ids, val_ids = split_episodes(cache, config.val_fraction, config.seed)
             val_cache = cache
-        train_ids = replay_sample(train_ids, len(cache.episodes) - self.newest_episodes,
+        train_ids = replay_sample(train_ids, len(cache.episodes) - newest,
                                   config.replay_fraction, config.seed)
         self.cache_key = cache.key
         self.paraphrase = None

@@ -3,6 +3,7 @@ Markdown tables, per-tier trajectory PNGs and the JSON of per-episode records.""
 from __future__ import annotations
 
 import json
+import math
 from collections import defaultdict
 from pathlib import Path
 
@@ -15,9 +16,8 @@ RECORD_KEYS = ('label', 'tier', 'mode', 'episode', 'instruction', 'policy_text',
                'original_instruction', 'original_target', 'chunks', 'inference_ms_p50',
                'start_target_m', 'start_target_pixels')
 # success of the in-view tiers (the target named and in the first frame) by the distance from the
-# robot to the target's surface at the start: at 80 px a far target is a few pixels
-IN_VIEW_LABELS = ('goto', 'distractor', 'retarget', 'relational', 'held_out_pair', 'held_out_words')
-DISTANCE_BINS = ((0.0, 2.0), (2.0, 3.0), (3.0, float('inf')))
+# robot to the target's surface at the start (m): at 80 px a far target is a few pixels
+DISTANCE_BINS = (('under 2 m', 0.0, 2.0), ('2-3 m', 2.0, 3.0), ('3 m and more', 3.0, math.inf))
 
 
 def by_label(records: list[dict]) -> dict[str, list[dict]]:
@@ -41,13 +41,14 @@ def retarget_swap(records: list[dict]) -> dict:
 
 def by_target_distance(records: list[dict]) -> dict:
     """{'under 2 m': rates, '2-3 m': ..., '3 m and more': ...} over the in-view tiers' episodes
-    (IN_VIEW_LABELS, driven with the words); bins without episodes are left out."""
-    driven = [r for r in records if r['label'] in IN_VIEW_LABELS and r['outcome'] != 'skipped'
+    (the simulator's IN_VIEW_TIERS and retarget, driven with the words); empty bins are left out."""
+    from vla_nav.sim.navsim import IN_VIEW_TIERS
+
+    labels = (*IN_VIEW_TIERS, 'retarget')
+    driven = [r for r in records if r['label'] in labels and r['outcome'] != 'skipped'
               and r.get('start_target_m') is not None]
     out = {}
-    for low, high in DISTANCE_BINS:
-        name = (f'under {high:g} m' if low == 0 else f'{low:g} m and more' if high == float('inf')
-                else f'{low:g}-{high:g} m')
+    for name, low, high in DISTANCE_BINS:
         items = [r for r in driven if low <= r['start_target_m'] < high]
         if items:
             out[name] = outcome_rates(items)
