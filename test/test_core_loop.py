@@ -1,4 +1,5 @@
 """PolicyLoop with the deterministic brightness policy; stats and mailbox helpers."""
+import dataclasses
 import threading
 
 import numpy as np
@@ -46,6 +47,19 @@ def test_history_encodes_only_newest_and_repeats_oldest():
     assert engine.encoded == 4 and loop.history_fill == 4
     # window = 5 x white (oldest repeated) + 3 x black
     assert chunk.actions[0, 0] == pytest.approx(LINEAR_GAIN * 5 / 8, rel=1e-5)
+
+
+def test_a_history_stride_spaces_the_window_the_engine_sees():
+    engine = BrightnessPolicy()
+    engine.spec = dataclasses.replace(engine.spec, history_stride=3)
+    engine, loop = make_loop(engine)
+    loop.set_instruction('go to the red cone')
+    loop.step(WHITE, 1.0, 1.0)
+    for index in range(1, 4):
+        chunk = loop.step(BLACK, 1.0 + index * 0.1, 1.0 + index * 0.1)
+    # positions stand for ticks 3 - 3k: only the newest is black, the rest reach back to tick 0
+    assert engine.encoded == 4 and loop.history_fill == 4
+    assert chunk.actions[0, 0] == pytest.approx(LINEAR_GAIN * 7 / 8, rel=1e-5)
 
 
 def test_new_goal_clears_history_and_refuses_old_frames():

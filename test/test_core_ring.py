@@ -49,3 +49,31 @@ def test_reset_and_errors():
         ring.push(np.zeros(3))
     with pytest.raises(ValueError):
         FeatureRing(0, 2)
+
+
+def test_stride_spaces_the_window_and_pads_with_the_first_push():
+    ring = FeatureRing(3, 1, stride=2)
+    assert ring.size == 5 and ring.window_length == 3
+    ring.push(vec(0, 1))
+    np.testing.assert_array_equal(ring.window()[:, 0], [0, 0, 0])
+    for value in range(1, 4):
+        ring.push(vec(value, 1))
+    np.testing.assert_array_equal(ring.window()[:, 0], [0, 1, 3])   # 3 - 4 is before the first
+    for value in range(4, 9):
+        ring.push(vec(value, 1))
+    assert ring.full
+    np.testing.assert_array_equal(ring.window()[:, 0], [4, 6, 8])
+    with pytest.raises(ValueError, match='stride'):
+        FeatureRing(3, 1, stride=0)
+
+
+@pytest.mark.parametrize('window,stride', [(8, 1), (8, 3), (4, 2), (1, 5)])
+def test_the_ring_reads_the_frames_training_windows_are_built_from(window, stride):
+    """The runtime's window at tick t holds exactly the frames `window_indices` trains on."""
+    from vla_nav.data.dataset import window_indices
+    length = 30
+    frame_index, _, _ = window_indices(length, window, chunk=2, stride=stride)
+    ring = FeatureRing(window, 1, stride)
+    for tick in range(length):
+        ring.push(vec(tick, 1))
+        np.testing.assert_array_equal(ring.window()[:, 0], frame_index[tick])

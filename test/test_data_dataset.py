@@ -146,3 +146,13 @@ def test_compressed_camera_and_undecodable_frames(tmp_path):
             writer.write_cmd_vel(stamp, 0.2, 0.0)
     (episode,) = read_episodes(tmp_path)
     assert episode.frames[:, 0, 0, 0].tolist() == [0, 10, 10, 30]
+
+
+def test_window_indices_with_a_history_stride():
+    frame_index, action_index, mask = window_indices(6, window=3, chunk=2, stride=2)
+    assert frame_index.tolist() == [[0, 0, 0], [0, 0, 1], [0, 0, 2], [0, 1, 3], [0, 2, 4], [1, 3, 5]]
+    # position p of window t stands for tick t - (2 - p) * 2: supervised only when that tick exists
+    assert mask[3, :, 0].tolist() == [False, True, True] and mask[5, :, 0].tolist() == [True] * 3
+    assert action_index[5, 0].tolist() == [1, 2] and mask[5, 2].tolist() == [True, False]
+    with pytest.raises(ValueError, match='stride'):
+        window_indices(6, window=3, chunk=2, stride=0)

@@ -25,7 +25,7 @@ def policy() -> VLAPolicy:
 
 
 def test_config_round_trip_and_default_bounds_cover_the_executor_limits():
-    config = PolicyConfig(head='gpt', state_dim=4)
+    config = PolicyConfig(head='gpt', state_dim=4, history_stride=3)
     assert PolicyConfig.from_dict(config.to_dict()) == config
     limits = load_config().executor   # the model can express every command the executor allows
     assert config.action_low[0] <= limits.min_linear_vel
@@ -43,6 +43,7 @@ def test_config_round_trip_and_default_bounds_cover_the_executor_limits():
     ({'action_low': (0.5, -1.5)}, 'action_low'),
     ({'action_low': (0.0,)}, 'action_low'),
     ({'trunk_blocks': 17}, 'trunk_blocks'),
+    ({'history_stride': 0}, 'history_stride'),
     ({'backbone': 'kosmos2'}, 'kosmos2_path'),
     ({'format_version': 99}, 'format_version'),
 ])

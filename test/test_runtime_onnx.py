@@ -28,8 +28,9 @@ GOAL = 'go to the blue ball on the left'
 
 @pytest.fixture(scope='module')
 def model_dir(tmp_path_factory):
-    """A random-weights checkpoint with a state input and a two-layer neck, exported once (fp32 + fp16)."""
-    directory = save_random_checkpoint(PolicyConfig(state_dim=4, neck_layers=2),
+    """A random-weights checkpoint with a state input, a two-layer neck and a history stride,
+    exported once (fp32 + fp16)."""
+    directory = save_random_checkpoint(PolicyConfig(state_dim=4, neck_layers=2, history_stride=2),
                                        tmp_path_factory.mktemp('onnx') / 'model')
     export_onnx(directory, fp16=True)
     return directory
@@ -54,6 +55,7 @@ def test_parity_with_torch(model_dir, torch_engine, precision, feature_tol, chun
     engine = OnnxEngine(model_dir, precision=precision)
     engine.set_instruction(GOAL)
     assert engine.spec == torch_engine.spec and engine.provider == 'CPUExecutionProvider'
+    assert engine.spec.history_stride == 2     # the runtime ring reads it from the checkpoint
     text_tol = 1e-4 if precision == 'fp32' else 1e-2
     np.testing.assert_allclose(engine.embed_instruction(GOAL), torch_engine.embed_instruction(GOAL),
                                atol=text_tol)

@@ -163,6 +163,9 @@ def test_hold_ticks_extend_episodes_that_end_stopped():
     assert held.mask[2, -1].all() and not held.target[2, -1].any()   # stay at zero, supervised
     assert held.target[0, -1].tolist() == actions[:3].tolist()
     assert held.frame_index[7:].min() == 3 and len(held.frame_index[7:]) == 2   # moving: no hold
+    strided = build_windows(cache, [0, 1], window=2, chunk=3, stride=2)
+    assert strided.frame_index.tolist() == [[0, 0], [0, 1], [0, 2], [3, 3], [3, 4]]
+    assert strided.mask[2, 0].tolist() == [True, True, True] and not strided.mask[1, 0].any()
 
 
 def test_model_states_add_each_segments_goal_features():

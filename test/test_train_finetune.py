@@ -148,6 +148,24 @@ def test_cli_fine_tune_with_matching_options_and_the_fine_tuning_lr(setup, tmp_p
     assert 'nowhere' in capsys.readouterr().err
 
 
+def test_a_fine_tune_may_re_time_the_history_window(setup, tmp_path, capsys):
+    """history_stride changes no weight's shape: --init MODEL --set history_stride=3 starts from
+    MODEL's weights (epoch 0 scores them in the new spacing) and saves the new stride."""
+    assert _cli(setup, tmp_path, '--set', 'history_stride=3') == 0
+    capsys.readouterr()
+    tuned = load_checkpoint(tmp_path / 'cli')
+    assert tuned.config.history_stride == 3
+    assert tuned.config == PolicyConfig(**dict(TINY_POLICY, history_stride=3))
+    retimed = load_checkpoint(setup / 'init').config
+    retimed = PolicyConfig.from_dict({**retimed.to_dict(), 'history_stride': 3})
+    out = tmp_path / 'epoch0'
+    result = train(_config(setup, out, epochs=1, lr=1e-12), retimed)
+    rows = list(csv.DictReader(open(out / 'metrics.csv')))
+    assert rows[0]['epoch'] == '0' and result.best_epoch in (0, 1)
+    init = _weights(setup / 'init' / 'model.safetensors')
+    assert all(torch.allclose(init[k], v, atol=1e-6) for k, v in _weights(out / 'model.safetensors').items())
+
+
 def test_without_init_the_scratch_defaults_still_apply(tmp_path):
     import argparse
     parser = argparse.ArgumentParser()

@@ -26,6 +26,7 @@ class EngineSpec:
     image_width: int
     feature_dim: int           # length of one cached per-frame feature
     window: int = DEFAULT_WINDOW
+    history_stride: int = 1    # frames between window positions (PolicyConfig.history_stride)
     chunk: int = DEFAULT_CHUNK
     action_dim: int = DEFAULT_ACTION_DIM
     dt: float = DEFAULT_DT

@@ -7,6 +7,11 @@ Until the ring is full the window repeats the OLDEST entry at the front (a fresh
 frames gives [f0, f0, f0, f0, f0, f0, f0, f1]): the head always sees a full-length window of real
 observations, which is how the dataset pads the first steps of an episode, so chunks are usable from
 the first frame instead of being flagged invalid.
+
+stride > 1 spaces the window's entries `stride` pushes apart (newest last): the ring keeps the last
+(window - 1) * stride + 1 pushes and the window reads every stride-th of them back from the newest,
+so the same head sees a longer stretch of time. Padding works the same way: positions older than
+the first push repeat the first push.
 """
 from __future__ import annotations
 
@@ -14,20 +19,30 @@ import numpy as np
 
 
 class FeatureRing:
-    """Preallocated ring of `window` float32 vectors of length `dim`."""
+    """Preallocated ring of float32 vectors of length `dim`; windows of `window` of them, `stride`
+    pushes apart."""
 
-    def __init__(self, window: int, dim: int) -> None:
-        if int(window) < 1 or int(dim) < 1:
-            raise ValueError(f'FeatureRing needs window >= 1 and dim >= 1, got {window}, {dim}')
-        self._size = int(window)
+    def __init__(self, window: int, dim: int, stride: int = 1) -> None:
+        if int(window) < 1 or int(dim) < 1 or int(stride) < 1:
+            raise ValueError(f'FeatureRing needs window, dim and stride >= 1, got {window}, {dim}, {stride}')
+        self._window = int(window)
+        self._stride = int(stride)
+        self._size = (self._window - 1) * self._stride + 1   # pushes kept
         self._dim = int(dim)
         self._buffer = np.zeros((self._size, self._dim), dtype=np.float32)
+        # window position p reads the entry (window - 1 - p) * stride pushes before the newest
+        self._back = (self._window - 1 - np.arange(self._window)) * self._stride
         self._next = 0      # slot the next push writes
         self._fill = 0
 
     @property
     def size(self) -> int:
+        """Pushes kept: (window - 1) * stride + 1."""
         return self._size
+
+    @property
+    def window_length(self) -> int:
+        return self._window
 
     @property
     def dim(self) -> int:
@@ -35,7 +50,7 @@ class FeatureRing:
 
     @property
     def fill(self) -> int:
-        """Number of real entries (0..window)."""
+        """Number of real entries (0..size)."""
         return self._fill
 
     @property
@@ -64,10 +79,7 @@ class FeatureRing:
         if self._fill == 0:
             raise ValueError('FeatureRing is empty: push at least one entry before reading a window')
         if out is None:
-            out = np.empty((self._size, self._dim), dtype=np.float32)
-        oldest = (self._next - self._fill) % self._size
-        order = (oldest + np.arange(self._fill)) % self._size
-        pad = self._size - self._fill
-        out[:pad] = self._buffer[oldest]
-        out[pad:] = self._buffer[order]
+            out = np.empty((self._window, self._dim), dtype=np.float32)
+        back = np.minimum(self._back, self._fill - 1)          # older than the first push: the first
+        out[:] = self._buffer[(self._next - 1 - back) % self._size]
         return out

@@ -81,8 +81,9 @@ class PolicyLoop:
         self.max_instruction_chars = int(max_instruction_chars)
         self.max_image_age = float(max_image_age)
         self._limits = np.array(action_limits, dtype=np.float32)
-        self._features = FeatureRing(self.spec.window, self.spec.feature_dim)
-        self._states = FeatureRing(self.spec.window, self.spec.state_dim) if self.spec.state_dim else None
+        window, stride = self.spec.window, self.spec.history_stride
+        self._features = FeatureRing(window, self.spec.feature_dim, stride)
+        self._states = FeatureRing(window, self.spec.state_dim, stride) if self.spec.state_dim else None
         self._progress = GoalProgress()
         self._lock = threading.Lock()
         self._goal_id = 0

@@ -85,8 +85,8 @@ class Episode:
         return len(self.stamps)
 
 
-def window_indices(length: int, window: int = DEFAULT_WINDOW, chunk: int = DEFAULT_CHUNK
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def window_indices(length: int, window: int = DEFAULT_WINDOW, chunk: int = DEFAULT_CHUNK,
+                   stride: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Index arrays for supervising every window position with its own chunk.
 
     For tick t (0..T-1) the window holds ticks t-window+1 .. t (oldest first, position window-1 is
@@ -100,12 +100,14 @@ def window_indices(length: int, window: int = DEFAULT_WINDOW, chunk: int = DEFAU
     Returns (frame_index (T, window) int64, action_index (T, window, chunk) int64, mask (T, window,
     chunk) bool). Targets: `episode.actions[action_index]` -> (T, window, chunk, 2), see
     `make_windows`. States for position p: `episode.states[frame_index]`.
+    stride > 1 (PolicyConfig.history_stride): position p stands for tick j = t - (window-1-p) *
+    stride, as the runtime's FeatureRing reads it; the rest is unchanged.
     """
     length = int(length)
-    if window < 1 or chunk < 1 or length < 0:
-        raise ValueError(f'need window >= 1, chunk >= 1, length >= 0; got {window}, {chunk}, '
-                         f'{length}')
-    ticks = np.arange(length)[:, None] - window + 1 + np.arange(window)[None, :]   # (T, W): j
+    if window < 1 or chunk < 1 or length < 0 or stride < 1:
+        raise ValueError(f'need window >= 1, chunk >= 1, length >= 0, stride >= 1; got {window}, '
+                         f'{chunk}, {length}, {stride}')
+    ticks = np.arange(length)[:, None] - (window - 1 - np.arange(window)[None, :]) * stride  # (T, W): j
     frame_index = np.maximum(ticks, 0)
     steps = ticks[:, :, None] + np.arange(chunk)[None, None, :]                  # (T, W, C)
     mask = (ticks[:, :, None] >= 0) & (steps < length)

@@ -16,6 +16,9 @@ Fields (validated in `__post_init__`; `to_dict()` / `from_dict()` round-trip thr
                  (binding: "green AND ball at the same place", not just "green" and "ball")
   feature_dim    length of one per-frame feature (what the runtime caches per frame)
   window, chunk  8 frames of history in, 10 actions out
+  history_stride frames between two window positions (1: the last 8 frames, 0.8 s at 10 Hz; 3: every
+                 third frame, a 2.1 s memory for the same head cost: the runtime ring keeps
+                 (window - 1) * stride + 1 features, training builds its windows alike)
   action_dim, dt 2 = (linear.x m/s, angular.z rad/s); seconds between actions of a chunk
   state_dim      0 (images + instruction only) or 4 = vla_nav.core.robot_state.STATE_DIM:
                  (v, w, distance since goal start, yaw change since goal start), or 8 =
@@ -65,6 +68,11 @@ DEFAULT_ACTION_LOW = (-0.2, -1.5)
 DEFAULT_ACTION_HIGH = (0.5, 1.5)
 
 
+# Fields that change no tensor shape and no weight's meaning enough to refuse a fine-tune: `train
+# --init MODEL --set history_stride=3` re-times MODEL's memory and trains it to the new spacing.
+FINE_TUNABLE_FIELDS = ('history_stride',)
+
+
 @dataclass
 class PolicyConfig:
     backbone: str = 'edge'
@@ -75,6 +83,7 @@ class PolicyConfig:
     neck_layers: int = 1
     feature_dim: int = 256
     window: int = 8
+    history_stride: int = 1
     chunk: int = 10
     action_dim: int = 2
     dt: float = 0.1
@@ -123,7 +132,8 @@ class PolicyConfig:
 
     def _size_problems(self) -> list[str]:
         problems = [f'{name} must be >= 1, got {getattr(self, name)}'
-                    for name in ('neck_channels', 'neck_layers', 'feature_dim', 'window', 'chunk',
+                    for name in ('neck_channels', 'neck_layers', 'feature_dim', 'window', 'history_stride',
+                                 'chunk',
                                  'action_dim', 'head_hidden', 'head_layers', 'head_attention_heads',
                                  'flow_steps', 'text_max_tokens', 'kosmos2_max_text_tokens')
                     if int(getattr(self, name)) < 1]

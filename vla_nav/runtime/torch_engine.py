@@ -38,6 +38,7 @@ class TorchEngine(PolicyEngine):
         cfg = self.config = self.policy.config
         self.spec = EngineSpec(image_height=cfg.image_size, image_width=cfg.image_size,
                                feature_dim=cfg.feature_dim, window=cfg.window, chunk=cfg.chunk,
+                               history_stride=cfg.history_stride,
                                action_dim=cfg.action_dim, dt=cfg.dt, state_dim=cfg.state_dim)
         self._instruction: torch.Tensor | None = None
 

@@ -266,7 +266,7 @@ def time_cached_loop(engine, frames: np.ndarray, states: np.ndarray | None, step
     from vla_nav.core.feature_ring import FeatureRing
 
     spec = engine.spec
-    ring = FeatureRing(spec.window, spec.feature_dim)
+    ring = FeatureRing(spec.window, spec.feature_dim, spec.history_stride)
     window = np.empty((spec.window, spec.feature_dim), dtype=np.float32)
     encode_times, head_times, step_times = [], [], []
     for step in range(warmup + steps):

@@ -13,7 +13,8 @@ shows progress and writes files, e.g.
 --init MODEL fine-tunes an existing checkpoint (e.g. models/default) on your own bags: the policy
 config (backbone, head, sizes, action bounds) and the trainable weights come from MODEL, so
 --backbone / --head / --resolution / --state / --set may only repeat MODEL's values (anything else
-is refused: it would not load MODEL's weights). The learning rate defaults to FINETUNE_LR instead
+is refused: it would not load MODEL's weights), except the fields that change no weight's shape
+(model.config.FINE_TUNABLE_FIELDS: `--set history_stride=3` re-times MODEL's history window). The learning rate defaults to FINETUNE_LR instead
 of SCRATCH_LR; epoch 0 scores MODEL itself on the validation data, so the best checkpoint in CKPT
 is never worse there than where it started (it may be MODEL's weights again).
 """
@@ -132,17 +133,21 @@ def policy_config_from_args(args: argparse.Namespace):
 
 
 def init_policy_config(init: str, requested: dict[str, tuple[str, object]]):
-    """The init checkpoint's PolicyConfig, after checking that no option asks for another value."""
+    """The init checkpoint's PolicyConfig, after checking that no option asks for another value
+    (FINE_TUNABLE_FIELDS may change)."""
     from vla_nav.core.engine import ModelLoadError
-    from vla_nav.model.config import PolicyConfig, read_checkpoint_config
+    from vla_nav.model.config import FINE_TUNABLE_FIELDS, PolicyConfig, read_checkpoint_config
 
     try:
         config, _ = read_checkpoint_config(init)
     except ModelLoadError as error:
         raise ValueError(f'--init: {error}') from error
     current = config.to_dict()
+    changes = {key: value for key, (_, value) in requested.items() if key in FINE_TUNABLE_FIELDS}
     conflicts = []
     for key, (option, value) in requested.items():
+        if key in FINE_TUNABLE_FIELDS:
+            continue
         if key not in current:
             PolicyConfig.from_dict({key: value})   # raises the usual unknown-field error
         if key in current and _normalised(value) != _normalised(current[key]):
@@ -151,7 +156,7 @@ def init_policy_config(init: str, requested: dict[str, tuple[str, object]]):
         raise ValueError(f'--init {init} fixes the policy config, so these options conflict with '
                          f'it: {"; ".join(conflicts)}. Drop them to fine-tune {init}, or drop '
                          '--init to train a new model from scratch.')
-    return config
+    return PolicyConfig.from_dict({**current, **changes}) if changes else config
 
 
 def _normalised(value):

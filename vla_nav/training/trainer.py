@@ -70,7 +70,7 @@ import numpy as np
 import torch
 
 from vla_nav.model.checkpoint import load_checkpoint, save_checkpoint
-from vla_nav.model.config import PolicyConfig
+from vla_nav.model.config import FINE_TUNABLE_FIELDS, PolicyConfig
 from vla_nav.model.policy import VLAPolicy
 from vla_nav.training import KEEP_CHOICES
 from vla_nav.training.distributed import Distributed, distributed
@@ -260,11 +260,16 @@ class _Run:
         if not self.config.init or self.config.resume:
             return VLAPolicy(policy_config)
         policy = load_checkpoint(self.config.init)
-        if policy.config != policy_config:
-            changed = sorted(key for key, value in policy_config.to_dict().items()
-                             if policy.config.to_dict().get(key) != value)
+        changed = sorted(key for key, value in policy_config.to_dict().items()
+                         if policy.config.to_dict().get(key) != value)
+        if set(changed) - set(FINE_TUNABLE_FIELDS):
             raise ValueError(f'init {self.config.init}: its policy config differs from the one to '
-                             f'train in {changed}; a fine-tune trains the init model\'s own config')
+                             f'train in {changed}; a fine-tune trains the init model\'s own config '
+                             f'(only {", ".join(FINE_TUNABLE_FIELDS)} may change)')
+        if changed:   # same tensors, another reading of them: the init weights in the new config
+            retimed = VLAPolicy(policy_config)
+            retimed.load_state_dict(policy.state_dict())
+            return retimed
         return policy
 
     def _load_caches(self):
@@ -294,10 +299,12 @@ class _Run:
                 cache, resolve_paraphraser(config.paraphrases),
                 lambda texts: self.policy.embed_instructions(texts).float().cpu().numpy())
         window, chunk = policy_config.window, policy_config.chunk
+        stride = policy_config.history_stride
         state_dim, stop = policy_config.state_dim, config.stop_phrases
-        self.train_set = Batches(cache, build_windows(cache, train_ids, window, chunk, config.hold_ticks),
+        self.train_set = Batches(cache, build_windows(cache, train_ids, window, chunk, config.hold_ticks,
+                                                      stride),
                                  model_states(cache, state_dim, stop), self.paraphrase)
-        self.val_set = Batches(val_cache, build_windows(val_cache, val_ids, window, chunk),
+        self.val_set = Batches(val_cache, build_windows(val_cache, val_ids, window, chunk, stride=stride),
                                model_states(val_cache, state_dim, stop))
         if not len(self.train_set):
             raise ValueError('no training windows: the data has no usable episodes')
