@@ -80,6 +80,7 @@ class FeatureRing:
             raise ValueError('FeatureRing is empty: push at least one entry before reading a window')
         if out is None:
             out = np.empty((self._window, self._dim), dtype=np.float32)
-        back = np.minimum(self._back, self._fill - 1)          # older than the first push: the first
-        out[:] = self._buffer[(self._next - 1 - back) % self._size]
-        return out
+        back = self._back if self._fill == self._size else np.minimum(self._back, self._fill - 1)
+        index = self._next - 1 - back          # (older than the first push: the first push)
+        index %= self._size
+        return np.take(self._buffer, index, axis=0, out=out)
