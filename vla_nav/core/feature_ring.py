@@ -41,10 +41,6 @@ class FeatureRing:
         return self._size
 
     @property
-    def window_length(self) -> int:
-        return self._window
-
-    @property
     def dim(self) -> int:
         return self._dim
 

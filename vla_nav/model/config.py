@@ -133,8 +133,7 @@ class PolicyConfig:
     def _size_problems(self) -> list[str]:
         problems = [f'{name} must be >= 1, got {getattr(self, name)}'
                     for name in ('neck_channels', 'neck_layers', 'feature_dim', 'window', 'history_stride',
-                                 'chunk',
-                                 'action_dim', 'head_hidden', 'head_layers', 'head_attention_heads',
+                                 'chunk', 'action_dim', 'head_hidden', 'head_layers', 'head_attention_heads',
                                  'flow_steps', 'text_max_tokens', 'kosmos2_max_text_tokens')
                     if int(getattr(self, name)) < 1]
         checks = ((32 <= self.image_size <= 1024, f'image_size {self.image_size} outside [32, 1024]'),
@@ -162,6 +161,14 @@ class PolicyConfig:
     def text_dim(self) -> int:
         """Length of the instruction vector that embed_instructions returns."""
         return MINILM_DIM if self.backbone == 'edge' else self.kosmos2_max_text_tokens
+
+    def engine_spec(self):
+        """The runtime's EngineSpec of a model with this config (both engines build it here)."""
+        from vla_nav.core.engine import EngineSpec
+        return EngineSpec(image_height=self.image_size, image_width=self.image_size,
+                          feature_dim=self.feature_dim, window=self.window,
+                          history_stride=self.history_stride, chunk=self.chunk,
+                          action_dim=self.action_dim, dt=self.dt, state_dim=self.state_dim)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vla_nav.core.engine import EngineSpec, ModelLoadError, PolicyEngine
+from vla_nav.core.engine import ModelLoadError, PolicyEngine
 from vla_nav.model.config import read_checkpoint_config
 from vla_nav.model.export import (
     TEXT_GRAPH,
@@ -129,11 +129,7 @@ class OnnxEngine(PolicyEngine):
         self._tokenizer = InstructionTokenizer(
             self.onnx_dir / text_info.get('tokenizer', 'tokenizer.json'), self._text_length,
             add_special_tokens=bool(text_info.get('add_special_tokens', True)))
-        cfg = self.config
-        self.spec = EngineSpec(image_height=cfg.image_size, image_width=cfg.image_size,
-                               feature_dim=cfg.feature_dim, window=cfg.window, chunk=cfg.chunk,
-                               history_stride=cfg.history_stride,
-                               action_dim=cfg.action_dim, dt=cfg.dt, state_dim=cfg.state_dim)
+        self.spec = self.config.engine_spec()
         self._instruction: np.ndarray | None = None
         # the exporter drops inputs a graph ignores (e.g. a kosmos2 head has no instruction input)
         self._head_inputs = {node.name for node in self._head.get_inputs()}

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vla_nav.core.engine import EngineSpec, PolicyEngine
+from vla_nav.core.engine import PolicyEngine
 from vla_nav.model.checkpoint import load_checkpoint
 from vla_nav.runtime.inputs import check_frames, check_window
 
@@ -36,10 +36,7 @@ class TorchEngine(PolicyEngine):
         self.policy = load_checkpoint(self.model_dir, map_location=self.device).eval()
         self.provider = f'torch-{wanted}'
         cfg = self.config = self.policy.config
-        self.spec = EngineSpec(image_height=cfg.image_size, image_width=cfg.image_size,
-                               feature_dim=cfg.feature_dim, window=cfg.window, chunk=cfg.chunk,
-                               history_stride=cfg.history_stride,
-                               action_dim=cfg.action_dim, dt=cfg.dt, state_dim=cfg.state_dim)
+        self.spec = cfg.engine_spec()
         self._instruction: torch.Tensor | None = None
 
     def set_instruction(self, text: str) -> None:
