@@ -38,13 +38,19 @@ def test_chunk_shape_stamp_and_content():
     assert engine.instruction == 'turn left please'
 
 
-def test_history_encodes_only_newest_and_repeats_oldest():
-    engine, loop = make_loop()
+def one_white_then_three_black(engine):
+    """The chunk after a goal saw one white frame and then three black ones."""
+    engine, loop = make_loop(engine)
     loop.set_instruction('go to the red cone')
     loop.step(WHITE, 1.0, 1.0)
     for index in range(1, 4):
         chunk = loop.step(BLACK, 1.0 + index * 0.1, 1.0 + index * 0.1)
     assert engine.encoded == 4 and loop.history_fill == 4
+    return chunk
+
+
+def test_history_encodes_only_newest_and_repeats_oldest():
+    chunk = one_white_then_three_black(BrightnessPolicy())
     # window = 5 x white (oldest repeated) + 3 x black
     assert chunk.actions[0, 0] == pytest.approx(LINEAR_GAIN * 5 / 8, rel=1e-5)
 
@@ -52,13 +58,8 @@ def test_history_encodes_only_newest_and_repeats_oldest():
 def test_a_history_stride_spaces_the_window_the_engine_sees():
     engine = BrightnessPolicy()
     engine.spec = dataclasses.replace(engine.spec, history_stride=3)
-    engine, loop = make_loop(engine)
-    loop.set_instruction('go to the red cone')
-    loop.step(WHITE, 1.0, 1.0)
-    for index in range(1, 4):
-        chunk = loop.step(BLACK, 1.0 + index * 0.1, 1.0 + index * 0.1)
+    chunk = one_white_then_three_black(engine)
     # positions stand for ticks 3 - 3k: only the newest is black, the rest reach back to tick 0
-    assert engine.encoded == 4 and loop.history_fill == 4
     assert chunk.actions[0, 0] == pytest.approx(LINEAR_GAIN * 7 / 8, rel=1e-5)
 
 
