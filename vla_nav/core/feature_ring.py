@@ -26,12 +26,11 @@ class FeatureRing:
         if int(window) < 1 or int(dim) < 1 or int(stride) < 1:
             raise ValueError(f'FeatureRing needs window, dim and stride >= 1, got {window}, {dim}, {stride}')
         self._window = int(window)
-        self._stride = int(stride)
-        self._size = (self._window - 1) * self._stride + 1   # pushes kept
+        self._size = (self._window - 1) * int(stride) + 1   # pushes kept
         self._dim = int(dim)
         self._buffer = np.zeros((self._size, self._dim), dtype=np.float32)
         # window position p reads the entry (window - 1 - p) * stride pushes before the newest
-        self._back = (self._window - 1 - np.arange(self._window)) * self._stride
+        self._back = (self._window - 1 - np.arange(self._window)) * int(stride)
         self._next = 0      # slot the next push writes
         self._fill = 0
 
