@@ -347,6 +347,22 @@ def test_planner_detours_around_an_obstacle_and_reports_unreachable():
     assert GridPlanner(boxed, 0.32).plan((-3.5, 0.0), (3.0, 0.0)) is None
 
 
+def test_planner_keeps_left_of_an_obstacle_across_the_way_unless_the_left_is_shut():
+    """keep_left: of two nearly equal ways round, the one left of the travel direction, from
+    either end; a way shut on the left is still passed on the right."""
+    layout = _room([_obj('grey', 'crate', 1.0, 0.0, 'clutter', radius=0.5)])
+    planner = GridPlanner(layout, 0.32)
+    east = planner.plan((-1.5, 0.0), (3.0, 0.0), keep_left=1.0)     # left of +x is +y
+    west = planner.plan((3.0, 0.0), (-1.5, 0.0), keep_left=1.0)     # left of -x is -y
+    assert max(p[1] for p in east) > 0.5 and min(p[1] for p in east) > -0.05
+    assert min(p[1] for p in west) < -0.5 and max(p[1] for p in west) < 0.05
+    shut = _room([_obj('grey', 'crate', 1.0, 0.0, 'clutter', radius=0.5),
+                  _obj('grey', 'crate', 1.0, 1.2, 'clutter', radius=0.6),
+                  _obj('grey', 'crate', 1.0, 2.4, 'clutter', radius=0.6)])
+    right = GridPlanner(shut, 0.32).plan((-1.5, 0.0), (3.0, 0.0), keep_left=1.0)
+    assert right is not None and min(p[1] for p in right) < -0.5
+
+
 def test_visibility_field_of_view_walls_and_tall_objects():
     target = _obj('red', 'cone', 3.0, 0.0)
     layout = _room([target])

@@ -181,9 +181,16 @@ class PlanningExpert(Expert):
     otherwise follow a grid A* path (rooms.GridPlanner, replanned when the robot is off it) with a
     look-ahead point. The speed is always capped by the free room ahead (walls and objects), so the
     robot can stop before anything it is heading at. Same rate limits as v1, within RobotLimits.
+
+    Keep left: the planner prices steps right of the straight line to the target KEEP_LEFT times
+    more, so an obstacle is passed on the left unless the right way is clearly shorter (v1's
+    heading sweep also tries left first). Which way an unbiased A* goes round a crate that sits
+    across the line depends on details the camera cannot tell apart; its labels then point both
+    ways in states that look alike, and a regression head learns their mean: straight on or stop.
     """
 
     LOOKAHEAD = 0.6   # m along the path
+    KEEP_LEFT = 1.0   # extra cost per metre right of the line to the target (GridPlanner.plan)
 
     def reset(self) -> None:
         super().reset()
@@ -211,9 +218,11 @@ class PlanningExpert(Expert):
         """Whether the current goto step is still looking for its target."""
         return getattr(self, '_step', None) is not None and not self._seen
 
-    def _room_ahead(self, layout, x, y, heading, ignore, reach: float = 2.0) -> float:
+    def _room_ahead(self, layout, x, y, heading, ignore, margin: float, reach: float = 2.0) -> float:
+        """Metres the robot can drive along `heading` keeping `margin` to everything (less where
+        it is already closer: it may always move away)."""
         from vla_nav.sim.rooms import clearance
-        body = ROBOT_RADIUS + self.config.clearance
+        body = ROBOT_RADIUS + margin
         now = clearance(layout, x, y, ignore)
         threshold = max(min(body, now - 0.03), ROBOT_RADIUS + 0.01)
         cos_h, sin_h = math.cos(heading), math.sin(heading)
@@ -252,23 +261,39 @@ class PlanningExpert(Expert):
             heading, left = self._follow(layout, target, x, y, stop_distance, GridPlanner)
             if heading is None:
                 heading, left = goal_heading, remaining
+        linear, angular = self._steer(layout, x, y, yaw, heading, left, ignore)
+        if self._path is not None and linear < 1e-6 and abs(angular) < 0.05:
+            # Facing the look-ahead point, but the chord to it grazes something (it cuts a
+            # corner of the path): aim at the path just ahead instead of standing still.
+            near, _ = self._follow(layout, target, x, y, stop_distance, GridPlanner, lookahead=0.2)
+            if near is not None:
+                linear, angular = self._steer(layout, x, y, yaw, near, left, ignore)
+        return linear, angular
+
+    def _steer(self, layout, x, y, yaw, heading, left, ignore) -> tuple[float, float]:
+        """v1's heading law and braking profile toward `heading` with `left` metres to go."""
+        cfg = self.config
         error = _wrap(heading - yaw)
         angular = float(np.clip(cfg.heading_gain * error, -cfg.turn_rate, cfg.turn_rate))
         alignment = max(0.0, math.cos(error)) ** 2 if abs(error) < math.radians(75) else 0.0
-        room = min(left, self._room_ahead(layout, x, y, yaw, ignore))
-        linear = self._braking_speed(room, cfg.linear_brake, cfg.cruise_speed) * alignment
-        return linear, angular
+        # a path found only with a smaller margin (a narrow gap) is driven with that margin
+        margin = cfg.clearance if self._path is None else self._path_margin
+        room = min(left, self._room_ahead(layout, x, y, yaw, ignore, margin))
+        return self._braking_speed(room, cfg.linear_brake, cfg.cruise_speed) * alignment, angular
 
-    def _follow(self, layout, target, x, y, stop_distance, planner_cls):
-        """(heading to the look-ahead point, path length left) along the A* path, or (None, 0)."""
+    def _follow(self, layout, target, x, y, stop_distance, planner_cls, lookahead: float = LOOKAHEAD):
+        """(heading to the point `lookahead` metres along the A* path, path length left), or
+        (None, 0)."""
         path = self._path
         if path is not None and _distance_to_path(path, x, y)[0] > 0.4:
             path = None
         if path is None:
             for margin in (self.config.clearance, 0.06, 0.02):
                 planner = planner_cls(layout, ROBOT_RADIUS + margin, ignore=(target,))
-                path = planner.plan((x, y), target.position, goal_radius=stop_distance)
+                path = planner.plan((x, y), target.position, goal_radius=stop_distance,
+                                    keep_left=self.KEEP_LEFT)
                 if path is not None:
+                    self._path_margin = margin
                     break
             self._path = path
         if path is None or len(path) < 2:
@@ -281,7 +306,7 @@ class PlanningExpert(Expert):
         left_total = math.hypot(bx - px, by - py) + sum(
             math.hypot(path[i + 1][0] - path[i][0], path[i + 1][1] - path[i][1])
             for i in range(index + 1, len(path) - 1))
-        budget, i, cx, cy = self.LOOKAHEAD, index, px, py
+        budget, i, cx, cy = lookahead, index, px, py
         while True:
             nx, ny = path[i + 1]
             seg = math.hypot(nx - cx, ny - cy)

@@ -330,14 +330,17 @@ class GridPlanner:
         best = free[int(np.argmin(d))]
         return int(best[0]), int(best[1])
 
-    def plan(self, start, goal, goal_radius: float = 0.0) -> list[tuple[float, float]] | None:
+    def plan(self, start, goal, goal_radius: float = 0.0, keep_left: float = 0.0
+             ) -> list[tuple[float, float]] | None:
         """Waypoints from start to the goal (or to any free cell within goal_radius of it),
-        shortcut by line of sight; None when unreachable."""
+        shortcut by line of sight; None when unreachable. `keep_left` > 0 makes every step right
+        of the straight start->goal line cost (1 + keep_left) times more, so of two ways round an
+        obstacle that are nearly as long the one on the left is taken (see PlanningExpert)."""
         s = self._nearest_free(self.cell(*start))
         gx, gy = goal
         if s is None:
             return None
-        came, end = self._search(s, self.cell(gx, gy), goal_radius / GRID)
+        came, end = self._search(s, self.cell(gx, gy), goal_radius / GRID, keep_left)
         if end is None:
             return None
         cells = []
@@ -347,9 +350,14 @@ class GridPlanner:
         points = [tuple(start)] + [self.point(c) for c in reversed(cells)][1:]
         return self._shortcut(points)
 
-    def _search(self, s, g_cell, radius_cells: float) -> tuple[dict, tuple[int, int] | None]:
+    def _search(self, s, g_cell, radius_cells: float, keep_left: float = 0.0
+                ) -> tuple[dict, tuple[int, int] | None]:
         """A* over the free cells from s to a cell within radius_cells of g_cell: (the
         came-from map, the goal cell reached or None)."""
+        ux, uy = g_cell[0] - s[0], g_cell[1] - s[1]
+
+        def right_of_line(c) -> bool:   # more than half a cell right of the s -> g_cell line
+            return ux * (c[1] - s[1]) - uy * (c[0] - s[0]) < -0.5 * math.hypot(ux, uy)
 
         def is_goal(c):
             return math.hypot(c[0] - g_cell[0], c[1] - g_cell[1]) <= max(radius_cells, 0.5)
@@ -368,7 +376,8 @@ class GridPlanner:
                 return came, c
             for n, step in self._moves(c):
                 # a small pull away from walls keeps paths off the edges of free space
-                ng = g + step * (1.0 + 0.6 * max(0.0, 0.35 - float(self.clear[n])))
+                ng = g + step * (1.0 + 0.6 * max(0.0, 0.35 - float(self.clear[n]))) \
+                    * (1.0 + keep_left if keep_left and right_of_line(n) else 1.0)
                 if ng < cost.get(n, math.inf) - 1e-9:
                     cost[n], came[n] = ng, c
                     heapq.heappush(open_heap, (ng + h(n), ng, n))
