@@ -1,6 +1,8 @@
 """record-sim --world v2: a multi-step episode becomes one dataset segment per step."""
 import json
 
+import pytest
+
 from vla_nav.data import read_episodes
 from vla_nav.data.bags import bag_custom_data
 from vla_nav.sim.tasks import generate_task
@@ -26,3 +28,26 @@ def test_a_multi_step_episode_is_recorded_as_one_segment_per_step(tmp_path):
     assert json.loads(metadata['steps']) == [s.instruction for s in task.steps]
     assert len(json.loads(metadata['step_times'])) == len(task.steps)
     assert metadata['instruction'] == task.instruction
+
+
+def test_tiers_forces_each_episode_to_its_tier_in_turn(tmp_path):
+    settings = record_sim.RecordSettings(split='train', seed=0, image_size=SIZE, control_dt=0.1,
+                                         storage='mcap', compress=True, world='v2',
+                                         tiers='stop,turn')
+    drawn = [generate_task('train', 0, e)[1].tier for e in (0, 1)]
+    assert drawn != ['stop', 'turn']   # the split alone would record something else
+    for episode, tier in ((0, 'stop'), (1, 'turn')):
+        record_sim.record_episode(settings, episode, str(tmp_path), keep_failures=True)
+        metadata = bag_custom_data(tmp_path / record_sim.episode_name(settings, episode))
+        assert metadata['tier'] == tier
+        assert metadata['instruction'] == generate_task('train', 0, episode, tier=tier)[1].instruction
+
+
+def test_tiers_refuses_unknown_tiers_and_the_v1_world():
+    common = dict(split='train', seed=0, image_size=SIZE, control_dt=0.1, storage='mcap',
+                  compress=True)
+    with pytest.raises(ValueError, match='--tiers'):
+        record_sim.RecordSettings(**common, world='v2', tiers='detour,held_out_words')
+    with pytest.raises(ValueError, match='--tiers'):
+        record_sim.RecordSettings(**common, world='v1', tiers='goto')
+    assert record_sim.RecordSettings(**common, world='v2', tiers='').tier_of(3) is None

@@ -89,6 +89,12 @@ class RecordSettings:
     world: str = 'v1'
     camera_mount: str = ''         # v2: forced mount (rooms.parse_camera_mount); '' = drawn per episode
     augment: bool = False          # frames through sim.augment (one look per episode, noise per frame)
+    tiers: str = ''                # v2: 'detour,search' = episode e is tier e % 2 ...; '' = drawn
+
+    def tier_of(self, episode: int) -> str | None:
+        """The tier `episode` is forced to (`tiers` in turn), or None: drawn as the split draws it."""
+        names = self.tiers.split(',') if self.tiers else []
+        return names[episode % len(names)] if names else None
 
     def __post_init__(self) -> None:
         if self.world not in ('v1', 'v2'):
@@ -98,6 +104,12 @@ class RecordSettings:
             parse_camera_mount(self.camera_mount)
             if self.world != 'v2':
                 raise ValueError('--camera-mount needs --world v2 (the v1 world has one fixed mount)')
+        if self.tiers:
+            from vla_nav.sim.tasks import TEST_TIERS, TIERS
+            known = TIERS + (TEST_TIERS if self.split == 'test' else ())
+            unknown = [name for name in self.tiers.split(',') if name not in known]
+            if self.world != 'v2' or unknown:
+                raise ValueError(f'--tiers needs --world v2 and tiers of {known}; got {self.tiers!r}')
         if not 0.0 <= self.noise <= 1.0:
             raise ValueError(f'noise scale must be in [0, 1], got {self.noise}')
         if self.noise and self.driver:
@@ -154,6 +166,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--augment', action='store_true',
                         help='record the frames through the training image augmentation: one look '
                              '(colour, contrast, brightness, blur) per episode, noise per frame')
+    parser.add_argument('--tiers', default='', metavar='T1,T2,...',
+                        help='v2: record only these tiers, in turn (episode e is tier e mod N: '
+                             'a balanced or targeted recording); default: drawn as the split draws')
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
 
 
@@ -217,7 +232,7 @@ def record_episode(settings: RecordSettings, episode: int, out_dir: str, keep_fa
         shutil.rmtree(partial)
     partial.parent.mkdir(exist_ok=True)
     sim = _sim_for(settings)
-    observation = sim.reset(episode)
+    observation = sim.reset(episode, kind=settings.tier_of(episode))
     scenario = sim.scenario
     # a stop task is judged on not moving at all: perturbing it would only produce failures
     scale = 0.0 if scenario.kind == 'stop' else settings.noise
@@ -335,6 +350,7 @@ def _check_settings(out_dir: Path, settings: RecordSettings) -> None:
         existing.setdefault('world', 'v1')
         existing.setdefault('camera_mount', '')
         existing.setdefault('augment', False)
+        existing.setdefault('tiers', '')
         if existing != pinned:
             raise SystemExit(f'record-sim: {path} was recorded with {existing}; these settings '
                              f'{pinned} differ. Use another --out folder.')
@@ -379,7 +395,8 @@ def run(args: argparse.Namespace) -> int:
                                   driver_backend=args.driver_backend,
                                   world=getattr(args, 'world', 'v1'),
                                   camera_mount=getattr(args, 'camera_mount', ''),
-                                  augment=getattr(args, 'augment', False))
+                                  augment=getattr(args, 'augment', False),
+                                  tiers=getattr(args, 'tiers', ''))
         if settings.driver:   # a clear error now, not one per worker; exports the ONNX graphs once
             from vla_nav.runtime import ModelLoadError, load_engine
             try:
