@@ -154,6 +154,23 @@ def test_expert_does_not_stall_where_the_look_ahead_chord_grazes_an_object():
         assert sim.outcome == 'success'
 
 
+@pytest.mark.parametrize('bearing', [100.0, 135.0, 180.0])
+def test_expert_backs_off_from_inside_a_footprint_circle_instead_of_freezing(bearing):
+    """A policy can leave the robot closer to a crate than the crate's footprint circle allows
+    (the circle reaches past the box's corners; nothing touches). The expert taking over there
+    must not freeze (it did: every way ahead counted as blocked, validation detour scene 0 timed
+    out), nor drive any deeper into the circle: it backs off or slides past and arrives."""
+    crate = SceneObject('grey', 'crate', (0.3, 0.0), 0.45, 0.2, (0.3, 0.9, 0.2), math.pi / 2, 'clutter')
+    target = SceneObject('red', 'cone', (2.6, 0.0), 0.2, 0.4, (0.2, 0.2, 0.4), 0.0, 'target')
+    gap = crate.radius + ROBOT_RADIUS - 0.07          # 7 cm inside the circle grown by the body
+    angle = math.radians(bearing)
+    start = (0.3 + gap * math.cos(angle), gap * math.sin(angle), 0.0)
+    poses = _expert_path(_room([crate, target]), target, start)
+    assert np.hypot(*(poses - crate.position).T).min() >= gap - 2e-3
+    stop = goto_step('', target, 5.0).parameters['stop_distance']
+    assert np.hypot(*(poses[-1] - target.position)) < stop + 0.05
+
+
 def test_test_split_held_out_tiers_are_solved_too():
     with NavSim('test', seed=1, image_size=(64, 64), world='v2', **ROBOT) as sim:
         for tier in TEST_TIERS:

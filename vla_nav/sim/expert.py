@@ -220,11 +220,15 @@ class PlanningExpert(Expert):
 
     def _room_ahead(self, layout, x, y, heading, ignore, margin: float, reach: float = 2.0) -> float:
         """Metres the robot can drive along `heading` keeping `margin` to everything (less where
-        it is already closer: it may always move away)."""
+        it is already closer: it may always move away). Closer than the body's own radius to a
+        footprint circle (a crate's circle reaches past its corners, so the robot can stand
+        there untouched, driven by a policy): the gap it has now may not shrink, so it can
+        still back off or slide past instead of freezing in place (as rooms.free_distance)."""
         from vla_nav.sim.rooms import clearance
         body = ROBOT_RADIUS + margin
         now = clearance(layout, x, y, ignore)
-        threshold = max(min(body, now - 0.03), ROBOT_RADIUS + 0.01)
+        floor = ROBOT_RADIUS + 0.01
+        threshold = max(min(body, now - 0.03), floor) if now - 1e-3 >= floor else now - 1e-3
         cos_h, sin_h = math.cos(heading), math.sin(heading)
         step = 0.05
         for k in range(1, int(reach / step) + 1):
