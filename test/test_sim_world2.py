@@ -171,6 +171,36 @@ def test_expert_backs_off_from_inside_a_footprint_circle_instead_of_freezing(bea
     assert np.hypot(*(poses[-1] - target.position)) < stop + 0.05
 
 
+def test_expert_backs_out_when_its_way_stays_blocked_but_not_while_it_turns():
+    """Facing a crate with no room to drive, the re-aim twitching left and right (validation
+    detour scene 8, reached by a policy: the expert then stood still until the time ran out):
+    after STUCK_S it drives out along the free heading nearest its own, left first. A turn in
+    place toward its way (the yaw sweeps) is not stuck."""
+    crate = SceneObject('grey', 'crate', (0.3, 0.0), 0.45, 0.2, (0.3, 0.9, 0.2), math.pi / 2, 'clutter')
+    target = SceneObject('red', 'cone', (2.6, 0.0), 0.2, 0.4, (0.2, 0.2, 0.4), 0.0, 'target')
+    layout, dt = _room([crate, target]), 0.1
+    pose = (0.3 - crate.radius - ROBOT_RADIUS - 0.01, 0.0, 0.0)      # facing the crate, 1 cm off
+    expert = PlanningExpert(None, ROBOT['limits'])
+    expert.reset()
+    outs = []
+    for k in range(int(expert.STUCK_S / dt) + 3):
+        expert._frozen = True
+        wanted = (0.0, 0.06 if k % 3 == 2 else -0.06)
+        outs.append((wanted, expert._unfreeze(layout, target, pose, wanted, dt)))
+    assert all(out == wanted for wanted, out in outs[:int(expert.STUCK_S / dt)])
+    heading = expert._escape[0]
+    assert heading == pytest.approx(math.radians(20 * round(math.degrees(heading) / 20)))
+    assert heading > 0 and outs[-1][1][1] > 0                    # left first: turning left
+    assert expert._room_ahead(layout, pose[0], pose[1], heading, (target,), 0.02) >= expert.ESCAPE_M
+    turning = PlanningExpert(None, ROBOT['limits'])
+    turning.reset()
+    for k in range(40):                                          # 0.08 rad a step, in place
+        turning._frozen = True
+        yawed = (pose[0], pose[1], 0.08 * k)
+        assert turning._unfreeze(layout, target, yawed, (0.0, 0.8), dt) == (0.0, 0.8)
+    assert turning._escape is None
+
+
 def test_test_split_held_out_tiers_are_solved_too():
     with NavSim('test', seed=1, image_size=(64, 64), world='v2', **ROBOT) as sim:
         for tier in TEST_TIERS:

@@ -191,6 +191,8 @@ class PlanningExpert(Expert):
 
     LOOKAHEAD = 0.6   # m along the path
     KEEP_LEFT = 1.0   # extra cost per metre right of the line to the target (GridPlanner.plan)
+    STUCK_S = 1.5     # s facing its way with no room to drive before it backs out (_unfreeze)
+    ESCAPE_M = 0.3    # m driven along the way out before it plans again
 
     def reset(self) -> None:
         super().reset()
@@ -199,6 +201,7 @@ class PlanningExpert(Expert):
         self._searched = 0.0
         self._last_yaw = 0.0
         self._path = None
+        self._frozen, self._stuck, self._escape, self._anchor = False, 0.0, None, None
 
     def action(self, scenario, layout, pose, twist, state, dt):
         from vla_nav.sim.rooms import RoomLayout
@@ -207,7 +210,7 @@ class PlanningExpert(Expert):
         if scenario is not getattr(self, '_step', None):
             self.reset()
             self._step, self._last_yaw = scenario, pose[2]
-        wanted = self._goto_planned(scenario, layout, pose)
+        wanted = self._unfreeze(layout, scenario.target, pose, self._goto_planned(scenario, layout, pose), dt)
         cfg = self.config
         linear = _rate_limit(twist[0], wanted[0], cfg.linear_accel, cfg.linear_decel, dt)
         angular = _rate_limit(twist[1], wanted[1], cfg.angular_accel, cfg.angular_decel, dt)
@@ -247,6 +250,7 @@ class PlanningExpert(Expert):
         distance = math.hypot(tx - x, ty - y)
         stop_distance = scenario.parameters['stop_distance']
         remaining = distance - stop_distance
+        self._frozen = False
         if remaining <= self.ARRIVED:
             return 0.0, 0.0
         if not self._seen and visible(layout, pose, target):
@@ -272,7 +276,43 @@ class PlanningExpert(Expert):
             near, _ = self._follow(layout, target, x, y, stop_distance, GridPlanner, lookahead=0.2)
             if near is not None:
                 linear, angular = self._steer(layout, x, y, yaw, near, left, ignore)
+        self._frozen = linear < 1e-6   # no room to drive (or turning toward its way)
         return linear, angular
+
+    def _unfreeze(self, layout, target, pose, wanted, dt) -> tuple[float, float]:
+        """`wanted`, or a way out where the plan's way has had no room for STUCK_S (a policy left
+        the robot at a wall's corner or a crate's side, where the chord to the path is blocked and
+        the re-aim turns back and forth): the free heading nearest its own, left first, driven
+        ESCAPE_M; then it plans again from there."""
+        x, y, yaw = pose
+        ignore = (target,)
+        if self._escape is not None:
+            heading, sx, sy = self._escape
+            if math.hypot(x - sx, y - sy) < self.ESCAPE_M:
+                linear, angular = self._steer(layout, x, y, yaw, heading, self.ESCAPE_M, ignore)
+                if linear > 1e-6 or abs(_wrap(heading - yaw)) > math.radians(5):
+                    return linear, angular
+            self._escape, self._path, self._stuck, self._anchor = None, None, 0.0, None  # plan again
+            return wanted
+        # stuck: no room to drive while it stays put and faces about the same way (a turn in
+        # place toward its way sweeps the yaw; the re-aim at a blocked chord only twitches)
+        anchor = self._anchor
+        if (self._frozen and anchor is not None and math.hypot(x - anchor[0], y - anchor[1]) < 0.05
+                and abs(_wrap(yaw - anchor[2])) < math.radians(20)):
+            self._stuck += dt
+        else:
+            self._stuck, self._anchor = 0.0, ((x, y, yaw) if self._frozen else None)
+        if self._stuck < self.STUCK_S:
+            return wanted
+        for k in range(1, 10):
+            for side in (1.0, -1.0):
+                heading = yaw + side * math.radians(20 * k)
+                room = self._room_ahead(layout, x, y, heading, ignore, 0.02, reach=self.ESCAPE_M)
+                if room >= self.ESCAPE_M:
+                    self._escape = (heading, x, y)
+                    return self._steer(layout, x, y, yaw, heading, self.ESCAPE_M, ignore)
+        self._stuck, self._anchor = 0.0, None
+        return wanted
 
     def _steer(self, layout, x, y, yaw, heading, left, ignore) -> tuple[float, float]:
         """v1's heading law and braking profile toward `heading` with `left` metres to go."""
