@@ -181,6 +181,9 @@ class PlanningExpert(Expert):
     otherwise follow a grid A* path (rooms.GridPlanner, replanned when the robot is off it) with a
     look-ahead point. The speed is always capped by the free room ahead (walls and objects), so the
     robot can stop before anything it is heading at. Same rate limits as v1, within RobotLimits.
+    From states only a driving policy leads to (DAgger labels): inside an object's footprint
+    circle it may back off or slide but not get closer, and where its way has had no room for
+    STUCK_S it drives ESCAPE_M out along the free heading nearest its own, then plans again.
 
     Keep left: the planner prices steps right of the straight line to the target KEEP_LEFT times
     more, so an obstacle is passed on the left unless the right way is clearly shorter (v1's
