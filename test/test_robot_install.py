@@ -156,6 +156,25 @@ def test_missing_text_weights_package_names_the_install(tmp_path):
         linked_graph(SHIPPED / graph_file(TEXT_GRAPH, 'fp32'), text)
 
 
+def _assert_same_graph(fresh: Path, shipped: Path) -> None:
+    """... up to the last bits of folded weights: the same nodes, inputs and outputs, and every
+    initializer equal to float rounding. Folding a BatchNorm into its conv rounds differently on
+    CPUs with and without AVX-512 (seen: 44 of the frame encoder's 60 tensors differ by <= 2e-6),
+    so the files' hashes match only on the kind of CPU that exported them."""
+    import onnx
+    from onnx import numpy_helper
+    a, b = (onnx.load(str(path), load_external_data=False) for path in (fresh, shipped))
+    assert [n.SerializeToString() for n in a.graph.node] == [n.SerializeToString() for n in b.graph.node]
+    assert a.graph.input == b.graph.input and a.graph.output == b.graph.output
+    inline = [{i.name: i for i in m.graph.initializer if i.data_location != onnx.TensorProto.EXTERNAL}
+              for m in (a, b)]
+    assert inline[0].keys() == inline[1].keys()
+    for name, tensor in inline[0].items():
+        x, y = numpy_helper.to_array(tensor), numpy_helper.to_array(inline[1][name])
+        assert x.dtype == y.dtype and x.shape == y.shape, name
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
 def test_export_reproduces_the_shipped_graphs(tmp_path):
     """Re-exporting models/default with torch gives graphs with the same outputs as the committed
     ones (the command in the README regenerates them)."""
@@ -166,8 +185,12 @@ def test_export_reproduces_the_shipped_graphs(tmp_path):
     fresh, shipped = read_export_info(fresh_dir), read_export_info(SHIPPED)
     assert fresh['checksum'] == shipped['checksum'] and fresh['graphs'] == shipped['graphs']
     assert fresh['text'] == shipped['text'] and fresh['cost'] == pytest.approx(shipped['cost'])
-    if fresh['torch_version'] == shipped['torch_version']:   # the export is deterministic
-        assert fresh['files'] == shipped['files']
+    assert fresh['files'].keys() == shipped['files'].keys()
+    if fresh['torch_version'] == shipped['torch_version']:   # the export is deterministic ...
+        assert fresh['files']['tokenizer.json'] == shipped['files']['tokenizer.json']
+        for name in fresh['files']:
+            if name.endswith('.onnx'):
+                _assert_same_graph(fresh_dir / name, SHIPPED / name)
     engines = [OnnxEngine(MODEL, onnx_dir=directory) for directory in (SHIPPED, fresh_dir)]
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, (8, engines[0].spec.image_height, engines[0].spec.image_width, 3), np.uint8)
