@@ -57,7 +57,8 @@ suite "$RUNS/base"
 #    older ones (--replay-fraction: an epoch of ~310k windows instead of ~940k). Round 6 trained
 #    with two threads (a thread count changes float sums: it is part of the seed).
 #    The published model's expert data and rounds 1-5 were recorded by the expert of 6613dea (before it
-#    kept left round obstacles, RECIPE.md); a rerun records every step with today's expert.
+#    kept left round obstacles, RECIPE.md), round 6 by that of b3e923b (before it got out of two
+#    stalls a policy can lead it into); a rerun records every step with today's expert.
 ROUND_SEEDS=(3 4 8 9 10 11)  # round 1..6 (the published model is the last round)
 ROUND_EPOCHS=(3 2 2 2 2 2)
 ROUND_REPLAY=(1 1 1 1 0.2 0.2)
