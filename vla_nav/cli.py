@@ -15,6 +15,7 @@ VERBS = {
     'export': ('export', 'export a checkpoint to ONNX (frame_encoder + policy_head, fp32/fp16)'),
     'record-sim': ('record_sim', 'record expert episodes from the simulator as rosbag2 files'),
     'train': ('train', 'train a policy on rosbag2 episodes'),
+    'average': ('average', 'average the weights of fine-tunes of one init (a model soup)'),
     'eval': ('evaluate', 'offline action MAE of a checkpoint on rosbag2 episodes'),
     'eval-sim': ('eval_sim', 'closed-loop evaluation in the simulator on held-out scenes'),
     'publish': ('publish', 'evaluate a checkpoint (offline, closed loop, fixed block) and publish it'),

@@ -1,0 +1,28 @@
+"""`python -m vla_nav average --models A B [C ...] --out DIR [--weights ...]`: a weight average.
+
+The mean of fine-tunes that share one init ("model soup"); see vla_nav.training.average. The
+result is a normal checkpoint: eval-sim, publish and export take it like any other.
+"""
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--models', nargs='+', required=True,
+                        help='checkpoint dirs fine-tuned from one init (same policy config)')
+    parser.add_argument('--weights', nargs='+', type=float, default=None,
+                        help='one weight per model, normalised to sum 1 (default: equal)')
+    parser.add_argument('--out', required=True, help='output checkpoint dir')
+
+
+def run(args: argparse.Namespace) -> int:
+    from vla_nav.core.engine import ModelLoadError
+    from vla_nav.training.average import average_checkpoints
+    try:
+        out = average_checkpoints(args.models, args.out, args.weights)
+    except (ValueError, ModelLoadError) as error:
+        print(f'average failed: {error}')
+        return 1
+    print(out)
+    return 0
