@@ -33,3 +33,34 @@ def test_script_parses_and_exports_loopback_dds(script: Path):
     for pattern in LOOPBACK:
         assert any(re.search(pattern, line) for line in exports), \
             f'{script.name} does not export {pattern.split("=")[0]} (DDS must stay on loopback)'
+
+
+def test_train_v2_runs_its_steps_in_order_with_the_right_models(tmp_path):
+    """The recipe's command list, with a stand-in python that only logs its arguments: the rounds
+    chain (each round fine-tunes the one before), and the published model is the average of round
+    6 and the targeted fine-tunes."""
+    bash = shutil.which('bash')
+    if bash is None:
+        pytest.skip('bash is not installed')
+    log = tmp_path / 'calls'
+    fake = tmp_path / 'python'
+    fake.write_text(f'#!{bash}\nshift 2\necho "$*" >> {log}\n')
+    fake.chmod(0o755)
+    env = {'PATH': '/usr/bin:/bin', 'PYTHON': str(fake), 'RUNS': 'R', 'DATA': 'D',
+           'PUBLISH': '0', 'VALIDATE': '0'}
+    done = subprocess.run([bash, str(ROOT / 'scripts' / 'train_v2.sh')], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    calls = log.read_text().splitlines()
+    verbs = [call.split()[0] for call in calls]
+    assert verbs == ['record-sim'] * 2 + ['train'] + ['record-sim', 'train'] * 6 + \
+        ['record-sim'] + ['train'] * 3 + ['average']
+    rounds = [call for call in calls if call.startswith('train --out R/dagger')]
+    inits = [re.search(r'--init (\S+)', call).group(1) for call in rounds]
+    assert inits == ['R/base'] + [f'R/dagger{n}' for n in range(1, 6)]
+    targeted = calls[verbs.index('record-sim', 15)]
+    assert '--driver R/dagger6' in targeted and '--tiers detour,search' in targeted
+    targets = [call for call in calls if call.startswith('train --out R/target')]
+    seeds = [re.findall(r'--seed (\d+)', call)[-1] for call in targets]
+    assert seeds == ['0', '1', '2']
+    assert calls[-1] == 'average --models R/dagger6 R/target0 R/target1 R/target2 --out R/soup'
