@@ -16,7 +16,6 @@ from pathlib import Path
 
 import torch
 
-from vla_nav.core.engine import ModelLoadError
 from vla_nav.model.checkpoint import load_checkpoint, save_checkpoint
 from vla_nav.model.config import read_checkpoint_config
 
@@ -41,31 +40,22 @@ def average_checkpoints(models: list[str | os.PathLike], out: str | os.PathLike,
     if any(not (w >= 0.0) for w in weights) or sum(weights) <= 0.0:
         raise ValueError(f'weights must be non-negative with a positive sum, got {weights}')
     total = sum(weights)
-    first_config, _ = read_checkpoint_config(models[0])
-    sources, folders, mean, policy = [], [], None, None
+    sources, folders, mean, first = [], [], {}, None
     for model, weight in zip(models, weights, strict=True):
-        config, document = read_checkpoint_config(model)
-        if config.to_dict() != first_config.to_dict():
-            differ = sorted(key for key, value in config.to_dict().items()
-                            if first_config.to_dict().get(key) != value)
+        policy = load_checkpoint(model)
+        first = policy if first is None else first
+        if policy.config != first.config:
+            differ = sorted(key for key, value in policy.config.to_dict().items()
+                            if first.config.to_dict().get(key) != value)
             raise ValueError(f'{model} has another policy config than {models[0]} (differs in '
                              f'{differ}): only fine-tunes of one architecture can be averaged')
-        policy = load_checkpoint(model)
-        state = policy.trainable_state_dict()
-        if mean is None:
-            mean = {name: torch.zeros_like(tensor, dtype=torch.float64) for name, tensor in state.items()}
-        for name, tensor in state.items():
-            if tensor.is_floating_point():
-                mean[name] += tensor.detach().to(torch.float64) * (weight / total)
-            elif len(sources) == 0:   # counters (none in today's heads): the first model's
-                mean[name] = tensor.detach().clone()
+        for name, tensor in policy.trainable_state_dict().items():   # all float (weights, biases)
+            mean[name] = mean.get(name, 0.0) + tensor.detach().to(torch.float64) * (weight / total)
+        _, document = read_checkpoint_config(model)
         train = (document.get('metadata') or {}).get('train') or {}
         folders += [folder for folder in _data_folders(train) if folder not in folders]
         sources.append({'model': str(model), 'weight': weight / total,
                         'sha256': (document.get('weights') or {}).get('sha256'),
                         'init': train.get('init'), 'seed': train.get('seed')})
-    if policy is None or mean is None:
-        raise ModelLoadError(Path(models[0]), 'no checkpoint loaded')
-    policy.load_state_dict({name: tensor.to(torch.float32) if tensor.is_floating_point() else tensor
-                            for name, tensor in mean.items()}, strict=False)
-    return save_checkpoint(policy, out, extra_metadata={'averaged': sources, 'train': {'data': folders}})
+    first.load_state_dict({name: tensor.to(torch.float32) for name, tensor in mean.items()}, strict=False)
+    return save_checkpoint(first, out, extra_metadata={'averaged': sources, 'train': {'data': folders}})
