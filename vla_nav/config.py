@@ -132,6 +132,14 @@ def recorded_world(data_dir: str | os.PathLike) -> str | None:
     return json.loads(path.read_text(encoding='utf-8')).get('world', LEGACY_WORLD)
 
 
+def training_data_folders(document: dict) -> list[str]:
+    """The data folders a checkpoint's config.json (`document`) says its training read
+    (metadata.train.data: one folder or a list; [] when it says nothing)."""
+    train = (document.get('metadata') or {}).get('train') or {}
+    data = train.get('data') or []
+    return [data] if isinstance(data, str) else list(data)
+
+
 def model_world(model_dir: str | os.PathLike) -> str:
     """The simulator world the model in `model_dir` learned, from what the model folder says:
     1. "world" in its eval.json (written by `publish`),
@@ -149,9 +157,7 @@ def model_world(model_dir: str | os.PathLike) -> str:
     config = model_dir / 'config.json'
     folders = []
     if config.is_file():
-        document = json.loads(config.read_text(encoding='utf-8'))
-        train = (document.get('metadata') or {}).get('train') or {}
-        folders = [train['data']] if isinstance(train.get('data'), str) else train.get('data') or []
+        folders = training_data_folders(json.loads(config.read_text(encoding='utf-8')))
     worlds = {folder: recorded_world(folder) for folder in folders}
     found = sorted({world for world in worlds.values() if world is not None})
     if len(found) > 1:

@@ -16,13 +16,9 @@ from pathlib import Path
 
 import torch
 
+from vla_nav.config import training_data_folders
 from vla_nav.model.checkpoint import load_checkpoint, save_checkpoint
 from vla_nav.model.config import read_checkpoint_config
-
-
-def _data_folders(train: dict) -> list[str]:
-    data = train.get('data') or []
-    return [data] if isinstance(data, str) else list(data)
 
 
 def average_checkpoints(models: list[str | os.PathLike], out: str | os.PathLike,
@@ -53,7 +49,7 @@ def average_checkpoints(models: list[str | os.PathLike], out: str | os.PathLike,
             mean[name] = mean.get(name, 0.0) + tensor.detach().to(torch.float64) * (weight / total)
         _, document = read_checkpoint_config(model)
         train = (document.get('metadata') or {}).get('train') or {}
-        folders += [folder for folder in _data_folders(train) if folder not in folders]
+        folders += [folder for folder in training_data_folders(document) if folder not in folders]
         sources.append({'model': str(model), 'weight': weight / total,
                         'sha256': (document.get('weights') or {}).get('sha256'),
                         'init': train.get('init'), 'seed': train.get('seed')})
