@@ -36,9 +36,9 @@ def test_script_parses_and_exports_loopback_dds(script: Path):
 
 
 def test_train_v2_runs_its_steps_in_order_with_the_right_models(tmp_path):
-    """The recipe's command list, with a stand-in python that only logs its arguments: the rounds
-    chain (each round fine-tunes the one before), and the published model is the average of round
-    6 and the targeted fine-tunes."""
+    """The recipe's command list, with a stand-in python that only logs its arguments: every
+    round fine-tunes the one before, the targeted round rehearses an all-tier recording, and the
+    last round is the model that would be published."""
     bash = shutil.which('bash')
     if bash is None:
         pytest.skip('bash is not installed')
@@ -54,13 +54,19 @@ def test_train_v2_runs_its_steps_in_order_with_the_right_models(tmp_path):
     calls = log.read_text().splitlines()
     verbs = [call.split()[0] for call in calls]
     assert verbs == ['record-sim'] * 2 + ['train'] + ['record-sim', 'train'] * 6 + \
-        ['record-sim'] + ['train'] * 3 + ['average']
-    rounds = [call for call in calls if call.startswith('train --out R/dagger')]
-    inits = [re.search(r'--init (\S+)', call).group(1) for call in rounds]
-    assert inits == ['R/base'] + [f'R/dagger{n}' for n in range(1, 6)]
-    targeted = calls[verbs.index('record-sim', 15)]
-    assert '--driver R/dagger6' in targeted and '--tiers detour,search' in targeted
-    targets = [call for call in calls if call.startswith('train --out R/target')]
-    seeds = [re.findall(r'--seed (\d+)', call)[-1] for call in targets]
-    assert seeds == ['0', '1', '2']
-    assert calls[-1] == 'average --models R/dagger6 R/target0 R/target1 R/target2 --out R/soup'
+        ['record-sim'] * 2 + ['train'] + ['record-sim', 'train'] * 2
+    trains = [call for call in calls if call.startswith('train ')]
+    outs = [re.search(r'--out (\S+)', call).group(1) for call in trains]
+    inits = [re.search(r'--init (\S+)', call).group(1) for call in trains[1:]]
+    assert inits == outs[:-1], 'each round fine-tunes the one before'
+    assert outs[-3:] == ['R/target', 'R/dagger8', 'R/dagger9']
+    drivers = [re.search(r'--driver (\S+)', call).group(1) for call in calls
+               if '--driver' in call]
+    assert drivers == ['R/base'] + [f'R/dagger{n}' for n in range(1, 7)] + \
+        ['R/dagger6', 'R/target', 'R/dagger8']
+    targeted = [call for call in calls if '--tiers' in call]
+    assert len(targeted) == 1 and '--tiers detour,search' in targeted[0]
+    data = re.search(r'--data (.*?) --', trains[-1]).group(1).split()
+    assert data == ['D/v2train', 'D/v2dagger7t', 'D/v2dagger7', 'D/v2dagger8', 'D/v2dagger9']
+    seeds = [re.search(r'--seed (\d+)', call).group(1) for call in calls if '--driver' in call]
+    assert seeds == ['3', '4', '8', '9', '10', '11', '13', '14', '15', '16'], 'one seed per recording'
