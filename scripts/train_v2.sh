@@ -36,9 +36,9 @@ suite() {  # MODEL: the validation suite (model selection only; VALIDATE=0 skips
     $PY -m vla_nav eval-sim --suite --validation --model "$1" --episodes-per-tier "$SUITE_EPISODES" \
         --tiers "$TIERS" --workers 2 --out "$1/suite_validation"
 }
-dagger() {  # DRIVER SEED OUT: episodes the policy drives, labelled by the expert
+dagger() {  # DRIVER SEED OUT [ARGS...]: episodes the policy drives, labelled by the expert
     $PY -m vla_nav record-sim --world v2 --driver "$1" --episodes 1200 --split train --seed "$2" \
-        --out "$3" --workers 2
+        --out "$3" --workers 2 "${@:4}"
 }
 
 # 1. expert data (train split): seed 0 for training, seed 1 for the best epoch of the base policy
@@ -80,8 +80,7 @@ done
 #    detour and search tiers and 1,200 of every tier (seed 14); one fine-tune of round 6 on both +
 #    the expert data (2 epochs, keep the last, two threads). Without the all-tier recording the
 #    fine-tune loses the goto family (validation 0.571 against 0.605, RECIPE.md).
-$PY -m vla_nav record-sim --world v2 --driver "$driver" --episodes 1200 --split train --seed 13 \
-    --tiers detour,search --out "$DATA/v2dagger7t" --workers 2
+dagger "$driver" 13 "$DATA/v2dagger7t" --tiers detour,search
 dagger "$driver" 14 "$DATA/v2dagger7"
 data=("$DATA/v2train" "$DATA/v2dagger7t" "$DATA/v2dagger7")
 train "$RUNS/target" 2 --init "$driver" --keep last --data "${data[@]}" --threads 2 \
