@@ -6,10 +6,12 @@ import pytest
 from PIL import Image
 
 from vla_nav.core.image_decode import (
+    Fovea,
     ImageDecodeError,
     decode_compressed,
     decode_image,
     encode_image_fields,
+    model_view,
     resize_rgb,
 )
 
@@ -110,3 +112,20 @@ def test_resize():
     assert resize_rgb(RGB, 6, 10) is RGB
     with pytest.raises(ImageDecodeError):
         resize_rgb(RGB[:, :, 0], 3, 5)
+
+
+def test_model_view_adds_a_zoomed_strip_around_the_horizon():
+    """Columns hold their x, rows their y: the strip shows x 32..96 (the middle half: zoom 2) and
+    the rows around centre 0.44 x 128, twice as large as the full view shows them."""
+    x, y = np.meshgrid(np.arange(128), np.arange(128))
+    frame = np.stack([x, y, np.zeros_like(x)], axis=-1).astype(np.uint8)
+    assert np.array_equal(model_view(frame, 40, 40), resize_rgb(frame, 40, 40))   # no fovea
+    view = model_view(frame, 60, 40, Fovea(rows=20, zoom=2.0, centre=0.44))
+    assert view.shape == (60, 40, 3) and np.array_equal(view[:40], resize_rgb(frame, 40, 40))
+    strip = view[40:].astype(int)
+    assert abs(strip[:, 0, 0].mean() - 33) <= 2 and abs(strip[:, -1, 0].mean() - 94) <= 2
+    crop_rows = 128 * 20 / 40 / 2          # 32 frame rows, centred on row 56.3
+    assert abs(strip[0, :, 1].mean() - (56.3 - crop_rows / 2 + 1)) <= 2
+    assert abs(strip[-1, :, 1].mean() - (56.3 + crop_rows / 2 - 1)) <= 2
+    top = model_view(frame, 60, 40, Fovea(rows=20, centre=0.0))[40:].astype(int)
+    assert top[0, :, 1].mean() <= 2         # clamped to the frame: starts at row 0

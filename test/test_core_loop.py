@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from policies import LINEAR_GAIN, TURN_BIAS, BrightnessPolicy, NanPolicy, OutOfBoundsPolicy
 
+from vla_nav.core.image_decode import Fovea
 from vla_nav.core.loop import PolicyLoop
 from vla_nav.core.mailbox import LatestMailbox
 from vla_nav.core.stats import LatencyStats, RateMeter
@@ -61,6 +62,26 @@ def test_a_history_stride_spaces_the_window_the_engine_sees():
     chunk = one_white_then_three_black(engine)
     # positions stand for ticks 3 - 3k: only the newest is black, the rest reach back to tick 0
     assert chunk.actions[0, 0] == pytest.approx(LINEAR_GAIN * 7 / 8, rel=1e-5)
+
+
+def test_the_engine_sees_the_models_view_with_its_fovea_strip():
+    """A model with a fovea gets the full view and, under it, the zoomed middle of the frame."""
+    class Recording(BrightnessPolicy):
+        def encode_frame(self, rgb):
+            self.frames.append(rgb)
+            return np.zeros(self.spec.feature_dim, np.float32)
+    engine = Recording()
+    engine.frames = []
+    engine.spec = dataclasses.replace(engine.spec, image_height=48, image_width=32, fovea=Fovea(rows=16))
+    frame = np.zeros((96, 128, 3), np.uint8)
+    frame[:, 32:96] = 255          # the middle half of the width is white
+    engine, loop = make_loop(engine)
+    loop.set_instruction('go to the red cone')
+    loop.step(frame, 1.0, 1.0)
+    (seen,) = engine.frames
+    assert seen.shape == (48, 32, 3)
+    assert 0.4 < seen[:32].mean() / 255 < 0.6     # the full view: half white
+    assert seen[32:, 1:-1].min() >= 250            # the strip (zoom 2): white (edges filtered)
 
 
 def test_new_goal_clears_history_and_refuses_old_frames():

@@ -44,6 +44,10 @@ def test_config_round_trip_and_default_bounds_cover_the_executor_limits():
     ({'action_low': (0.0,)}, 'action_low'),
     ({'trunk_blocks': 17}, 'trunk_blocks'),
     ({'history_stride': 0}, 'history_stride'),
+    ({'fovea_rows': 81}, 'fovea_rows'),
+    ({'fovea_rows': 8, 'backbone': 'kosmos2', 'kosmos2_path': '/k2'}, 'fovea_rows needs backbone edge'),
+    ({'fovea_zoom': 0.5}, 'fovea_zoom'),
+    ({'fovea_centre': 1.5}, 'fovea_centre'),
     ({'backbone': 'kosmos2'}, 'kosmos2_path'),
     ({'format_version': 99}, 'format_version'),
 ])

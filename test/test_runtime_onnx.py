@@ -153,6 +153,24 @@ def test_onnx_runtime_never_imports_torch(model_dir, tmp_path):
     assert 'exporting' in result.stdout and (bare / 'onnx' / 'export.json').is_file()
 
 
+def test_a_fovea_model_exports_with_parity(tmp_path):
+    """The frame graph of a model with a fovea strip reads the taller image (full view + strip)."""
+    directory = save_random_checkpoint(PolicyConfig(fovea_rows=40, state_dim=4), tmp_path / 'fovea')
+    export_onnx(directory)
+    info = json.loads((directory / 'onnx' / 'export.json').read_text())
+    spec = info['spec']
+    assert (spec['image_height'], spec['image_width'], spec['fovea_rows']) == (120, 80, 40)
+    engine, reference = OnnxEngine(directory), TorchEngine(directory)
+    assert engine.spec == reference.spec and engine.spec.fovea.rows == 40
+    camera = np.random.default_rng(1).integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    frame = engine.spec.view(camera)
+    for each in (engine, reference):
+        each.set_instruction(GOAL)
+    np.testing.assert_allclose(engine.encode_frame(frame), reference.encode_frames(frame[None])[0], atol=1e-4)
+    with pytest.raises(ValueError, match='120'):
+        engine.encode_frame(frame[:80])
+
+
 @pytest.mark.parametrize('head', ['lstm', 'fc', 'gpt', 'discrete', 'flow'])
 def test_every_head_exports_with_parity(head, tmp_path):
     """policy_head graph of each head (physical units, denormalised inside) matches torch, in fp32

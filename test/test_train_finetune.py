@@ -166,6 +166,31 @@ def test_a_fine_tune_may_re_time_the_history_window(setup, tmp_path, capsys):
     assert all(torch.allclose(init[k], v, atol=1e-6) for k, v in _weights(out / 'model.safetensors').items())
 
 
+def test_a_fine_tune_may_add_a_fovea(setup, tmp_path, capsys):
+    """--init MODEL --set fovea_rows=16: the input gains a zoomed strip, the trunk map its rows and
+    the projection their columns, which start at zero: the first step scores MODEL's own outputs."""
+    assert _cli(setup, tmp_path, '--set', 'fovea_rows=16') == 0
+    capsys.readouterr()
+    tuned = load_checkpoint(tmp_path / 'cli')
+    assert tuned.config == PolicyConfig(**dict(TINY_POLICY, fovea_rows=16))
+    assert tuned.config.engine_spec().image_height == 48 and tuned.backbone.trunk_shape[1:] == (3, 2)
+    init = load_checkpoint(setup / 'init').eval()
+    widened = VLAPolicy(tuned.config)
+    widened.load_trained(init)
+    widened.eval()
+    cells = init.backbone.project.weight.shape[1] // 8                # 8 neck channels
+    project = widened.backbone.project.weight.reshape(32, 8, 3, 2)    # (feature, channel, rows, cols)
+    assert torch.equal(project[:, :, :2].reshape(32, -1), init.backbone.project.weight) and cells == 4
+    assert not project[:, :, 2:].any()
+    frames = torch.randint(0, 256, (2, 48, 32, 3), dtype=torch.uint8)
+    text = torch.randn(2, 384)
+    with torch.no_grad():
+        torch.testing.assert_close(widened.encode_frame(frames, text),
+                                   init.encode_frame(frames[:, :32], text))
+    with pytest.raises(ValueError, match=r'\(B, 48, 32, 3\)'):
+        widened.encode_frame(frames[:, :32], text)
+
+
 def test_without_init_the_scratch_defaults_still_apply(tmp_path):
     import argparse
     parser = argparse.ArgumentParser()

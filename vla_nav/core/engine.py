@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vla_nav.core.image_decode import Fovea, model_view
+
 DEFAULT_WINDOW = 8       # frames of history the head looks at
 DEFAULT_CHUNK = 10       # actions per chunk
 DEFAULT_ACTION_DIM = 2   # (linear.x m/s, angular.z rad/s)
@@ -31,6 +33,11 @@ class EngineSpec:
     action_dim: int = DEFAULT_ACTION_DIM
     dt: float = DEFAULT_DT
     state_dim: int = 0         # 0: no robot state; 4: vla_nav.core.robot_state (v, w, goal progress)
+    fovea: Fovea = Fovea()     # the zoomed strip under the full view (image_height includes its rows)
+
+    def view(self, rgb: np.ndarray) -> np.ndarray:
+        """A camera frame of any size -> this engine's input image (core.image_decode.model_view)."""
+        return model_view(rgb, self.image_height, self.image_width, self.fovea)
 
 
 class PolicyEngine(ABC):

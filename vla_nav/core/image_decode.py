@@ -11,6 +11,7 @@ cell): cheap and adequate for a policy that sees 224 px or less.
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -150,6 +151,38 @@ def resize_rgb(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
     from PIL import Image
     resized = Image.fromarray(np.ascontiguousarray(rgb)).resize((width, height), Image.BILINEAR)
     return np.asarray(resized, dtype=np.uint8)
+
+
+@dataclass(frozen=True)
+class Fovea:
+    """A zoomed strip of the camera frame appended under the full view (off when `rows` is 0).
+
+    Far targets are a few pixels at the model's resolution; the strip shows the middle 1/zoom of
+    the frame's width, around the horizon (`centre`: fraction of the frame height from the top),
+    `zoom` times larger than the full view, as `rows` extra rows of the model's input image.
+    """
+
+    rows: int = 0
+    zoom: float = 2.0
+    centre: float = 0.44
+
+
+def model_view(rgb: np.ndarray, height: int, width: int, fovea: Fovea = Fovea()) -> np.ndarray:
+    """The model's input image: the frame resized to (height - fovea.rows, width), then the
+    fovea strip (fovea.rows, width) under it. One function for live frames, replay and training."""
+    if not fovea.rows:
+        return resize_rgb(rgb, height, width)
+    full_rows = height - fovea.rows
+    full = resize_rgb(rgb, full_rows, width)
+    frame_h, frame_w = rgb.shape[:2]
+    crop_w = frame_w / fovea.zoom
+    crop_h = min(frame_h * fovea.rows / full_rows / fovea.zoom, float(frame_h))
+    top = min(max(fovea.centre * frame_h - crop_h / 2.0, 0.0), frame_h - crop_h)
+    left = (frame_w - crop_w) / 2.0
+    from PIL import Image
+    strip = Image.fromarray(np.ascontiguousarray(rgb)).resize(
+        (width, fovea.rows), Image.BILINEAR, box=(left, top, left + crop_w, top + crop_h))
+    return np.concatenate([full, np.asarray(strip, dtype=np.uint8)], axis=0)
 
 
 def encode_image_fields(rgb: np.ndarray, encoding: str = 'rgb8', padding: int = 0) -> dict:

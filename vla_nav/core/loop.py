@@ -42,7 +42,6 @@ import numpy as np
 from vla_nav.core.engine import PolicyEngine
 from vla_nav.core.feature_ring import FeatureRing
 from vla_nav.core.goal import DoneEstimator, GoalRules, GoalSequencer, GoalState, GoalStatus
-from vla_nav.core.image_decode import resize_rgb
 from vla_nav.core.instruction import GOAL, REFUSED, STOP, InstructionResult, classify_instruction
 from vla_nav.core.node_config import VlaNodeConfig
 from vla_nav.core.robot_state import STATE_DIM, GoalProgress, goal_features
@@ -198,8 +197,7 @@ class PolicyLoop:
             if instruction is not None:
                 self.engine.reset()
                 self.engine.set_instruction(instruction)
-            frame = resize_rgb(np.asarray(rgb, dtype=np.uint8), self.spec.image_height,
-                               self.spec.image_width)
+            frame = self.spec.view(np.asarray(rgb, dtype=np.uint8))
             feature = np.asarray(self.engine.encode_frame(frame), dtype=np.float32)
             if feature.shape != (self.spec.feature_dim,) or not np.all(np.isfinite(feature)):
                 return self._fail(goal_id, f'encode_frame returned {feature.shape} with '

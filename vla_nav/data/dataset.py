@@ -162,7 +162,9 @@ class _SegmentBuilder:
             stamp, msg = self.last_frame
             try:
                 rgb = camera_to_rgb(msg)
-                if self.image_size is not None:
+                if callable(self.image_size):   # the model's view (EngineSpec.view: + fovea)
+                    rgb = self.image_size(rgb)
+                elif self.image_size is not None:
                     rgb = resize_rgb(rgb, *self.image_size)
                 elif self.last_rgb is not None and rgb.shape != self.last_rgb.shape:
                     raise ValueError(f'frame size changed to {rgb.shape[:2]}; pass image_size')
@@ -319,8 +321,9 @@ def read_episodes(paths: str | os.PathLike | Iterable[str | os.PathLike], dt: fl
                   ) -> Iterator[Episode]:
     """Episodes of every bag under `paths` (bag dirs or folders of them), in sorted path order.
 
-    image_size: (height, width) to resize frames to (None: keep the bag's size, which must then be
-    constant). topics: BagTopics (defaults from config/vla_nav.yaml). command_timeout: s, default
+    image_size: (height, width) to resize frames to, or a callable frame -> model input image
+    (`EngineSpec.view`, which adds a model's fovea strip; None: keep the bag's size, which must
+    then be constant). topics: BagTopics (defaults from config/vla_nav.yaml). command_timeout: s, default
     DEFAULT_COMMAND_TIMEOUT (the recorded base's own cmd_vel timeout). `skipped` collects
     (source, reason) of everything left out.
     """

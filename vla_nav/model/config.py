@@ -9,6 +9,12 @@ Fields (validated in `__post_init__`; `to_dict()` / `from_dict()` round-trip thr
                  'kosmos2' (Kosmos-2 from a local folder, RoboVLMs-style [ACT] token)
   head           'lstm' (default) | 'fc' | 'gpt' | 'discrete' | 'flow' (see heads.py)
   image_size     square input resolution in pixels; callers resize frames to it
+  fovea_rows     edge: 0 (off) or the rows of a zoomed strip appended under the full view (the
+                 input image is then (image_size + fovea_rows) x image_size): the middle
+                 1/fovea_zoom of the frame's width around the horizon (fovea_centre: fraction of
+                 the frame height from the top), fovea_zoom times larger than the full view, so
+                 a far target covers more than a few pixels (core.image_decode.model_view). The
+                 frozen trunk encodes the two parts separately; their maps are stacked.
   trunk_blocks   edge: EfficientNet-Lite0 MBConv blocks kept in the frozen trunk (of 16)
   neck_channels  edge: channels after the trainable 1x1 reduction of the trunk feature map
   neck_layers    edge: 1 = reduce + FiLM; each extra layer adds a residual 1x1 conv + FiLM + ReLU,
@@ -70,7 +76,9 @@ DEFAULT_ACTION_HIGH = (0.5, 1.5)
 
 # Fields that change no tensor shape and no weight's meaning enough to refuse a fine-tune: `train
 # --init MODEL --set history_stride=3` re-times MODEL's memory and trains it to the new spacing.
-FINE_TUNABLE_FIELDS = ('history_stride',)
+# Adding a fovea (fovea_*) widens only the neck's projection, whose new columns start at zero:
+# `--init MODEL --set fovea_rows=40` starts from MODEL's exact outputs and learns to use the strip.
+FINE_TUNABLE_FIELDS = ('history_stride', 'fovea_rows', 'fovea_zoom', 'fovea_centre')
 
 
 @dataclass
@@ -78,6 +86,9 @@ class PolicyConfig:
     backbone: str = 'edge'
     head: str = 'lstm'
     image_size: int = 80
+    fovea_rows: int = 0
+    fovea_zoom: float = 2.0
+    fovea_centre: float = 0.44
     trunk_blocks: int = 8
     neck_channels: int = 32
     neck_layers: int = 1
@@ -137,6 +148,11 @@ class PolicyConfig:
                                  'flow_steps', 'text_max_tokens', 'kosmos2_max_text_tokens')
                     if int(getattr(self, name)) < 1]
         checks = ((32 <= self.image_size <= 1024, f'image_size {self.image_size} outside [32, 1024]'),
+                  (0 <= self.fovea_rows <= self.image_size,
+                   f'fovea_rows {self.fovea_rows} outside [0, image_size {self.image_size}]'),
+                  (not self.fovea_rows or self.backbone == 'edge', 'fovea_rows needs backbone edge'),
+                  (1.0 <= self.fovea_zoom <= 8.0, f'fovea_zoom {self.fovea_zoom} outside [1, 8]'),
+                  (0.0 <= self.fovea_centre <= 1.0, f'fovea_centre {self.fovea_centre} outside [0, 1]'),
                   (1 <= self.trunk_blocks <= EDGE_TRUNK_BLOCKS,
                    f'trunk_blocks {self.trunk_blocks} outside [1, {EDGE_TRUNK_BLOCKS}]'),
                   (self.text_head_dim >= 0, f'text_head_dim must be >= 0, got {self.text_head_dim}'),
@@ -165,7 +181,9 @@ class PolicyConfig:
     def engine_spec(self):
         """The runtime's EngineSpec of a model with this config (both engines build it here)."""
         from vla_nav.core.engine import EngineSpec
-        return EngineSpec(image_height=self.image_size, image_width=self.image_size,
+        from vla_nav.core.image_decode import Fovea
+        return EngineSpec(image_height=self.image_size + self.fovea_rows, image_width=self.image_size,
+                          fovea=Fovea(self.fovea_rows, self.fovea_zoom, self.fovea_centre),
                           feature_dim=self.feature_dim, window=self.window,
                           history_stride=self.history_stride, chunk=self.chunk,
                           action_dim=self.action_dim, dt=self.dt, state_dim=self.state_dim)

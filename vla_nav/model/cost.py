@@ -23,7 +23,9 @@ def policy_cost(policy) -> dict[str, float]:
     instruction[0, 0] = 1.0
     states = torch.zeros(1, cfg.window, cfg.state_dim) if cfg.state_dim else None
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        policy.encode_frame(torch.zeros(1, cfg.image_size, cfg.image_size, 3, dtype=torch.uint8), instruction)
+        spec = cfg.engine_spec()
+        policy.encode_frame(torch.zeros(1, spec.image_height, spec.image_width, 3, dtype=torch.uint8),
+                            instruction)
         policy.predict_chunk(torch.zeros(1, cfg.window, cfg.feature_dim), instruction, states)
     flops = counter.get_total_flops()
     if cfg.head in ('lstm', 'discrete', 'flow'):   # the LSTM window body

@@ -35,7 +35,8 @@ class EdgeBackbone(nn.Module):
     def __init__(self, config: PolicyConfig, load_pretrained: bool = True) -> None:
         super().__init__()
         self.config = config
-        self.trunk = EfficientNetTrunk(config.image_size, config.trunk_blocks, load_weights=load_pretrained)
+        self.trunk = (FoveaTrunk(config, load_pretrained) if config.fovea_rows else
+                      EfficientNetTrunk(config.image_size, config.trunk_blocks, load_weights=load_pretrained))
         channels, (height, width) = self.trunk.out_channels, self.trunk.out_hw
         self.trunk_shape = (channels, height, width)
         self.reduce = nn.Conv2d(channels, config.neck_channels, kernel_size=1)
@@ -71,6 +72,23 @@ class EdgeBackbone(nn.Module):
         x = self.dropout(x.flatten(1))
         return self.norm(self.project(x))
 
+    def adopt(self, state: dict[str, torch.Tensor], other: EdgeBackbone, prefix: str) -> dict:
+        """`other`'s trained weights for this backbone, whose trunk map may have more rows (a fovea
+        added): the projection's columns of the new cells start at zero, so the features are
+        unchanged until training uses them."""
+        key = prefix + 'project.weight'
+        (_, rows, width), (_, new_rows, new_width) = other.trunk_shape, self.trunk_shape
+        channels = self.config.neck_channels
+        if key not in state or (rows, width) == (new_rows, new_width):
+            return state
+        if other.config.neck_channels != channels or width != new_width or new_rows < rows:
+            raise ValueError(f'cannot carry a {other.trunk_shape} trunk map\'s projection '
+                             f'to {self.trunk_shape}')
+        old = state[key].reshape(-1, channels, rows, width)
+        widened = old.new_zeros(old.shape[0], channels, new_rows, width)
+        widened[:, :, :rows] = old
+        return {**state, key: widened.reshape(old.shape[0], -1)}
+
     # --- instruction -------------------------------------------------------------------------
     def text_encoder(self) -> tuple:
         if self._text is None:
@@ -100,3 +118,20 @@ class EdgeBackbone(nn.Module):
         paths = {'image_trunk': efficientnet_weights_path(), 'text_encoder': minilm_weights_path()}
         for name, path in paths.items():
             verify_frozen_reference(references.get(name, {}), path, checkpoint_file)
+
+
+class FoveaTrunk(nn.Module):
+    """The frozen trunk over the full view and, separately (each part with its own static
+    padding), over the fovea strip under it; the two maps are stacked along the height."""
+
+    def __init__(self, config: PolicyConfig, load_pretrained: bool) -> None:
+        super().__init__()
+        self.size = config.image_size
+        self.full = EfficientNetTrunk(config.image_size, config.trunk_blocks, load_weights=load_pretrained)
+        self.strip = EfficientNetTrunk((config.fovea_rows, config.image_size), config.trunk_blocks,
+                                       load_weights=load_pretrained)
+        self.out_channels = self.full.out_channels
+        self.out_hw = (self.full.out_hw[0] + self.strip.out_hw[0], self.full.out_hw[1])
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.full(images[:, :self.size]), self.strip(images[:, self.size:])], dim=2)

@@ -514,8 +514,8 @@ def export_onnx(model_dir: str | os.PathLike, out_dir: str | os.PathLike | None 
     staging = Path(tempfile.mkdtemp(dir=out_dir, prefix='.export-'))
     try:
         frame_encoder, head = _graph_modules(policy)
-        size, window = config.image_size, config.window
-        image = torch.randint(0, 256, (1, size, size, 3), dtype=torch.uint8)
+        spec, window = config.engine_spec(), config.window
+        image = torch.randint(0, 256, (1, spec.image_height, spec.image_width, 3), dtype=torch.uint8)
         instruction = policy.embed_instructions(['go to the red cone'])
         features = torch.randn(1, window, config.feature_dim)
         fp32_graph = staging / graph_file('frame_encoder', 'fp32')
@@ -565,9 +565,10 @@ def export_onnx(model_dir: str | os.PathLike, out_dir: str | os.PathLike | None 
             'checksum': checksum, 'export_version': EXPORT_VERSION, 'opset': OPSET,
             'frame_encoder_exporter': exporter,
             'precisions': precisions, 'graphs': graphs, 'backbone': config.backbone,
-            'spec': {'image_height': size, 'image_width': size, 'feature_dim': config.feature_dim,
-                     'window': window, 'chunk': config.chunk, 'action_dim': config.action_dim,
-                     'dt': config.dt, 'state_dim': config.state_dim},
+            'spec': {'image_height': spec.image_height, 'image_width': spec.image_width,
+                     'feature_dim': config.feature_dim, 'window': window, 'chunk': config.chunk,
+                     'action_dim': config.action_dim, 'dt': config.dt, 'state_dim': config.state_dim,
+                     **({'fovea_rows': config.fovea_rows} if config.fovea_rows else {})},
             'text': text,
             'external_data': {name: external_data_file(name) for name in
                               [graph_file('frame_encoder', p) for p in precisions] if external},

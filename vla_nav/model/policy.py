@@ -83,6 +83,17 @@ class VLAPolicy(nn.Module):
         return {name: tensor for name, tensor in self.state_dict().items()
                 if not name.startswith(self.frozen_prefix)}
 
+    def load_trained(self, other: VLAPolicy) -> None:
+        """`other`'s trained weights, read in this config (a fine-tune that changes only
+        FINE_TUNABLE_FIELDS: the same tensors, or a projection widened for a fovea)."""
+        state = other.trainable_state_dict()
+        if hasattr(self.backbone, 'adopt'):
+            state = self.backbone.adopt(state, other.backbone, 'backbone.')
+        missing, unexpected = self.load_state_dict(state, strict=False)
+        missing = [key for key in missing if not key.startswith(self.frozen_prefix)]
+        if missing or unexpected:
+            raise ValueError(f'weights do not fit: missing {missing}, unexpected {unexpected}')
+
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for name, p in self.named_parameters()
                 if p.requires_grad and not name.startswith(self.frozen_prefix)]
@@ -96,9 +107,9 @@ class VLAPolicy(nn.Module):
 
     # --- frames ------------------------------------------------------------------------------
     def _check_images(self, images: torch.Tensor) -> None:
-        size = self.config.image_size
-        if images.dim() != 4 or tuple(images.shape[1:]) != (size, size, 3):
-            raise ValueError(f'images must be (B, {size}, {size}, 3) RGB, got {tuple(images.shape)}')
+        height, width = self.config.image_size + self.config.fovea_rows, self.config.image_size
+        if images.dim() != 4 or tuple(images.shape[1:]) != (height, width, 3):
+            raise ValueError(f'images must be (B, {height}, {width}, 3) RGB, got {tuple(images.shape)}')
 
     def encode_trunk(self, images: torch.Tensor) -> torch.Tensor:
         """Frozen part: uint8 (B,H,W,3) -> cacheable trunk tensor (no gradient)."""

@@ -92,10 +92,11 @@ class EfficientNetTrunk(nn.Module):
     Kept frozen and in eval mode; padding is static for `image_size` so it exports to ONNX.
     """
 
-    def __init__(self, image_size: int, blocks: int, load_weights: bool = True) -> None:
+    def __init__(self, image_size: int | tuple[int, int], blocks: int, load_weights: bool = True) -> None:
         super().__init__()
         from efficientnet_lite_pytorch import EfficientNet
-        full = EfficientNet.from_name('efficientnet-lite0', image_size=image_size)
+        height, width = (image_size, image_size) if isinstance(image_size, int) else image_size
+        full = EfficientNet.from_name('efficientnet-lite0', image_size=[height, width])
         if load_weights:
             weights_path = efficientnet_weights_path()
             try:
@@ -108,7 +109,7 @@ class EfficientNetTrunk(nn.Module):
         self.blocks = nn.ModuleList(full._blocks[:blocks])
         self.out_channels = full._blocks[blocks - 1]._bn2.num_features
         with torch.no_grad():
-            probe = torch.zeros(1, image_size, image_size, 3, dtype=torch.uint8)
+            probe = torch.zeros(1, height, width, 3, dtype=torch.uint8)
             self.out_hw = tuple(self.forward(probe).shape[-2:])
         self.requires_grad_(False)
         self.eval()

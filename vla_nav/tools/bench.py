@@ -130,7 +130,7 @@ def measure(args: argparse.Namespace) -> dict:
     p50, p99, mean = _percentiles(step_times)
     return {
         'backend': engine.backend, 'provider': engine.provider, 'precision': args.precision,
-        'resolution': spec.image_height, 'steps': args.steps,
+        'resolution': spec.image_width, 'fovea_rows': spec.fovea.rows, 'steps': args.steps,
         'steps_per_s': 1e3 / mean, 'p50_ms': p50, 'p99_ms': p99, 'mean_ms': mean,
         'steps_per_s_at_p50': 1e3 / p50,  # robust to other processes preempting the CPU
         'encode_p50_ms': _percentiles(encode_times)[0], 'head_p50_ms': _percentiles(head_times)[0],
@@ -302,7 +302,8 @@ def table_rows(report: dict) -> list[tuple[str, str]]:
         ('model', f"{report['model']} [{report['weights']}]"),
         ('backend / provider', f"{report['backend']} / {report['provider']} "
                                f"(asked: {report['requested_provider']}, {report['precision']})"),
-        ('resolution', f"{report['resolution']} px"),
+        ('resolution', f"{report['resolution']} px" + (f" + a {report['fovea_rows']}-row fovea strip"
+                                                         if report.get('fovea_rows') else '')),
         ('steps/s (cached history)', f"{report['steps_per_s']:.0f}"),
         ('latency p50 / p99', f"{report['p50_ms']:.3f} / {report['p99_ms']:.3f} ms"),
         ('  encode / head p50', f"{report['encode_p50_ms']:.3f} / {report['head_p50_ms']:.3f} ms"),

@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         print(f'eval: cannot load the model: {error}', file=sys.stderr)
         return 2
     spec = engine.spec
-    episodes = read_episodes(args.data, dt=spec.dt, image_size=(spec.image_height, spec.image_width))
+    episodes = read_episodes(args.data, dt=spec.dt, image_size=spec.view)
     if args.episodes:
         episodes = islice(episodes, args.episodes)
     summary = evaluate_offline(engine, episodes, progress=not args.quiet and not args.json)

@@ -86,7 +86,7 @@ def offline_mae(model_dir, data, backend: str = 'onnx', progress: bool = False) 
 
     engine = load_engine(model_dir, backend=backend)
     spec = engine.spec
-    episodes = read_episodes(data, dt=spec.dt, image_size=(spec.image_height, spec.image_width))
+    episodes = read_episodes(data, dt=spec.dt, image_size=spec.view)
     return evaluate_offline(engine, episodes, progress=progress)
 
 

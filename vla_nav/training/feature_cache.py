@@ -91,6 +91,8 @@ def trunk_checksum(policy) -> str:
              'trunk_blocks': config.trunk_blocks, 'text_model': config.text_model,
              'text_max_tokens': config.text_max_tokens, 'kosmos2_path': config.kosmos2_path,
              'frozen': policy.backbone.frozen_references()}
+    if config.fovea_rows:   # absent otherwise: the caches of models without a fovea keep their keys
+        parts['fovea'] = [config.fovea_rows, config.fovea_zoom, config.fovea_centre]
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
@@ -184,7 +186,7 @@ def _build(paths, policy, folder: Path, key: str, batch_size: int, progress: boo
     try:
         for bag in bar:
             for episode in read_bag_episodes(bag, dt=config.dt,
-                                             image_size=(config.image_size, config.image_size),
+                                             image_size=config.engine_spec().view,
                                              skipped=skipped):
                 outputs = []
                 for start in range(0, len(episode), batch_size):

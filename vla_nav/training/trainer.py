@@ -268,7 +268,7 @@ class _Run:
                              f'(only {", ".join(FINE_TUNABLE_FIELDS)} may change)')
         if changed:   # same tensors, another reading of them: the init weights in the new config
             retimed = VLAPolicy(policy_config)
-            retimed.load_state_dict(policy.state_dict())
+            retimed.load_trained(policy)
             return retimed
         return policy
 
