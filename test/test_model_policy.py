@@ -259,3 +259,19 @@ def test_flow_head_commits_to_one_of_two_modes():
         torch.set_num_threads(threads)
     assert bool((turn > 0).all() or (turn < 0).all()), turn
     assert float(turn.abs().mean()) > 0.2, turn   # the two modes are at +-1 rad/s, their mean 0
+
+
+def test_the_fovea_strip_goes_through_the_same_frozen_trunk():
+    """The strip's trunk shares the full view's weights (one copy) and encodes exactly as a trunk
+    built for the strip's size alone would (what the training caches hold); the maps stack."""
+    from vla_nav.model.pretrained import EfficientNetTrunk
+    fovea = VLAPolicy(PolicyConfig(fovea_rows=40)).eval()
+    trunk = fovea.backbone.trunk
+    assert trunk.strip.stem[0].weight is trunk.full.stem[0].weight
+    images = torch.randint(0, 256, (2, 120, 80, 3), dtype=torch.uint8)
+    with torch.no_grad():
+        stacked = fovea.encode_trunk(images)
+        full = EfficientNetTrunk(80, 8).eval()(images[:, :80])
+        strip = EfficientNetTrunk((40, 80), 8).eval()(images[:, 80:])
+    assert stacked.shape == (2, 80, 8, 5) and fovea.backbone.trunk_shape == (80, 8, 5)
+    assert torch.equal(stacked, torch.cat([full, strip], dim=2))

@@ -130,6 +130,11 @@ class FoveaTrunk(nn.Module):
         self.full = EfficientNetTrunk(config.image_size, config.trunk_blocks, load_weights=load_pretrained)
         self.strip = EfficientNetTrunk((config.fovea_rows, config.image_size), config.trunk_blocks,
                                        load_weights=load_pretrained)
+        # one copy of the (identical) weights, here and in the ONNX graph; each part keeps its own
+        # static paddings and BatchNorm buffers (the trunk's shape probe at construction runs in
+        # training mode and nudges them per input size: part of the frozen trunk's definition)
+        for mine, theirs in zip(self.full.modules(), self.strip.modules(), strict=True):
+            theirs._parameters.update(mine._parameters)
         self.out_channels = self.full.out_channels
         self.out_hw = (self.full.out_hw[0] + self.strip.out_hw[0], self.full.out_hw[1])
 
