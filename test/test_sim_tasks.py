@@ -1,4 +1,5 @@
 """The v2 world's generator (numpy only): tiers, held-out splits, resolution, rooms, planner, judge."""
+import dataclasses
 import math
 import re
 
@@ -22,6 +23,8 @@ from vla_nav.sim.rooms import (
     visible,
 )
 from vla_nav.sim.tasks import (
+    EVAL_TIERS,
+    FAR_DISTANCE,
     HELD_OUT_PAIRS,
     MAX_PER_CATEGORY,
     TEMPLATES,
@@ -138,6 +141,11 @@ def _numbers(task: Task):
 
 # --- held-out splits: over many seeds -----------------------------------------------------------
 
+def test_the_far_block_is_never_drawn_so_never_recorded(train_tasks):
+    assert not {task.tier for _, task in train_tasks} & set(EVAL_TIERS)
+    assert not {generate_task('test', 0, episode)[1].tier for episode in range(60)} & set(EVAL_TIERS)
+
+
 def test_train_never_emits_a_held_out_pair(train_tasks):
     for layout, _ in train_tasks:
         for obj in layout.named_objects:
@@ -207,7 +215,8 @@ def test_generator_is_deterministic_and_split_salted():
     assert generate_task('train', 4, 10)[0].fingerprint() != a[0].fingerprint()
 
 
-@pytest.mark.parametrize('split, tier', [('train', t) for t in TIERS] + [('test', t) for t in TEST_TIERS])
+@pytest.mark.parametrize('split, tier', [('train', t) for t in TIERS + EVAL_TIERS] +
+                         [('test', t) for t in TEST_TIERS + EVAL_TIERS])
 def test_every_tier_round_trips_through_the_one_parser(split, tier):
     for episode in range(6):
         layout, task = generate_task(split, 2, episode, tier=tier)
@@ -232,6 +241,9 @@ def test_tiers_have_their_defining_geometry():
         layout, task = generate_task('train', 11, episode, tier='detour')
         assert not line_is_free(layout, layout.start_pose[:2], task.target.position, 0.2,
                                 ignore=(task.target,))
+        layout, task = generate_task('train', 11, episode, tier='far')   # in view of the bare room
+        assert visible(dataclasses.replace(layout, objects=(task.target,)), layout.start_pose, task.target)
+        assert math.dist(layout.start_pose[:2], task.target.position) >= FAR_DISTANCE[0] >= 3.0
         _, task = generate_task('train', 11, episode, tier='multi_step')
         assert 2 <= len(task.steps) <= 3
     shapes = {generate_task('train', 11, e)[0].shape for e in range(40)}

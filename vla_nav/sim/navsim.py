@@ -34,7 +34,7 @@ from vla_nav.sim.world import World
 
 MAX_ATTEMPTS = 20
 WORLDS = SIM_WORLDS
-IN_VIEW_TIERS = ('goto', 'distractor', 'relational', 'held_out_pair', 'held_out_words')
+IN_VIEW_TIERS = ('goto', 'distractor', 'relational', 'held_out_pair', 'held_out_words', 'far')
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ Tiers (`Task.tier`; `generate_task(tier=...)` forces one; eval-sim --suite names
   relational    "the nearest chair", "the cone on your left", "the ball next to the box"
   turn, forward, stop, multi_step (2-3 steps)
   held_out_pair, held_out_words, numbers   test split only (the held-out material below)
+  far           (EVAL_TIERS: only when forced, never drawn, so never in recorded data) a goto
+                scene whose target is in view FAR_DISTANCE away: the far-target block
 
 Held-out splits: what the TRAIN generator never emits, whatever the seed (test_sim_tasks.py
 checks each structurally and over many seeds):
@@ -76,6 +78,7 @@ from vla_nav.sim.scenarios import (
 TIERS = ('goto', 'distractor', 'search', 'detour', 'relational', 'turn', 'forward', 'stop',
          'multi_step')
 TEST_TIERS = ('held_out_pair', 'held_out_words', 'numbers')
+EVAL_TIERS = ('far',)   # either split, only when forced (eval-sim --suite --tiers far)
 TIER_WEIGHTS = {'goto': 0.16, 'distractor': 0.1, 'search': 0.14, 'detour': 0.12, 'relational': 0.1,
                 'turn': 0.1, 'forward': 0.1, 'stop': 0.04, 'multi_step': 0.14}
 TEST_TIER_WEIGHT = 0.05   # each held-out tier's share of a test stream (the rest as TIER_WEIGHTS)
@@ -131,6 +134,7 @@ WRITTEN_STOP_PHRASES = TEMPLATES['train']['stop'] + TEMPLATES['test']['stop']
 ROOM_WIDTH, ROOM_DEPTH = (5.0, 9.0), (4.0, 7.0)
 MAX_PER_CATEGORY = 4
 MAX_TARGET_DISTANCE = 6.0
+FAR_DISTANCE = (3.5, MAX_TARGET_DISTANCE)   # m to the target's centre: the `far` tier
 SEARCH_TIME = 2 * math.pi / NOMINAL_TURN_RATE + 4.0
 
 
@@ -480,8 +484,9 @@ def generate_task(split: str, seed: int, episode: int, attempt: int = 0, tier: s
                                   [TEST_TIER_WEIGHT] * len(TEST_TIERS)])
     drawn = names[int(rng.choice(len(names), p=weights / weights.sum()))]
     tier = tier or drawn
-    if tier not in TIERS + (TEST_TIERS if split == 'test' else ()):
-        raise ValueError(f'tier must be one of {TIERS} (+ {TEST_TIERS} on the test split), got {tier!r}')
+    if tier not in TIERS + EVAL_TIERS + (TEST_TIERS if split == 'test' else ()):
+        raise ValueError(f'tier must be one of {TIERS + EVAL_TIERS} (+ {TEST_TIERS} on the test split), '
+                         f'got {tier!r}')
     for _retry in range(200):
         result = _try_generate(rng, split, tier, seed, episode)
         if result is not None:
@@ -542,7 +547,7 @@ class _Draft:
             self.empty, self.pose[:2], obj.position, ROBOT_RADIUS + 0.05, ())
 
 
-_GOTO_TIERS = ('goto', 'held_out_pair', 'held_out_words', 'distractor', 'relational')
+_GOTO_TIERS = ('goto', 'held_out_pair', 'held_out_words', 'distractor', 'relational', 'far')
 
 
 def _place_goal(draft: _Draft) -> tuple[SceneObject | None, str | None] | None:
@@ -552,7 +557,8 @@ def _place_goal(draft: _Draft) -> tuple[SceneObject | None, str | None] | None:
     if tier == 'relational':
         return _relational(rng, scene, draft.pairs, pose, draft.test_words)
     if tier in _GOTO_TIERS:
-        target = draft.place_target(scene.view_point, draft.in_view)
+        where = (lambda: scene.view_point(FAR_DISTANCE)) if tier == 'far' else scene.view_point
+        target = draft.place_target(where, draft.in_view)
         if target is None or (tier == 'distractor' and
                               _hard_distractor(rng, scene, target, draft.pairs, pose) is None):
             return None

@@ -23,10 +23,10 @@ SCENE_TIER = {'goto': 'goto', 'distractor': 'distractor', 'retarget': 'distracto
               'detour': 'detour', 'held_out_pair': 'held_out_pair',
               'held_out_words': 'held_out_words', 'numbers': 'numbers',
               'multi_step': 'multi_step', 'stop': 'stop', 'relational': 'relational',
-              'turn': 'turn', 'forward': 'forward'}
+              'turn': 'turn', 'forward': 'forward', 'far': 'far'}
 SUITE_TIERS = ('goto', 'distractor', 'retarget', 'search', 'detour', 'held_out_pair',
                'held_out_words', 'numbers', 'multi_step', 'stop', 'relational')
-EXTRA_TIERS = ('turn', 'forward')         # not in the default suite; --tiers may name them
+EXTRA_TIERS = ('turn', 'forward', 'far')  # not in the default suite; --tiers may name them
 BLIND_TEXT = 'go'                         # the language-blind control's neutral sentence
 BLIND_PREFIX = 'blind:'                   # a control's label: 'blind:<tier>'
 END_OBJECT_RANGE = 1.0                    # m: the nearest object this close (surface) = where it ended
