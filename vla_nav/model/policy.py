@@ -107,7 +107,8 @@ class VLAPolicy(nn.Module):
 
     # --- frames ------------------------------------------------------------------------------
     def _check_images(self, images: torch.Tensor) -> None:
-        height, width = self.config.image_size + self.config.fovea_rows, self.config.image_size
+        spec = self.config.engine_spec()
+        height, width = spec.image_height, spec.image_width
         if images.dim() != 4 or tuple(images.shape[1:]) != (height, width, 3):
             raise ValueError(f'images must be (B, {height}, {width}, 3) RGB, got {tuple(images.shape)}')
 
