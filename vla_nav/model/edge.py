@@ -130,9 +130,10 @@ class FoveaTrunk(nn.Module):
         self.full = EfficientNetTrunk(config.image_size, config.trunk_blocks, load_weights=load_pretrained)
         self.strip = EfficientNetTrunk((config.fovea_rows, config.image_size), config.trunk_blocks,
                                        load_weights=load_pretrained)
-        # one copy of the (identical) weights, here and in the ONNX graph; each part keeps its own
-        # static paddings and BatchNorm buffers (the trunk's shape probe at construction runs in
-        # training mode and nudges them per input size: part of the frozen trunk's definition)
+        # one copy of the (identical) weights in memory; each part keeps its own static paddings
+        # and BatchNorm buffers (the trunk's shape probe at construction runs in training mode and
+        # nudges them per input size: part of the frozen trunk's definition), so the ONNX export,
+        # which folds each part's BatchNorm into its convolutions, holds two folded copies
         for mine, theirs in zip(self.full.modules(), self.strip.modules(), strict=True):
             theirs._parameters.update(mine._parameters)
         self.out_channels = self.full.out_channels
