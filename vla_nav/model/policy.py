@@ -59,6 +59,8 @@ class VLAPolicy(nn.Module):
     def __init__(self, config: PolicyConfig, load_pretrained: bool = True) -> None:
         super().__init__()
         self.config = config
+        spec = config.engine_spec()
+        self.image_shape = (spec.image_height, spec.image_width, 3)   # what encode_trunk accepts
         self.backbone = build_backbone(config, load_pretrained)
         self.head_input = HeadInput(config)
         self.head = build_head(self.head_input.out_dim, config)
@@ -107,9 +109,8 @@ class VLAPolicy(nn.Module):
 
     # --- frames ------------------------------------------------------------------------------
     def _check_images(self, images: torch.Tensor) -> None:
-        spec = self.config.engine_spec()
-        height, width = spec.image_height, spec.image_width
-        if images.dim() != 4 or tuple(images.shape[1:]) != (height, width, 3):
+        height, width, _ = self.image_shape
+        if images.dim() != 4 or tuple(images.shape[1:]) != self.image_shape:
             raise ValueError(f'images must be (B, {height}, {width}, 3) RGB, got {tuple(images.shape)}')
 
     def encode_trunk(self, images: torch.Tensor) -> torch.Tensor:
