@@ -242,6 +242,51 @@ def test_in_view_success_is_binned_by_the_targets_distance_at_the_start():
     assert by_target_distance([record('search', 1.0, 'success')]) == {}
 
 
+def test_search_success_is_split_by_whether_a_turn_in_place_finds_the_target():
+    from vla_nav.tools.suite.report import search_by_start, summarise_suite
+
+    def record(label, seen, outcome):
+        return {'label': label, 'mode': 'task', 'outcome': outcome, 'seen_by_turning': seen}
+    records = [record('search', True, 'success'), record('search', True, 'timeout'),
+               record('search', False, 'collision'), record('goto', True, 'success'),
+               {'label': 'search', 'mode': 'task', 'outcome': 'success'}]
+    groups = search_by_start(records)
+    assert list(groups) == ['seen by turning in place', 'found only by driving']
+    assert groups['seen by turning in place']['episodes'] == 2
+    assert groups['seen by turning in place']['success']['count'] == 1
+    assert groups['found only by driving']['collision']['count'] == 1
+    assert search_by_start([record('search', True, 'success')]).keys() == {'seen by turning in place'}
+    summary = summarise_suite(records, {'model': 'm', 'split': 'train', 'seed': 100,
+                                        'episodes_per_tier': 3})
+    assert summary['search_by_start'] == groups
+    assert 'search by the target at the start: seen by turning in place' in format_text(summary)
+
+
+def test_a_search_record_says_whether_a_turn_in_place_finds_its_target():
+    from vla_nav.config import load_config
+    from vla_nav.sim import NavSim
+    from vla_nav.sim.robot import RobotLimits
+    from vla_nav.sim.rooms import visible_by_turning
+    from vla_nav.tools.suite.runner import _target_at_start
+
+    config = load_config()
+    sim = NavSim(split='train', seed=11, image_size=(32, 32), world='v2',
+                 limits=RobotLimits.from_executor(config.executor), stop_words=config.stop_words)
+    try:
+        kinds = set()
+        for episode in range(12):
+            observation = sim.reset(episode, kind='search')
+            start = _target_at_start(sim, observation.pose, search=True)
+            assert start['start_target_pixels'] == 0
+            assert start['seen_by_turning'] == visible_by_turning(sim.layout, observation.pose,
+                                                                  sim.scenario.target)
+            kinds.add(start['seen_by_turning'])
+            assert 'seen_by_turning' not in _target_at_start(sim, observation.pose)
+        assert kinds == {True, False}
+    finally:
+        sim.close()
+
+
 def test_suite_records_where_the_target_was_when_the_episode_started(oracle_run):
     summary, records, _ = oracle_run
     in_view = [r for r in records if r['label'] in ('goto', 'distractor', 'retarget')

@@ -21,6 +21,7 @@ from vla_nav.sim.rooms import (
     inside_floor,
     line_is_free,
     visible,
+    visible_by_turning,
 )
 from vla_nav.sim.tasks import (
     EVAL_TIERS,
@@ -385,6 +386,23 @@ def test_visibility_field_of_view_walls_and_tall_objects():
     assert not visible(_room([target, tall]), (0.0, 0.0, 0.0), target)
     low = SceneObject('grey', 'crate', (1.5, 0.0), 0.4, 0.2, (0.3, 0.3, 0.2), 0.0, 'clutter')
     assert visible(_room([target, low]), (0.0, 0.0, 0.0), target)
+
+
+def test_a_turn_in_place_finds_a_target_behind_but_not_one_behind_a_tall_object():
+    target = _obj('red', 'cone', 3.0, 0.0)
+    for yaw in (0.0, math.pi / 2, math.pi):   # ahead, beside, behind: a turn brings it into view
+        assert visible_by_turning(_room([target]), (0.0, 0.0, yaw), target)
+    tall = SceneObject('grey', 'crate', (1.5, 0.0), 0.4, 1.0, (0.3, 0.3, 1.0), 0.0, 'clutter')
+    assert not visible_by_turning(_room([target, tall]), (0.0, 0.0, math.pi), target)
+    # search scenes: both kinds occur, and the second is hidden at every heading, not only ahead
+    kinds = []
+    for episode in range(40):
+        layout, task = generate_task('train', 11, episode, tier='search')
+        x, y, _ = layout.start_pose
+        seen = visible_by_turning(layout, layout.start_pose, task.target)
+        kinds.append(seen)
+        assert seen == any(visible(layout, (x, y, k * math.pi / 90), task.target) for k in range(180))
+    assert any(kinds) and not all(kinds)
 
 
 # --- the step judge ------------------------------------------------------------------------------

@@ -279,6 +279,14 @@ def visible(layout: RoomLayout, pose, target: SceneObject, fovy_deg: float | Non
     return True
 
 
+def visible_by_turning(layout: RoomLayout, pose, target: SceneObject) -> bool:
+    """Whether turning in place at `pose` brings the target into view (`visible` facing it): a
+    search scene that fails this needs the robot to drive somewhere first, to find it."""
+    x, y, _ = pose
+    tx, ty = target.position
+    return visible(layout, (x, y, math.atan2(ty - y, tx - x)), target)
+
+
 # ---------------------------------------------------------------------------------------------
 # Grid A*.
 

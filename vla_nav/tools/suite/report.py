@@ -14,7 +14,7 @@ RECORD_KEYS = ('label', 'tier', 'mode', 'episode', 'instruction', 'policy_text',
                'reason', 'time', 'time_to_goal', 'path_length', 'path_efficiency', 'start_pose',
                'end_pose', 'collided_with', 'steps', 'steps_done', 'target_index', 'end_object',
                'original_instruction', 'original_target', 'chunks', 'inference_ms_p50',
-               'start_target_m', 'start_target_pixels')
+               'start_target_m', 'start_target_pixels', 'seen_by_turning')
 # success of the in-view tiers (the target named and in the first frame) by the distance from the
 # robot to the target's surface at the start (m): at 80 px a far target is a few pixels
 DISTANCE_BINS = (('under 2 m', 0.0, 2.0), ('2-3 m', 2.0, 3.0), ('3 m and more', 3.0, math.inf))
@@ -55,6 +55,24 @@ def by_target_distance(records: list[dict]) -> dict:
     return out
 
 
+# search scenes by where the target is at the start: a turn in place finds it, or only driving
+# does (the expert then follows the room's plan, which the camera does not show)
+SEARCH_STARTS = ((True, 'seen by turning in place'), (False, 'found only by driving'))
+
+
+def search_by_start(records: list[dict]) -> dict:
+    """{'seen by turning in place': rates, 'found only by driving': rates} over the search tier's
+    episodes driven with the words (`seen_by_turning` in their records); empty groups are left out."""
+    driven = [r for r in records if r['label'] == 'search' and r['outcome'] != 'skipped'
+              and r.get('seen_by_turning') is not None]
+    out = {}
+    for seen, name in SEARCH_STARTS:
+        items = [r for r in driven if r['seen_by_turning'] is seen]
+        if items:
+            out[name] = outcome_rates(items)
+    return out
+
+
 def summarise_suite(records: list[dict], meta: dict) -> dict:
     """{'meta', 'tiers': {tier: rates}, 'controls': {'language_blind': {tier: {...}},
     'retarget_swap': {...}}, 'records': [...]}; skipped retarget rooms are counted, not rated."""
@@ -76,6 +94,7 @@ def summarise_suite(records: list[dict], meta: dict) -> dict:
         controls['retarget_swap'] = retarget_swap(records)
     return {'meta': meta, 'tiers': tiers, 'controls': controls,
             'by_target_distance': by_target_distance(records),
+            'search_by_start': search_by_start(records),
             'records': [{k: r[k] for k in RECORD_KEYS if k in r} for r in records]}
 
 
@@ -112,6 +131,10 @@ def format_text(summary: dict) -> str:
     if distances:
         lines.append('in-view tiers by the target\'s distance at the start: ' + '; '.join(
             f'{name} {_cell(v["success"])} ({v["episodes"]})' for name, v in distances.items()))
+    searches = summary.get('search_by_start') or {}
+    if searches:
+        lines.append('search by the target at the start: ' + '; '.join(
+            f'{name} {_cell(v["success"])} ({v["episodes"]})' for name, v in searches.items()))
     return '\n'.join(lines)
 
 

@@ -64,7 +64,7 @@ def run_job(job: Job, keep_trajectory: bool) -> tuple[dict, object]:
     if prepared is None:
         return {**base, 'outcome': 'skipped', 'reason': 'no other visible object to name'}, None
     observation, text, note = prepared
-    start = _target_at_start(sim, observation.pose)
+    start = _target_at_start(sim, observation.pose, search=job.tier == 'search')
     engine = BlindEngine(_WORKER['engine']) if job.mode == 'blind' else _WORKER['engine']
     record = drive(engine, sim, observation, text, _WORKER['settings'], _WORKER['executor'],
                    keep_trajectory)
@@ -76,16 +76,22 @@ def run_job(job: Job, keep_trajectory: bool) -> tuple[dict, object]:
     return record, (layout if keep_trajectory else None)
 
 
-def _target_at_start(sim, pose) -> dict:
+def _target_at_start(sim, pose, search: bool = False) -> dict:
     """The named target as the episode starts: metres from the robot to its surface and its
-    pixels in the first camera frame (report.by_target_distance bins success by the first)."""
+    pixels in the first camera frame (report.by_target_distance bins success by the first); for
+    a search scene also whether turning in place brings it into view (report.search_by_start)."""
+    from vla_nav.sim.rooms import visible_by_turning
+
     target = sim.scenario.target if sim.scenario is not None else None
     if target is None:
         return {}
     index = _index_of(sim.layout, target)
     pixels = sim.world.pixel_counts().get(index, 0) if index is not None else 0
     distance = math.dist(target.position, pose[:2]) - target.radius
-    return {'start_target_m': round(distance, 3), 'start_target_pixels': int(pixels)}
+    start = {'start_target_m': round(distance, 3), 'start_target_pixels': int(pixels)}
+    if search:
+        start['seen_by_turning'] = visible_by_turning(sim.layout, pose, target)
+    return start
 
 
 def _index_of(layout, obj) -> int | None:
