@@ -92,3 +92,30 @@ def test_eval_verb_reports_a_bad_model(tmp_path, bags, capsys):
     from vla_nav.cli import main
     assert main(['eval', '--model', str(tmp_path / 'missing'), '--data', str(bags)]) == 2
     assert 'missing' in capsys.readouterr().err
+
+
+def test_offline_mae_hands_a_fovea_model_each_frame_cut_once(bags):
+    """read_episodes(image_size=spec.view) already cut the model's view (full view + fovea strip):
+    the loop must encode it as is, as training does, not cut a strip out of the cut again."""
+    from vla_nav.core.image_decode import Fovea
+    from vla_nav.data.dataset import read_episodes
+    from vla_nav.tools.evaluate import evaluate_offline
+
+    class Recording(ConstantEngine):
+        def __init__(self):
+            super().__init__()
+            self.spec = EngineSpec(image_height=24, image_width=16, feature_dim=4, state_dim=4,
+                                   fovea=Fovea(rows=8))
+            self.frames = []
+
+        def encode_frame(self, rgb):
+            self.frames.append(np.array(rgb))
+            return np.zeros(4, np.float32)
+
+    engine = Recording()
+    episodes = list(read_episodes(bags, dt=engine.spec.dt, image_size=engine.spec.view))
+    summary = evaluate_offline(engine, episodes)
+    assert summary['episodes'] == 2 and summary['refused_steps'] == 0
+    expected = [frame for episode in episodes for frame in episode.frames]
+    assert len(engine.frames) == len(expected)
+    assert all(np.array_equal(seen, frame) for seen, frame in zip(engine.frames, expected, strict=True))

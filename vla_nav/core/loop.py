@@ -177,8 +177,10 @@ class PolicyLoop:
 
     # --- frames --------------------------------------------------------------------------
     def step(self, rgb: np.ndarray, stamp: float, now: float,
-             state: np.ndarray | None = None) -> Chunk | None:
-        """One camera frame -> a chunk, or None (no goal, stale frame, or an error: see last_error)."""
+             state: np.ndarray | None = None, is_view: bool = False) -> Chunk | None:
+        """One camera frame -> a chunk, or None (no goal, stale frame, or an error: see last_error).
+        is_view: `rgb` is already the model's input image (`spec.view` of the camera frame, as
+        read_episodes(image_size=spec.view) yields it), so it is not cut again."""
         with self._lock:
             if not self._frame_is_fresh(stamp, now):
                 return None
@@ -197,7 +199,8 @@ class PolicyLoop:
             if instruction is not None:
                 self.engine.reset()
                 self.engine.set_instruction(instruction)
-            frame = self.spec.view(np.asarray(rgb, dtype=np.uint8))
+            frame = np.asarray(rgb, dtype=np.uint8)
+            frame = frame if is_view else self.spec.view(frame)
             feature = np.asarray(self.engine.encode_frame(frame), dtype=np.float32)
             if feature.shape != (self.spec.feature_dim,) or not np.all(np.isfinite(feature)):
                 return self._fail(goal_id, f'encode_frame returned {feature.shape} with '

@@ -47,7 +47,8 @@ def chunk_targets(actions: np.ndarray, tick: int, chunk: int) -> tuple[np.ndarra
 
 
 def evaluate_offline(engine, episodes, progress: bool = False) -> dict:
-    """MAE of `engine` through PolicyLoop over `episodes` (iterable of vla_nav.data Episode)."""
+    """MAE of `engine` through PolicyLoop over `episodes` (iterable of vla_nav.data Episode whose
+    frames are the engine's input images: read_episodes(image_size=engine.spec.view))."""
     from tqdm import tqdm
 
     from vla_nav.config import load_config
@@ -75,7 +76,7 @@ def evaluate_offline(engine, episodes, progress: bool = False) -> dict:
                 predicted = np.zeros_like(target)
             else:
                 started = time.perf_counter()
-                chunk = loop.step(episode.frames[tick], stamp, now=stamp, state=state)
+                chunk = loop.step(episode.frames[tick], stamp, now=stamp, state=state, is_view=True)
                 step_seconds.append(time.perf_counter() - started)
                 if chunk is None:
                     refused += 1
