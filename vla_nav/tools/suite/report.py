@@ -47,9 +47,16 @@ def by_target_distance(records: list[dict]) -> dict:
     labels = (*IN_VIEW_TIERS, 'retarget')
     driven = [r for r in records if r['label'] in labels and r['outcome'] != 'skipped'
               and r.get('start_target_m') is not None]
+    return _grouped_rates(driven, [(name, lambda r, low=low, high=high: low <= r['start_target_m'] < high)
+                                   for name, low, high in DISTANCE_BINS])
+
+
+def _grouped_rates(records: list[dict], groups) -> dict:
+    """{name: outcome rates} of the records each (name, predicate) of `groups` holds; empty
+    groups are left out."""
     out = {}
-    for name, low, high in DISTANCE_BINS:
-        items = [r for r in driven if low <= r['start_target_m'] < high]
+    for name, holds in groups:
+        items = [r for r in records if holds(r)]
         if items:
             out[name] = outcome_rates(items)
     return out
@@ -65,12 +72,8 @@ def search_by_start(records: list[dict]) -> dict:
     episodes driven with the words (`seen_by_turning` in their records); empty groups are left out."""
     driven = [r for r in records if r['label'] == 'search' and r['outcome'] != 'skipped'
               and r.get('seen_by_turning') is not None]
-    out = {}
-    for seen, name in SEARCH_STARTS:
-        items = [r for r in driven if r['seen_by_turning'] is seen]
-        if items:
-            out[name] = outcome_rates(items)
-    return out
+    return _grouped_rates(driven, [(name, lambda r, seen=seen: r['seen_by_turning'] is seen)
+                                   for seen, name in SEARCH_STARTS])
 
 
 def summarise_suite(records: list[dict], meta: dict) -> dict:
