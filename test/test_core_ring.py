@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from vla_nav.core.feature_ring import FeatureRing
+from vla_nav.core.feature_ring import FeatureRing, history_back
 
 
 def vec(value, dim=3):
@@ -68,13 +68,32 @@ def test_stride_spaces_the_window_and_pads_with_the_first_push():
         FeatureRing(3, 1, stride=0)
 
 
-@pytest.mark.parametrize('window,stride', [(8, 1), (8, 3), (4, 2), (1, 5)])
-def test_the_ring_reads_the_frames_training_windows_are_built_from(window, stride):
+def test_memory_slots_reach_back_before_the_dense_window():
+    """window 5 with 2 memory slots 4 apart: 3 dense positions (ticks t-2..t), slots at t-6, t-10."""
+    assert history_back(5, 1, 2, 4).tolist() == [10, 6, 2, 1, 0]
+    assert history_back(4, 2).tolist() == [6, 4, 2, 0]          # no slots: the stride alone
+    ring = FeatureRing(5, 1, memory_slots=2, memory_stride=4)
+    assert ring.size == 11
+    for value in range(4):
+        ring.push(vec(value, 1))
+    np.testing.assert_array_equal(ring.window()[:, 0], [0, 0, 1, 2, 3])   # slots pad with the first
+    for value in range(4, 20):
+        ring.push(vec(value, 1))
+    np.testing.assert_array_equal(ring.window()[:, 0], [9, 13, 17, 18, 19])
+    for bad in ((5, 1, 5, 4), (5, 1, -1, 4), (5, 1, 2, 0)):
+        with pytest.raises(ValueError, match='memory'):
+            history_back(*bad)
+
+
+@pytest.mark.parametrize('window,stride,slots,slot_stride', [(8, 1, 0, 1), (8, 3, 0, 1), (4, 2, 0, 1),
+                                                            (1, 5, 0, 1), (14, 1, 6, 12), (6, 2, 3, 5)])
+def test_the_ring_reads_the_frames_training_windows_are_built_from(window, stride, slots, slot_stride):
     """The runtime's window at tick t holds exactly the frames `window_indices` trains on."""
     from vla_nav.data.dataset import window_indices
-    length = 30
-    frame_index, _, _ = window_indices(length, window, chunk=2, stride=stride)
-    ring = FeatureRing(window, 1, stride)
+    length = 90
+    frame_index, _, _ = window_indices(length, window, chunk=2, stride=stride, memory_slots=slots,
+                                       memory_stride=slot_stride)
+    ring = FeatureRing(window, 1, stride, slots, slot_stride)
     for tick in range(length):
         ring.push(vec(tick, 1))
         np.testing.assert_array_equal(ring.window()[:, 0], frame_index[tick])

@@ -156,3 +156,14 @@ def test_window_indices_with_a_history_stride():
     assert action_index[5, 0].tolist() == [1, 2] and mask[5, 2].tolist() == [True, False]
     with pytest.raises(ValueError, match='stride'):
         window_indices(6, window=3, chunk=2, stride=0)
+
+
+def test_memory_slots_are_read_but_never_supervised():
+    """window 4 = 2 memory slots 3 apart + 2 dense positions: slots stand for ticks t-4 and t-7."""
+    frame_index, action_index, mask = window_indices(10, window=4, chunk=2, memory_slots=2, memory_stride=3)
+    assert frame_index[9].tolist() == [2, 5, 8, 9] and frame_index[3].tolist() == [0, 0, 2, 3]
+    assert not mask[:, :2].any()
+    plain_frames, plain_actions, plain_mask = window_indices(10, window=2, chunk=2)
+    np.testing.assert_array_equal(frame_index[:, 2:], plain_frames)     # the dense part is unchanged
+    np.testing.assert_array_equal(action_index[:, 2:], plain_actions)
+    np.testing.assert_array_equal(mask[:, 2:], plain_mask)

@@ -44,6 +44,8 @@ def test_config_round_trip_and_default_bounds_cover_the_executor_limits():
     ({'action_low': (0.0,)}, 'action_low'),
     ({'trunk_blocks': 17}, 'trunk_blocks'),
     ({'history_stride': 0}, 'history_stride'),
+    ({'memory_slots': 8}, 'memory_slots'),
+    ({'memory_slots': 2, 'memory_stride': 0}, 'memory_stride'),
     ({'fovea_rows': 81}, 'fovea_rows'),
     ({'fovea_rows': 8, 'backbone': 'kosmos2', 'kosmos2_path': '/k2'}, 'fovea_rows needs backbone edge'),
     ({'fovea_zoom': 0.5}, 'fovea_zoom'),

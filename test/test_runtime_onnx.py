@@ -28,9 +28,11 @@ GOAL = 'go to the blue ball on the left'
 
 @pytest.fixture(scope='module')
 def model_dir(tmp_path_factory):
-    """A random-weights checkpoint with a state input, a two-layer neck and a history stride,
-    exported once (fp32 + fp16)."""
-    directory = save_random_checkpoint(PolicyConfig(state_dim=4, neck_layers=2, history_stride=2),
+    """A random-weights checkpoint with a state input, a two-layer neck, a history stride and two
+    memory slots, exported once (fp32 + fp16)."""
+    config = PolicyConfig(state_dim=4, neck_layers=2, history_stride=2, window=10, memory_slots=2,
+                          memory_stride=5)
+    directory = save_random_checkpoint(config,
                                        tmp_path_factory.mktemp('onnx') / 'model')
     export_onnx(directory, fp16=True)
     return directory
@@ -55,7 +57,9 @@ def test_parity_with_torch(model_dir, torch_engine, precision, feature_tol, chun
     engine = OnnxEngine(model_dir, precision=precision)
     engine.set_instruction(GOAL)
     assert engine.spec == torch_engine.spec and engine.provider == 'CPUExecutionProvider'
-    assert engine.spec.history_stride == 2     # the runtime ring reads it from the checkpoint
+    # the runtime ring reads its layout from the checkpoint
+    assert (engine.spec.window, engine.spec.history_stride, engine.spec.memory_slots) == (10, 2, 2)
+    assert engine.spec.ring(1).size == 7 * 2 + 2 * 5 + 1
     text_tol = 1e-4 if precision == 'fp32' else 1e-2
     np.testing.assert_allclose(engine.embed_instruction(GOAL), torch_engine.embed_instruction(GOAL),
                                atol=text_tol)
@@ -84,8 +88,10 @@ def test_engine_input_errors(model_dir):
     with pytest.raises(ValueError, match='features must be'):
         engine.act(np.zeros((4, engine.spec.feature_dim), dtype=np.float32))
     # a state policy without odometry gets zero states
-    features = np.zeros((8, engine.spec.feature_dim), dtype=np.float32)
-    np.testing.assert_array_equal(engine.act(features), engine.act(features, np.zeros((8, 4), np.float32)))
+    window = engine.spec.window
+    features = np.zeros((window, engine.spec.feature_dim), dtype=np.float32)
+    zero_states = np.zeros((window, 4), np.float32)
+    np.testing.assert_array_equal(engine.act(features), engine.act(features, zero_states))
 
 
 def test_stale_export_is_detected(model_dir, tmp_path):

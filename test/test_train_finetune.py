@@ -166,6 +166,30 @@ def test_a_fine_tune_may_re_time_the_history_window(setup, tmp_path, capsys):
     assert all(torch.allclose(init[k], v, atol=1e-6) for k, v in _weights(out / 'model.safetensors').items())
 
 
+def test_a_fine_tune_may_add_memory_slots(setup, tmp_path, capsys):
+    """--set window=W+2 --set memory_slots=2: the lstm head reads two older frames in front of the
+    same dense window with the same weights; the saved config and the runtime ring carry them."""
+    window = TINY_POLICY.get('window', PolicyConfig().window)
+    assert _cli(setup, tmp_path, '--set', f'window={window + 2}', '--set', 'memory_slots=2',
+                '--set', 'memory_stride=3') == 0
+    capsys.readouterr()
+    tuned = load_checkpoint(tmp_path / 'cli')
+    assert tuned.config == PolicyConfig(**dict(TINY_POLICY, window=window + 2, memory_slots=2,
+                                               memory_stride=3))
+    spec = tuned.config.engine_spec()
+    assert (spec.memory_slots, spec.memory_stride) == (2, 3)
+    assert spec.ring(4).size == (window - 1) + 2 * 3 + 1
+    init = load_checkpoint(setup / 'init')
+    longer = VLAPolicy(tuned.config)
+    longer.load_trained(init)            # every trained tensor carries over unchanged
+    for name, tensor in init.trainable_state_dict().items():
+        assert torch.equal(longer.trainable_state_dict()[name], tensor), name
+    gpt = dict(TINY_POLICY, head='gpt')
+    with pytest.raises(ValueError, match='do not fit'):   # its learned positions have the window's length
+        VLAPolicy(PolicyConfig(**gpt, window=window + 2, memory_slots=2)).load_trained(
+            VLAPolicy(PolicyConfig(**gpt)))
+
+
 def test_a_fine_tune_may_add_a_fovea(setup, tmp_path, capsys):
     """--init MODEL --set fovea_rows=16: the input gains a zoomed strip, the trunk map its rows and
     the projection their columns, which start at zero: the first step scores MODEL's own outputs."""

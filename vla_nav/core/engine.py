@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vla_nav.core.feature_ring import FeatureRing
 from vla_nav.core.image_decode import Fovea, model_view
 
 DEFAULT_WINDOW = 8       # frames of history the head looks at
@@ -29,11 +30,17 @@ class EngineSpec:
     feature_dim: int           # length of one cached per-frame feature
     window: int = DEFAULT_WINDOW
     history_stride: int = 1    # frames between window positions (PolicyConfig.history_stride)
+    memory_slots: int = 0      # the oldest positions as a slow memory (PolicyConfig.memory_slots)
+    memory_stride: int = 1     # frames between two memory slots
     chunk: int = DEFAULT_CHUNK
     action_dim: int = DEFAULT_ACTION_DIM
     dt: float = DEFAULT_DT
     state_dim: int = 0         # 0: no robot state; 4: vla_nav.core.robot_state (v, w, goal progress)
     fovea: Fovea = Fovea()     # the zoomed strip under the full view (image_height includes its rows)
+
+    def ring(self, dim: int) -> FeatureRing:
+        """A history ring of `dim`-vectors laid out as this model's window (features or states)."""
+        return FeatureRing(self.window, dim, self.history_stride, self.memory_slots, self.memory_stride)
 
     def view(self, rgb: np.ndarray) -> np.ndarray:
         """A camera frame of any size -> this engine's input image (core.image_decode.model_view)."""

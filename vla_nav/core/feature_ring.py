@@ -12,31 +12,52 @@ stride > 1 spaces the window's entries `stride` pushes apart (newest last): the 
 (window - 1) * stride + 1 pushes and the window reads every stride-th of them back from the newest,
 so the same head sees a longer stretch of time. Padding works the same way: positions older than
 the first push repeat the first push.
+
+memory_slots > 0 makes the oldest `memory_slots` positions of the window a slow memory: they sit
+`memory_stride` pushes apart before the dense part (`history_back`), e.g. window 14 with 6 slots 12
+apart is the last 8 frames (0.7 s) plus six frames 1.9 .. 7.9 s old, so a search can still see
+the doorway it passed during its turn. The ring then keeps history_back(...)[0] + 1 pushes.
 """
 from __future__ import annotations
 
 import numpy as np
 
 
-class FeatureRing:
-    """Preallocated ring of float32 vectors of length `dim`; windows of `window` of them, `stride`
-    pushes apart."""
+def history_back(window: int, stride: int = 1, memory_slots: int = 0, memory_stride: int = 1) -> np.ndarray:
+    """Pushes (ticks) before the newest that each of the `window` positions reads, oldest first:
+    the newest window - memory_slots positions `stride` apart, then the memory slots `memory_stride`
+    apart before them. The one definition of the history layout: the runtime ring reads it and
+    the training windows (data.dataset.window_indices) are built from it."""
+    window, stride, slots, slot_stride = int(window), int(stride), int(memory_slots), int(memory_stride)
+    if window < 1 or stride < 1 or slot_stride < 1 or not 0 <= slots < window:
+        raise ValueError(f'history needs window, stride, memory_stride >= 1 and 0 <= memory_slots < '
+                         f'window; got {window}, {stride}, {slot_stride}, {slots}')
+    dense = window - slots
+    back = (dense - 1 - np.arange(dense)) * stride
+    memory = back[0] + (slots - np.arange(slots)) * slot_stride
+    return np.concatenate([memory, back]).astype(np.int64)
 
-    def __init__(self, window: int, dim: int, stride: int = 1) -> None:
+
+class FeatureRing:
+    """Preallocated ring of float32 vectors of length `dim`; windows of `window` of them laid out
+    by `history_back` (`stride` pushes apart, the oldest `memory_slots` `memory_stride` apart)."""
+
+    def __init__(self, window: int, dim: int, stride: int = 1, memory_slots: int = 0,
+                 memory_stride: int = 1) -> None:
         if int(window) < 1 or int(dim) < 1 or int(stride) < 1:
             raise ValueError(f'FeatureRing needs window, dim and stride >= 1, got {window}, {dim}, {stride}')
         self._window = int(window)
-        self._size = (self._window - 1) * int(stride) + 1   # pushes kept
+        # window position p reads the entry back[p] pushes before the newest
+        self._back = history_back(window, stride, memory_slots, memory_stride)
+        self._size = int(self._back[0]) + 1   # pushes kept
         self._dim = int(dim)
         self._buffer = np.zeros((self._size, self._dim), dtype=np.float32)
-        # window position p reads the entry (window - 1 - p) * stride pushes before the newest
-        self._back = (self._window - 1 - np.arange(self._window)) * int(stride)
         self._next = 0      # slot the next push writes
         self._fill = 0
 
     @property
     def size(self) -> int:
-        """Pushes kept: (window - 1) * stride + 1."""
+        """Pushes kept: (window - 1) * stride + 1 without memory slots."""
         return self._size
 
     @property

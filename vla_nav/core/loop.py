@@ -40,7 +40,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from vla_nav.core.engine import PolicyEngine
-from vla_nav.core.feature_ring import FeatureRing
 from vla_nav.core.goal import DoneEstimator, GoalRules, GoalSequencer, GoalState, GoalStatus
 from vla_nav.core.instruction import GOAL, REFUSED, STOP, InstructionResult, classify_instruction
 from vla_nav.core.node_config import VlaNodeConfig
@@ -80,9 +79,8 @@ class PolicyLoop:
         self.max_instruction_chars = int(max_instruction_chars)
         self.max_image_age = float(max_image_age)
         self._limits = np.array(action_limits, dtype=np.float32)
-        window, stride = self.spec.window, self.spec.history_stride
-        self._features = FeatureRing(window, self.spec.feature_dim, stride)
-        self._states = FeatureRing(window, self.spec.state_dim, stride) if self.spec.state_dim else None
+        self._features = self.spec.ring(self.spec.feature_dim)
+        self._states = self.spec.ring(self.spec.state_dim) if self.spec.state_dim else None
         self._progress = GoalProgress()
         self._lock = threading.Lock()
         self._goal_id = 0

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vla_nav.core.engine import DEFAULT_CHUNK, DEFAULT_DT, DEFAULT_WINDOW
+from vla_nav.core.feature_ring import history_back
 from vla_nav.core.image_decode import resize_rgb
 from vla_nav.core.robot_state import STATE_DIM, GoalProgress
 from vla_nav.data.bags import (
@@ -86,7 +87,8 @@ class Episode:
 
 
 def window_indices(length: int, window: int = DEFAULT_WINDOW, chunk: int = DEFAULT_CHUNK,
-                   stride: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   stride: int = 1, memory_slots: int = 0, memory_stride: int = 1
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Index arrays for supervising every window position with its own chunk.
 
     For tick t (0..T-1) the window holds ticks t-window+1 .. t (oldest first, position window-1 is
@@ -102,15 +104,21 @@ def window_indices(length: int, window: int = DEFAULT_WINDOW, chunk: int = DEFAU
     `make_windows`. States for position p: `episode.states[frame_index]`.
     stride > 1 (PolicyConfig.history_stride): position p stands for tick j = t - (window-1-p) *
     stride, as the runtime's FeatureRing reads it; the rest is unchanged.
+    memory_slots > 0 (PolicyConfig.memory_slots): the oldest memory_slots positions stand for the
+    ticks core.feature_ring.history_back places them at (memory_stride apart before the dense
+    part). They are read, never supervised (mask False): a slot's own chunk would be predicted from
+    a sparse past, a different task from the newest position's.
     """
     length = int(length)
     if window < 1 or chunk < 1 or length < 0 or stride < 1:
         raise ValueError(f'need window >= 1, chunk >= 1, length >= 0, stride >= 1; got {window}, '
                          f'{chunk}, {length}, {stride}')
-    ticks = np.arange(length)[:, None] - (window - 1 - np.arange(window)[None, :]) * stride  # (T, W): j
+    back = history_back(window, stride, memory_slots, memory_stride)
+    ticks = np.arange(length)[:, None] - back[None, :]                           # (T, W): j
     frame_index = np.maximum(ticks, 0)
     steps = ticks[:, :, None] + np.arange(chunk)[None, None, :]                  # (T, W, C)
     mask = (ticks[:, :, None] >= 0) & (steps < length)
+    mask[:, :memory_slots] = False
     action_index = np.clip(steps, 0, max(length - 1, 0))
     return frame_index.astype(np.int64), action_index.astype(np.int64), mask
 

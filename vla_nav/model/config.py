@@ -25,6 +25,11 @@ Fields (validated in `__post_init__`; `to_dict()` / `from_dict()` round-trip thr
   history_stride frames between two window positions (1: the last 8 frames, 0.8 s at 10 Hz; 3: every
                  third frame, a 2.1 s memory for the same head cost: the runtime ring keeps
                  (window - 1) * stride + 1 features, training builds its windows alike)
+  memory_slots   0 (off) or how many of the window's OLDEST positions are a slow memory, memory_stride
+  memory_stride  frames apart before the dense part (core.feature_ring.history_back): window 14,
+                 memory_slots 6, memory_stride 12 = the last 8 frames + six frames 1.9 .. 7.9 s old
+                 (a full search turn). The head reads them with their robot states (the yaw since
+                 the goal began says where each looked); they are never supervised themselves
   action_dim, dt 2 = (linear.x m/s, angular.z rad/s); seconds between actions of a chunk
   state_dim      0 (images + instruction only) or 4 = vla_nav.core.robot_state.STATE_DIM:
                  (v, w, distance since goal start, yaw change since goal start), or 8 =
@@ -78,7 +83,10 @@ DEFAULT_ACTION_HIGH = (0.5, 1.5)
 # --init MODEL --set history_stride=3` re-times MODEL's memory and trains it to the new spacing.
 # Adding a fovea (fovea_*) widens only the neck's projection, whose new columns start at zero:
 # `--init MODEL --set fovea_rows=40` starts from MODEL's exact outputs and learns to use the strip.
-FINE_TUNABLE_FIELDS = ('history_stride', 'fovea_rows', 'fovea_zoom', 'fovea_centre')
+# `--set window=14 memory_slots=6` adds memory slots in front of an lstm/fc/flow head's window (their
+# weights do not depend on its length; the gpt head's learned positions do, and refuse).
+FINE_TUNABLE_FIELDS = ('history_stride', 'fovea_rows', 'fovea_zoom', 'fovea_centre', 'window',
+                       'memory_slots', 'memory_stride')
 
 
 @dataclass
@@ -95,6 +103,8 @@ class PolicyConfig:
     feature_dim: int = 256
     window: int = 8
     history_stride: int = 1
+    memory_slots: int = 0
+    memory_stride: int = 12
     chunk: int = 10
     action_dim: int = 2
     dt: float = 0.1
@@ -144,6 +154,7 @@ class PolicyConfig:
     def _size_problems(self) -> list[str]:
         problems = [f'{name} must be >= 1, got {getattr(self, name)}'
                     for name in ('neck_channels', 'neck_layers', 'feature_dim', 'window', 'history_stride',
+                                 'memory_stride',
                                  'chunk', 'action_dim', 'head_hidden', 'head_layers', 'head_attention_heads',
                                  'flow_steps', 'text_max_tokens', 'kosmos2_max_text_tokens')
                     if int(getattr(self, name)) < 1]
@@ -159,7 +170,9 @@ class PolicyConfig:
                   (self.head != 'gpt' or not self.head_hidden % max(self.head_attention_heads, 1),
                    f'head_hidden {self.head_hidden} not divisible by head_attention_heads '
                    f'{self.head_attention_heads}'),
-                  (self.discrete_bins >= 2, f'discrete_bins must be >= 2, got {self.discrete_bins}'))
+                  (self.discrete_bins >= 2, f'discrete_bins must be >= 2, got {self.discrete_bins}'),
+                  (0 <= self.memory_slots < self.window,
+                   f'memory_slots {self.memory_slots} outside [0, window {self.window})'))
         return problems + [message for ok, message in checks if not ok]
 
     def _value_problems(self) -> list[str]:
@@ -185,7 +198,8 @@ class PolicyConfig:
         return EngineSpec(image_height=self.image_size + self.fovea_rows, image_width=self.image_size,
                           fovea=Fovea(self.fovea_rows, self.fovea_zoom, self.fovea_centre),
                           feature_dim=self.feature_dim, window=self.window,
-                          history_stride=self.history_stride, chunk=self.chunk,
+                          history_stride=self.history_stride, memory_slots=self.memory_slots,
+                          memory_stride=self.memory_stride, chunk=self.chunk,
                           action_dim=self.action_dim, dt=self.dt, state_dim=self.state_dim)
 
     def to_dict(self) -> dict[str, Any]:

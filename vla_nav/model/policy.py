@@ -91,7 +91,10 @@ class VLAPolicy(nn.Module):
         state = other.trainable_state_dict()
         if hasattr(self.backbone, 'adopt'):
             state = self.backbone.adopt(state, other.backbone, 'backbone.')
-        missing, unexpected = self.load_state_dict(state, strict=False)
+        try:
+            missing, unexpected = self.load_state_dict(state, strict=False)
+        except RuntimeError as error:   # a tensor of another shape (e.g. the gpt head's positions)
+            raise ValueError(f'weights do not fit: {error}') from error
         missing = [key for key in missing if not key.startswith(self.frozen_prefix)]
         if missing or unexpected:
             raise ValueError(f'weights do not fit: missing {missing}, unexpected {unexpected}')

@@ -263,10 +263,8 @@ def time_cached_loop(engine, frames: np.ndarray, states: np.ndarray | None, step
                      ) -> tuple[list[float], list[float], list[float]]:
     """The product loop, timed: encode only the newest frame into the 8-frame ring, then the
     head over the window. Returns (encode, head, whole step) seconds of the steps after `warmup`."""
-    from vla_nav.core.feature_ring import FeatureRing
-
     spec = engine.spec
-    ring = FeatureRing(spec.window, spec.feature_dim, spec.history_stride)
+    ring = spec.ring(spec.feature_dim)
     window = np.empty((spec.window, spec.feature_dim), dtype=np.float32)
     encode_times, head_times, step_times = [], [], []
     for step in range(warmup + steps):

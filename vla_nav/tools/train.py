@@ -14,7 +14,8 @@ shows progress and writes files, e.g.
 config (backbone, head, sizes, action bounds) and the trainable weights come from MODEL, so
 --backbone / --head / --resolution / --state / --set may only repeat MODEL's values (anything else
 is refused: it would not load MODEL's weights), except the fields that change no weight's shape
-(model.config.FINE_TUNABLE_FIELDS: `--set history_stride=3` re-times MODEL's history window).
+(model.config.FINE_TUNABLE_FIELDS: `--set history_stride=3` re-times MODEL's history window,
+`--set window=14 --set memory_slots=6` adds slow memory slots in front of it).
 The learning rate defaults to FINETUNE_LR instead of SCRATCH_LR; epoch 0 scores MODEL itself on
 the validation data, so the best checkpoint in CKPT is never worse there than where it started (it
 may be MODEL's weights again).

@@ -39,12 +39,14 @@ def ends_stopped(actions: np.ndarray, tolerance: float = 1e-3) -> bool:
 
 
 def build_windows(cache: FeatureCache, episode_ids: list[int], window: int, chunk: int,
-                  hold_ticks: int = 0, stride: int = 1) -> WindowSet:
+                  hold_ticks: int = 0, stride: int = 1, memory_slots: int = 0,
+                  memory_stride: int = 1) -> WindowSet:
     """Every tick of the episodes as a window. hold_ticks > 0: an episode that ends with a zero
     command is extended by that many ticks of its last frame with zero commands, so the policy
     also learns to STAY stopped at the goal (expert recordings end the moment the robot stops,
     so without this a closed-loop policy never saw "arrived" and drifts off). stride: the policy's
-    history_stride (window positions that many ticks apart, as the runtime ring reads them)."""
+    history_stride (window positions that many ticks apart, as the runtime ring reads them);
+    memory_slots / memory_stride: the policy's slow memory slots (data.dataset.window_indices)."""
     frames, texts, targets, masks = [], [], [], []
     for episode_id in episode_ids:
         episode = cache.episodes[episode_id]
@@ -53,7 +55,8 @@ def build_windows(cache: FeatureCache, episode_ids: list[int], window: int, chun
         length = episode.length + extra
         if extra:
             actions = np.concatenate([actions, np.zeros((extra, actions.shape[1]), actions.dtype)])
-        frame_index, action_index, mask = window_indices(length, window, chunk, stride)
+        frame_index, action_index, mask = window_indices(length, window, chunk, stride, memory_slots,
+                                                         memory_stride)
         frames.append(np.minimum(frame_index, episode.length - 1) + episode.start)
         texts.append(np.full(length, episode.text_index, np.int64))
         targets.append(actions[action_index] * mask[..., None])

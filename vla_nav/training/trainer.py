@@ -299,12 +299,13 @@ class _Run:
                 cache, resolve_paraphraser(config.paraphrases),
                 lambda texts: self.policy.embed_instructions(texts).float().cpu().numpy())
         window, chunk = policy_config.window, policy_config.chunk
-        stride = policy_config.history_stride
+        history = {'stride': policy_config.history_stride, 'memory_slots': policy_config.memory_slots,
+                   'memory_stride': policy_config.memory_stride}
         state_dim, stop = policy_config.state_dim, config.stop_phrases
         self.train_set = Batches(cache, build_windows(cache, train_ids, window, chunk, config.hold_ticks,
-                                                      stride),
+                                                      **history),
                                  model_states(cache, state_dim, stop), self.paraphrase)
-        self.val_set = Batches(val_cache, build_windows(val_cache, val_ids, window, chunk, stride=stride),
+        self.val_set = Batches(val_cache, build_windows(val_cache, val_ids, window, chunk, **history),
                                model_states(val_cache, state_dim, stop))
         if not len(self.train_set):
             raise ValueError('no training windows: the data has no usable episodes')
