@@ -51,3 +51,32 @@ def test_tiers_refuses_unknown_tiers_and_the_v1_world():
     with pytest.raises(ValueError, match='--tiers'):
         record_sim.RecordSettings(**common, world='v1', tiers='goto')
     assert record_sim.RecordSettings(**common, world='v2', tiers='').tier_of(3) is None
+
+
+def test_hidden_targets_records_only_the_search_scenes_a_turn_cannot_solve(tmp_path, capsys):
+    """--hidden-targets: a bag for each search scene where no turn in place shows the target, a
+    'skipped' marker for the rest (a resumed run counts them as done)."""
+    from vla_nav.cli import main
+    from vla_nav.sim.rooms import visible_by_turning
+    args = ['record-sim', '--world', 'v2', '--tiers', 'search', '--hidden-targets', '--episodes', '12',
+            '--seed', '20', '--image-size', str(SIZE), '--workers', '1', '--quiet', '--out', str(tmp_path)]
+    assert main(args) == 0
+    assert 'scenes skipped (--hidden-targets)' in capsys.readouterr().out
+    settings = record_sim.RecordSettings(split='train', seed=20, image_size=SIZE, control_dt=0.1,
+                                         storage='mcap', compress=True, world='v2', tiers='search')
+    sim = record_sim._sim_for(settings)
+    hidden = []
+    for episode in range(12):
+        observation = sim.reset(episode, kind='search')
+        if not visible_by_turning(sim.layout, observation.pose, sim.scenario.target):
+            hidden.append(episode)
+    written = sorted(int(p.name[-6:]) for p in tmp_path.glob('train_s20_e*'))
+    assert hidden and written == hidden          # (a hidden scene the expert failed would be dropped)
+    skipped = list((tmp_path / record_sim.FAILED_DIR).glob('*.json'))
+    assert len(skipped) == 12 - len(hidden)
+    assert {json.loads(p.read_text())['outcome'] for p in skipped} == {'skipped'}
+    assert main(args) == 0
+    assert '12 already done' in capsys.readouterr().out
+    with pytest.raises(ValueError, match='--hidden-targets'):
+        record_sim.RecordSettings(split='train', seed=0, image_size=SIZE, control_dt=0.1, storage='mcap',
+                                  compress=True, world='v2', tiers='search,detour', hidden_targets=True)

@@ -90,6 +90,7 @@ class RecordSettings:
     camera_mount: str = ''         # v2: forced mount (rooms.parse_camera_mount); '' = drawn per episode
     augment: bool = False          # frames through sim.augment (one look per episode, noise per frame)
     tiers: str = ''                # v2: 'detour,search' = episode e is tier e % 2 ...; '' = drawn
+    hidden_targets: bool = False   # v2 search only: skip scenes where a turn in place shows the target
 
     def tier_of(self, episode: int) -> str | None:
         """The tier `episode` is forced to (`tiers` in turn), or None: drawn as the split draws it."""
@@ -104,12 +105,7 @@ class RecordSettings:
             parse_camera_mount(self.camera_mount)
             if self.world != 'v2':
                 raise ValueError('--camera-mount needs --world v2 (the v1 world has one fixed mount)')
-        if self.tiers:
-            from vla_nav.sim.tasks import TEST_TIERS, TIERS
-            known = TIERS + (TEST_TIERS if self.split == 'test' else ())
-            unknown = [name for name in self.tiers.split(',') if name not in known]
-            if self.world != 'v2' or unknown:
-                raise ValueError(f'--tiers needs --world v2 and tiers of {known}; got {self.tiers!r}')
+        self._check_tiers()
         if not 0.0 <= self.noise <= 1.0:
             raise ValueError(f'noise scale must be in [0, 1], got {self.noise}')
         if self.noise and self.driver:
@@ -123,6 +119,16 @@ class RecordSettings:
             raise ValueError(f'control dt must be > 0, got {self.control_dt}')
         if self.storage not in ('mcap', 'sqlite3'):
             raise ValueError(f'format must be mcap or sqlite3, got {self.storage!r}')
+
+    def _check_tiers(self) -> None:
+        if self.tiers:
+            from vla_nav.sim.tasks import TEST_TIERS, TIERS
+            known = TIERS + (TEST_TIERS if self.split == 'test' else ())
+            unknown = [name for name in self.tiers.split(',') if name not in known]
+            if self.world != 'v2' or unknown:
+                raise ValueError(f'--tiers needs --world v2 and tiers of {known}; got {self.tiers!r}')
+        if self.hidden_targets and self.tiers != 'search':
+            raise ValueError('--hidden-targets needs --world v2 --tiers search')
 
 
 def episode_name(settings: RecordSettings, episode: int) -> str:
@@ -169,6 +175,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--tiers', default='', metavar='T1,T2,...',
                         help='v2: record only these tiers, in turn (episode e is tier e mod N: '
                              'a balanced or targeted recording); default: drawn as the split draws')
+    parser.add_argument('--hidden-targets', action='store_true',
+                        help='with --tiers search: record only the scenes where no turn in place '
+                             'shows the target (the robot must drive to look; about 1 in 6), '
+                             'skip the rest')
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
 
 
@@ -234,6 +244,12 @@ def record_episode(settings: RecordSettings, episode: int, out_dir: str, keep_fa
     sim = _sim_for(settings)
     observation = sim.reset(episode, kind=settings.tier_of(episode))
     scenario = sim.scenario
+    if settings.hidden_targets and _seen_by_turning(sim, observation.pose):
+        summary = {'name': name, 'episode': episode, 'split': settings.split, 'seed': settings.seed,
+                   'instruction': scenario.instruction, 'kind': scenario.kind, 'outcome': 'skipped',
+                   'frames': 0, 'driver': settings.driver, 'takeover_s': None}
+        _write_marker(out_dir, name, summary)
+        return {**summary, 'written': False, 'bytes': 0}
     # a stop task is judged on not moving at all: perturbing it would only produce failures
     scale = 0.0 if scenario.kind == 'stop' else settings.noise
     nominal = (sim.expert.config.cruise_speed, sim.expert.config.turn_rate)
@@ -261,9 +277,7 @@ def record_episode(settings: RecordSettings, episode: int, out_dir: str, keep_fa
         writer.set_metadata(**summary)
     if outcome != 'success' and not keep_failures:
         shutil.rmtree(partial)
-        marker = Path(out_dir) / FAILED_DIR / f'{name}.json'
-        marker.parent.mkdir(exist_ok=True)
-        marker.write_text(json.dumps(summary))
+        _write_marker(out_dir, name, summary)
         return {**summary, 'written': False, 'bytes': 0}
     size = sum(f.stat().st_size for f in partial.iterdir())
     if final.exists():   # a stale copy from an older run with --keep-failures
@@ -331,6 +345,19 @@ def _twist_msg(types, linear: float, angular: float):
                                             angular=vector(x=0.0, y=0.0, z=float(angular)))
 
 
+def _seen_by_turning(sim, pose) -> bool:
+    """--hidden-targets: does a turn in place at the start show the target (rooms.visible_by_turning)?"""
+    from vla_nav.sim.rooms import visible_by_turning
+    return visible_by_turning(sim.layout, pose, sim.scenario.target)
+
+
+def _write_marker(out_dir: str, name: str, summary: dict) -> None:
+    """An episode that wrote no bag (dropped failure, skipped scene): done for a resumed run."""
+    marker = Path(out_dir) / FAILED_DIR / f'{name}.json'
+    marker.parent.mkdir(exist_ok=True)
+    marker.write_text(json.dumps(summary))
+
+
 def _record_job(job: tuple) -> dict:
     return record_episode(*job)
 
@@ -351,6 +378,7 @@ def _check_settings(out_dir: Path, settings: RecordSettings) -> None:
         existing.setdefault('camera_mount', '')
         existing.setdefault('augment', False)
         existing.setdefault('tiers', '')
+        existing.setdefault('hidden_targets', False)
         if existing != pinned:
             raise SystemExit(f'record-sim: {path} was recorded with {existing}; these settings '
                              f'{pinned} differ. Use another --out folder.')
@@ -396,7 +424,8 @@ def run(args: argparse.Namespace) -> int:
                                   world=getattr(args, 'world', 'v1'),
                                   camera_mount=getattr(args, 'camera_mount', ''),
                                   augment=getattr(args, 'augment', False),
-                                  tiers=getattr(args, 'tiers', ''))
+                                  tiers=getattr(args, 'tiers', ''),
+                                  hidden_targets=getattr(args, 'hidden_targets', False))
         if settings.driver:   # a clear error now, not one per worker; exports the ONNX graphs once
             from vla_nav.runtime import ModelLoadError, load_engine
             try:
@@ -439,11 +468,13 @@ def run(args: argparse.Namespace) -> int:
     elapsed = time.monotonic() - started
     outcomes = Counter(r['outcome'] for r in results)
     written = [r for r in results if r['written']]
+    skipped = outcomes.pop('skipped', 0)
     frames = sum(r['frames'] for r in results)
     disk = sum(f.stat().st_size for f in out_dir.rglob('*') if f.is_file())
     outcome_text = ', '.join(f'{count} {name}' for name, count in sorted(outcomes.items()))
     print(f'record-sim: {len(results)} episodes recorded ({outcome_text or "none"}), '
-          f'{len(written)} bags written, {len(results) - len(written)} failures dropped, '
+          f'{len(written)} bags written, {len(results) - len(written) - skipped} failures dropped, '
+          f'{skipped} scenes skipped (--hidden-targets), '
           f'{already} already done; {frames} frames in {elapsed:.1f} s '
           f'({frames / max(elapsed, 1e-9):.0f} frames/s); {out_dir}: {_format_bytes(disk)}')
     if settings.driver:
