@@ -83,7 +83,7 @@ DEFAULT_ACTION_HIGH = (0.5, 1.5)
 # --init MODEL --set history_stride=3` re-times MODEL's memory and trains it to the new spacing.
 # Adding a fovea (fovea_*) widens only the neck's projection, whose new columns start at zero:
 # `--init MODEL --set fovea_rows=40` starts from MODEL's exact outputs and learns to use the strip.
-# `--set window=14 memory_slots=6` adds memory slots in front of an lstm/fc/flow head's window (their
+# `--set window=14 --set memory_slots=6` adds memory slots before an lstm/fc/flow head's window (their
 # weights do not depend on its length; the gpt head's learned positions do, and refuse).
 FINE_TUNABLE_FIELDS = ('history_stride', 'fovea_rows', 'fovea_zoom', 'fovea_centre', 'window',
                        'memory_slots', 'memory_stride')
