@@ -55,6 +55,25 @@ def test_equal_weights_by_default_and_the_world_is_still_known(tmp_path):
     assert model_world(out) == model_world(a)
 
 
+def test_a_model_and_its_fine_tune_with_memory_slots_wise_ft(three, tmp_path):
+    """WiSE-FT: a fine-tune that added memory slots (same tensors) averages with its init; the
+    result has the first model's config, so the order says which layout the average reads."""
+    slots = PolicyConfig(head='fc', state_dim=4, window=14, memory_slots=6, memory_stride=12)
+    tuned = _fine_tune(tmp_path / 'slots', 5, ['/data/hidden'], slots)
+    out = average_checkpoints([tuned, three[0]], tmp_path / 'wise', weights=[0.3, 0.7])
+    soup, a, b = (load_checkpoint(m) for m in (out, tuned, three[0]))
+    assert soup.config == slots and soup.config != b.config
+    for name, tensor in soup.trainable_state_dict().items():
+        expected = 0.3 * a.trainable_state_dict()[name] + 0.7 * b.trainable_state_dict()[name]
+        assert torch.allclose(tensor, expected, atol=1e-6), name
+    back = average_checkpoints([three[0], tuned], tmp_path / 'back')
+    assert load_checkpoint(back).config == b.config
+    fovea = _fine_tune(tmp_path / 'fovea', 6, [], PolicyConfig(head='fc', state_dim=4, fovea_rows=40))
+    with pytest.raises(ValueError, match=r'other tensors.*fovea_rows'):   # a widened projection
+        average_checkpoints([three[0], fovea], tmp_path / 'x')
+    assert not (tmp_path / 'x').exists()
+
+
 def test_refuses_what_cannot_be_averaged(three, tmp_path):
     other = _fine_tune(tmp_path / 'gpt', 0, [], PolicyConfig(head='gpt', state_dim=4))
     with pytest.raises(ValueError, match=r'another policy config.*head'):

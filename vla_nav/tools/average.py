@@ -1,7 +1,8 @@
 """`python -m vla_nav average --models A B [C ...] --out DIR [--weights ...]`: a weight average.
 
-The mean of fine-tunes that share one init ("model soup"); see vla_nav.training.average. The
-result is a normal checkpoint: eval-sim, publish and export take it like any other.
+The mean of fine-tunes that share one init ("model soup"), or of a model and its own fine-tune
+(WiSE-FT); see vla_nav.training.average. The result keeps the first model's config and is a normal
+checkpoint: eval-sim, publish and export take it like any other.
 """
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import argparse
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--models', nargs='+', required=True,
-                        help='checkpoint dirs fine-tuned from one init (same policy config)')
+                        help='checkpoint dirs of one architecture: fine-tunes of one init, or a model and '
+                             'its fine-tune (the result keeps the FIRST one\'s config)')
     parser.add_argument('--weights', nargs='+', type=float, default=None,
                         help='one weight per model, normalised to sum 1 (default: equal)')
     parser.add_argument('--out', required=True, help='output checkpoint dir')
