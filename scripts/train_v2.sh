@@ -9,7 +9,8 @@
 # validation suite is skipped.
 # Seeds (all of the train split except the last step): 0 expert training data, 1 expert validation
 # bags (offline MAE), 3, 4, 8, 9, 10, 11 DAgger rounds 1-6, 13 and 14 the targeted round, 15 and 16
-# rounds 8 and 9, 100 the validation suite (eval-sim --validation);
+# rounds 8 and 9, 17 the round-10 recording, 20 the hidden-target search scenes, 100 the validation
+# suite (eval-sim --validation);
 # test split: seed 0 (200 bags for offline MAE, the suite's 200 scenes per tier) in `publish`.
 set -euo pipefail
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST ROS_LOCALHOST_ONLY=1   # DDS on loopback
@@ -90,7 +91,7 @@ driver="$RUNS/target"
 
 # 5. DAgger rounds on top of it (seeds 15, 16): the latest policy drives 1,200 all-tier scenes,
 #    fine-tune on the step-4 data plus every such recording (2 epochs, keep the last, two threads);
-#    the published model is round 9 (a round 10, seed 17, scored lower on validation: RECIPE.md)
+#    round 9 is the init of step 6 (a round 10 fine-tune, seed 17, scored lower on validation)
 for seed in 15 16; do
     n=$((seed - 7))
     dagger "$driver" "$seed" "$DATA/v2dagger$n"
@@ -100,9 +101,27 @@ for seed in 15 16; do
     suite "$RUNS/dagger$n"
     driver="$RUNS/dagger$n"
 done
+
+# 6. memory slots and the scenes that need them: round 9 drives 1,200 more scenes (seed 17, the
+#    round-10 recording) and the expert records the search scenes no turn in place can solve
+#    (seed 20, 6,000 drawn, ~1,080 kept); round 9 fine-tuned with six slow memory slots (frames
+#    1.9-7.9 s old) on everything, the new search scenes in full plus half of the rest (3 epochs,
+#    keep the last); then WiSE-FT: 0.3 of that fine-tune + 0.7 of round 9, under the slot config
+#    (the published model; 0.5 and 0.7 scored lower on validation, RECIPE.md)
+dagger "$driver" 17 "$DATA/v2dagger10"
+$PY -m vla_nav record-sim --world v2 --tiers search --hidden-targets --episodes 6000 --split train \
+    --seed 20 --out "$DATA/v2hidden20" --workers 2
+train "$RUNS/memory" 3 --init "$driver" --keep last --threads 2 --replay-fraction 0.5 \
+    --data "${data[@]}" "$DATA/v2dagger10" "$DATA/v2hidden20" --val-data "$DATA/v2val" \
+    --set window=14 --set memory_slots=6 --set memory_stride=12
+suite "$RUNS/memory"
+[ -f "$RUNS/wise30/config.json" ] || \
+    $PY -m vla_nav average --models "$RUNS/memory" "$driver" --weights 0.3 0.7 --out "$RUNS/wise30"
+suite "$RUNS/wise30"
+driver="$RUNS/wise30"
 [ "$PUBLISH" = 1 ] || exit 0
 
-# 6. the test split, once: offline MAE on 200 test bags, the suite at 200 scenes per tier, the fixed
+# 7. the test split, once: offline MAE on 200 test bags, the suite at 200 scenes per tier, the fixed
 #    block; then the committed ONNX graphs
 $PY -m vla_nav record-sim --world v2 --split test --seed 0 --episodes 200 --out "$DATA/v2test" --workers 2
 $PY -m vla_nav publish --model "$driver" --test-data "$DATA/v2test" --world v2 \

@@ -193,8 +193,9 @@ def test_export_reproduces_the_shipped_graphs(tmp_path):
                 _assert_same_graph(fresh_dir / name, SHIPPED / name)
     engines = [OnnxEngine(MODEL, onnx_dir=directory) for directory in (SHIPPED, fresh_dir)]
     rng = np.random.default_rng(0)
-    frames = rng.integers(0, 256, (8, engines[0].spec.image_height, engines[0].spec.image_width, 3), np.uint8)
-    states = rng.normal(size=(8, engines[0].spec.state_dim)).astype(np.float32)
+    spec = engines[0].spec   # a window of 8 frames + the memory slots of models/default
+    frames = rng.integers(0, 256, (spec.window, spec.image_height, spec.image_width, 3), np.uint8)
+    states = rng.normal(size=(spec.window, spec.state_dim)).astype(np.float32)
     outputs = []
     for engine in engines:
         engine.set_instruction(GOAL)
