@@ -46,15 +46,15 @@ def average_checkpoints(models: list[str | os.PathLike], out: str | os.PathLike,
     for model, weight in zip(models, weights, strict=True):
         policy = load_checkpoint(model)
         first = policy if first is None else first
-        differ = sorted(key for key, value in policy.config.to_dict().items()
-                        if first.config.to_dict().get(key) != value)
+        reference = first.config.to_dict()
+        differ = sorted(key for key, value in policy.config.to_dict().items() if reference.get(key) != value)
         if set(differ) - set(FINE_TUNABLE_FIELDS):
             raise ValueError(f'{model} has another policy config than {models[0]} (differs in '
                              f'{differ}): only fine-tunes of one architecture can be averaged')
         state = policy.trainable_state_dict()
-        shapes = {name: tuple(tensor.shape) for name, tensor in first.trainable_state_dict().items()}
-        other = sorted(name for name, tensor in state.items() if shapes.get(name) != tuple(tensor.shape))
-        if other or set(shapes) - set(state):
+        other = sorted(name for name, tensor in state.items()   # mean holds the first model's shapes
+                       if name in mean and mean[name].shape != tensor.shape)
+        if mean and (other or mean.keys() != state.keys()):
             raise ValueError(f'{model} has other tensors than {models[0]} ({other[:3]} differ; its '
                              f'config differs in {differ}): they cannot be averaged')
         for name, tensor in state.items():   # all float (weights, biases)
