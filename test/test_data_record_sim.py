@@ -180,12 +180,12 @@ def make_still_policy(**_):
     return _ConstantPolicy([0.0, 0.0])
 
 
-def _driven(tmp_path, factory, episodes=3, seed=2):
-    out = tmp_path / factory
+def _driven(tmp_path, factory, episodes=3, seed=2, extra=()):
+    out = tmp_path / (factory + ''.join(extra))
     assert main(['record-sim', '--out', str(out), '--image-size', str(SIZE), '--quiet',
                  '--episodes', str(episodes), '--seed', str(seed), '--workers', '1',
                  '--driver', str(tmp_path), '--driver-backend',
-                 f'test_data_record_sim:{factory}']) == 0
+                 f'test_data_record_sim:{factory}', *extra]) == 0
     bags = find_bags(out)
     assert len(bags) == episodes            # every outcome is kept
     return [(bag_custom_data(bag), next(iter(read_episodes(bag, dt=0.1))),
@@ -222,6 +222,22 @@ def test_a_driving_policy_is_labelled_by_the_expert_and_failures_are_kept(tmp_pa
         np.testing.assert_allclose(final, (0.0, 0.0) if outcome == 'success' else expert, atol=1e-6)
         outcomes.append(outcome)
     assert any(outcome != 'success' for outcome in outcomes)
+
+
+@pytest.mark.slow
+def test_rescued_episodes_go_on_past_the_near_misses_with_the_experts_labels(tmp_path, capsys):
+    """record-sim --driver --rescue in the simulator: a policy that cannot stop collides in some
+    episodes; rescued, it collides in fewer, the near misses are counted in the metadata and
+    printed, and every label is still the expert's action in the state reached."""
+    plain = [m['outcome'] for m, _, _ in _driven(tmp_path, 'make_ram_policy', episodes=4)]
+    rescued = _driven(tmp_path, 'make_ram_policy', episodes=4, extra=('--rescue',))
+    outcomes = [m['outcome'] for m, _, _ in rescued]
+    assert outcomes.count('collision') < plain.count('collision')
+    assert sum(int(m['rescues']) for m, _, _ in rescued) > 0
+    for metadata, episode, executed in rescued:
+        *_, outcome = _replay_labels(2, int(metadata['episode']), executed, episode)
+        assert outcome == metadata['outcome']
+    assert 'near misses' in capsys.readouterr().out
 
 
 def test_a_stalled_policy_hands_over_to_the_expert(tmp_path, capsys):
@@ -304,3 +320,47 @@ def test_the_driving_policy_gets_odometry_progress_not_the_simulators_state():
         driver.command(observation, (0.2, 0.0), now=0.1 * (tick + 1))
     assert [round(float(s[2]), 6) for s in engine.states] == [0.0, 0.5, 1.0]
     assert all(float(s[0]) == pytest.approx(0.2) for s in engine.states)
+
+
+def test_rescue_hands_a_near_miss_to_the_expert_for_rescue_s_then_back():
+    """--rescue: when the look-ahead says the policy's command would touch something, the expert's
+    label drives for RESCUE_S (the policy still sees every frame), then the policy drives again;
+    without --rescue the look-ahead is never asked."""
+    from types import SimpleNamespace
+
+    from vla_nav.tools.record_sim.driver import RESCUE_LOOKAHEAD_S, RESCUE_S, PolicyDriver
+
+    engine = _ConstantPolicy([0.3, 0.0])
+    frames = []
+    engine.encode_frame = lambda rgb: frames.append(rgb) or np.zeros(1, np.float32)
+    asked = []
+
+    def would_collide(linear, angular, horizon):
+        asked.append((round(linear, 3), horizon))
+        return len(asked) == 4            # the 4th command the policy wants is a near miss
+
+    label = (0.1, -0.4)
+    rgb = np.zeros((SIZE, SIZE, 3), np.uint8)
+    executed = []
+    for rescue in (True, False):
+        driver = PolicyDriver(engine, load_config().executor, control_dt=0.1, rescue=rescue)
+        driver.start('go to the red cone', now=0.0)
+        asked.clear()
+        frames.clear()
+        executed = [driver.command(SimpleNamespace(rgb=rgb, pose=(0.0, 0.0, 0.0), twist=(0.0, 0.0)),
+                                   label, now=0.1 * (tick + 1), would_collide=would_collide)
+                    for tick in range(40)]
+        if rescue:
+            held = int(round(RESCUE_S / 0.1))
+            assert driver.rescues == 1 and driver.takeover_at is None
+            assert executed[3:3 + held] == [label] * held
+            assert label not in executed[:3] + executed[3 + held:]     # the policy, before and after
+            assert all(h == RESCUE_LOOKAHEAD_S for _, h in asked) and len(asked) == 40 - held + 1
+        else:
+            assert not asked and driver.rescues == 0 and label not in executed
+        assert len(frames) == 40                                       # every frame was seen
+
+
+def test_rescue_needs_a_driver(tmp_path, capsys):
+    assert _record(tmp_path, '--episodes', 1, '--rescue') == 2
+    assert '--rescue needs --driver' in capsys.readouterr().err

@@ -122,7 +122,8 @@ def test_goto_success_metrics(sim):
     assert metrics['path_length'] >= metrics['straight_line_distance'] > 1.0
 
 
-def test_driving_into_a_wall_is_a_collision_and_the_robot_stays_outside_it(sim):
+def _face_a_wall(sim) -> None:
+    """A start pose with a wall, and no object, straight ahead; the robot turned to face it."""
     for episode in range(50):
         sim.reset(episode)
         x, y, _ = sim.layout.start_pose
@@ -140,6 +141,10 @@ def test_driving_into_a_wall_is_a_collision_and_the_robot_stays_outside_it(sim):
         if abs(error) < 0.01:
             break
         sim.step(0.0, float(np.clip(2.0 * error, -1.0, 1.0)), render=False)
+
+
+def test_driving_into_a_wall_is_a_collision_and_the_robot_stays_outside_it(sim):
+    _face_a_wall(sim)
     for _ in range(300):
         result = sim.step(0.5, 0.0, render=False)
         if result.done:
@@ -153,6 +158,27 @@ def test_driving_into_a_wall_is_a_collision_and_the_robot_stays_outside_it(sim):
     # pushing on does not go through: the base stays put
     pushed = sim.step(0.5, 0.0, render=False).observation.pose
     assert wall_clearance(sim.layout, *pushed[:2]) >= ROBOT_RADIUS - 0.02
+
+
+def test_would_collide_looks_ahead_through_the_base_limits_and_leaves_the_world_as_found(sim):
+    """record-sim --rescue's look-ahead: driving at a wall, `would_collide(command, 0.6 s)` turns
+    true a few steps before the touch (not at the start); the command is held through the base's
+    acceleration, a turn in place touches nothing, and the pose, twist and image stay as they were."""
+    _face_a_wall(sim)
+    sim.render()
+    predictions = []
+    for _ in range(300):
+        pose, twist, image = sim.observation.pose, sim.observation.twist, sim.render().copy()
+        predictions.append(sim.would_collide(0.5, 0.0, 0.6))
+        assert (sim.observation.pose, sim.observation.twist) == (pose, twist)
+        np.testing.assert_array_equal(sim.render(), image)
+        if sim.step(0.5, 0.0, render=False).done:
+            break
+    assert sim.outcome == 'collision'
+    first = predictions.index(True)
+    assert not predictions[0] and all(predictions[first:])
+    assert len(predictions) - 8 <= first <= len(predictions) - 2     # 0.6 s at <= 0.5 m/s ahead
+    assert not sim.would_collide(0.0, 1.0, 0.6) and sim.would_collide(0.5, 0.0, 0.6)
 
 
 def test_judge_ends_turns_forwards_and_stops_as_specified(sim):

@@ -214,6 +214,23 @@ class NavSim:
                                         getattr(self.judge, 'step', 0))
         return StepResult(self._observation, outcome is not None, outcome)
 
+    def would_collide(self, linear: float, angular: float, horizon: float) -> bool:
+        """Would this command, held for `horizon` s from the present pose and twist (through the
+        base's limits, as `step` moves it), touch an object or a wall? The world is left as found."""
+        self._require_reset()
+        probe = DiffDriveBase(self.limits)
+        probe.reset(self.base.pose)
+        probe.linear, probe.angular = self.base.twist
+        probe.command(linear, angular)
+        dt = self.control_dt / self.substeps
+        try:
+            for _ in range(max(1, math.ceil(horizon / dt - 1e-9))):
+                if self.world.set_robot_pose(*probe.advance(dt)) is not None:
+                    return True
+            return False
+        finally:
+            self.world.set_robot_pose(*self.base.pose)
+
     def render(self, camera: str = 'front') -> np.ndarray:
         """A fresh image at the current pose ('front' updates the observation; 'chase' is a
         third-person view for videos)."""

@@ -21,6 +21,9 @@ reached; so the data shows what to do in the states the policy's own mistakes le
 a distractor, stopping short, brushing an obstacle). When the policy keeps the base at rest for
 STALL_S while the expert wants to move, the expert takes over for the rest of the episode and the
 recording goes on to the goal. Every outcome is kept: the labels are right whatever happened.
+--rescue adds near-miss takeovers: when the policy's command, held RESCUE_LOOKAHEAD_S, would touch
+an object or wall (`NavSim.would_collide`), the expert drives for RESCUE_S, then the policy again;
+the episode goes on past the obstacle instead of ending at it (`rescues` in the metadata).
 
 Resumable: a bag is written under a hidden `.partial-<pid>/` folder and moved when complete, so an
 interrupted run leaves no half bag under its final name; the next run removes stale partial
@@ -91,6 +94,7 @@ class RecordSettings:
     augment: bool = False          # frames through sim.augment (one look per episode, noise per frame)
     tiers: str = ''                # v2: 'detour,search' = episode e is tier e % 2 ...; '' = drawn
     hidden_targets: bool = False   # v2 search only: skip scenes where a turn in place shows the target
+    rescue: bool = False           # --driver: the expert takes the near misses (driver.RESCUE_S)
 
     def tier_of(self, episode: int) -> str | None:
         """The tier `episode` is forced to (`tiers` in turn), or None: drawn as the split draws it."""
@@ -111,6 +115,8 @@ class RecordSettings:
         if self.noise and self.driver:
             raise ValueError('--noise and --driver exclude each other: the policy drives or the '
                              'noisy expert does')
+        if self.rescue and not self.driver:
+            raise ValueError('--rescue needs --driver: the expert rescues a driving policy')
         if self.split not in ('train', 'test'):
             raise ValueError(f'split must be train or test, got {self.split!r}')
         if self.image_size < 8:
@@ -163,6 +169,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              '/cmd_vel records the expert label of every state it reaches; the '
                              'expert takes over when the policy stalls; every outcome is kept')
     parser.add_argument('--driver-backend', default='onnx', help='onnx | torch | module:factory')
+    parser.add_argument('--rescue', action='store_true',
+                        help='with --driver: when the policy is about to touch an object or wall '
+                             '(its command held 0.6 s), the expert drives for 2 s, then the policy '
+                             'again; the episode goes on past the near miss')
     parser.add_argument('--world', choices=('v1', 'v2'), default='v1',
                         help='v1: the world models/default was trained on; v2: rooms that need '
                              'planning, 10 categories, search / relational / multi-step tasks')
@@ -215,12 +225,13 @@ def _driver_for(settings: RecordSettings) -> PolicyDriver | None:
     """One loaded policy per process and model (None when the expert drives)."""
     if not settings.driver:
         return None
-    key = (settings.driver, settings.driver_backend, settings.control_dt)
+    key = (settings.driver, settings.driver_backend, settings.control_dt, settings.rescue)
     if key not in _DRIVERS:
         from vla_nav.runtime import load_engine
         _DRIVERS.clear()
         engine = load_engine(settings.driver, backend=settings.driver_backend)
-        _DRIVERS[key] = PolicyDriver(engine, load_config().executor, settings.control_dt)
+        _DRIVERS[key] = PolicyDriver(engine, load_config().executor, settings.control_dt,
+                                     rescue=settings.rescue)
     return _DRIVERS[key]
 
 
@@ -267,6 +278,8 @@ def record_episode(settings: RecordSettings, episode: int, out_dir: str, keep_fa
                    'perturbed_frames': perturbed, 'driver': settings.driver,
                    'takeover_s': (None if driver is None or driver.takeover_at is None
                                   else round(driver.takeover_at - BAG_START_S, 3))}
+        if settings.rescue:
+            summary['rescues'] = 0 if driver is None else driver.rescues
         if settings.augment:
             summary['augment'] = True
         if settings.world != 'v1':
@@ -327,7 +340,8 @@ def _drive_episode(sim, writer, observation, driver, noise, settings: RecordSett
         linear, angular = sim.expert_action()        # the label, from the state reached
         writer.write_cmd_vel(stamp, linear, angular)
         if driver is not None:
-            executed = driver.command(observation, (linear, angular), stamp * 1e-9)
+            executed = driver.command(observation, (linear, angular), stamp * 1e-9,
+                                      would_collide=sim.would_collide)
         else:
             executed = noise.perturb((linear, angular), observation.twist, settings.control_dt)
         if settings.noise > 0.0 or settings.driver:
@@ -379,6 +393,7 @@ def _check_settings(out_dir: Path, settings: RecordSettings) -> None:
         existing.setdefault('augment', False)
         existing.setdefault('tiers', '')
         existing.setdefault('hidden_targets', False)
+        existing.setdefault('rescue', False)
         if existing != pinned:
             raise SystemExit(f'record-sim: {path} was recorded with {existing}; these settings '
                              f'{pinned} differ. Use another --out folder.')
@@ -425,7 +440,8 @@ def run(args: argparse.Namespace) -> int:
                                   camera_mount=getattr(args, 'camera_mount', ''),
                                   augment=getattr(args, 'augment', False),
                                   tiers=getattr(args, 'tiers', ''),
-                                  hidden_targets=getattr(args, 'hidden_targets', False))
+                                  hidden_targets=getattr(args, 'hidden_targets', False),
+                                  rescue=getattr(args, 'rescue', False))
         if settings.driver:   # a clear error now, not one per worker; exports the ONNX graphs once
             from vla_nav.runtime import ModelLoadError, load_engine
             try:
@@ -481,4 +497,8 @@ def run(args: argparse.Namespace) -> int:
         takeovers = sum(r['takeover_s'] is not None for r in results)
         print(f'record-sim: driven by {settings.driver}; the expert took over in {takeovers} '
               'episodes where the policy stalled')
+    if settings.rescue:
+        rescued = [r.get('rescues', 0) for r in results]
+        print(f'record-sim: --rescue: the expert took {sum(rescued)} near misses, in '
+              f'{sum(n > 0 for n in rescued)} episodes')
     return 0
