@@ -14,6 +14,8 @@ NavSim(split='train'|'test', seed=0, image_size=(128, 128), control_dt=0.1, phys
         advances control_dt; the base follows the command within RobotLimits (the chunk_executor
         limits of config/vla_nav.yaml); collisions come from MuJoCo contacts.
     expert_action() -> (linear, angular)          smooth expert label for the current state
+    would_collide(linear, angular, horizon) -> bool   would the command, held horizon s, touch
+        something (record-sim --rescue's look-ahead; the world is left as found)
     set_instruction(text) -> Scenario | None      new goal in the same room (clock restarts)
     render(camera='front'|'chase') -> rgb         fresh frame (step(render=False) skips it)
     observation -> Observation(rgb uint8 (H,W,3), pose (x, y, yaw), twist (v, w), time, state (4,))

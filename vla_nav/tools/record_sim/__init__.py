@@ -65,7 +65,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from vla_nav.config import RECORD_SETTINGS_FILE, load_config
-from vla_nav.tools.record_sim.driver import PolicyDriver
+from vla_nav.tools.record_sim.driver import RESCUE_LOOKAHEAD_S, RESCUE_S, PolicyDriver
 from vla_nav.tools.record_sim.noise import CommandNoise, NoiseConfig
 
 SETTINGS_FILE = RECORD_SETTINGS_FILE   # the recording's settings (world included: config.recorded_world)
@@ -171,8 +171,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--driver-backend', default='onnx', help='onnx | torch | module:factory')
     parser.add_argument('--rescue', action='store_true',
                         help='with --driver: when the policy is about to touch an object or wall '
-                             '(its command held 0.6 s), the expert drives for 2 s, then the policy '
-                             'again; the episode goes on past the near miss')
+                             f'(its command held {RESCUE_LOOKAHEAD_S:g} s), the expert drives for '
+                             f'{RESCUE_S:g} s, then the policy again; the episode goes on past the '
+                             'near miss')
     parser.add_argument('--world', choices=('v1', 'v2'), default='v1',
                         help='v1: the world models/default was trained on; v2: rooms that need '
                              'planning, 10 categories, search / relational / multi-step tasks')
