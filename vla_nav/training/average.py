@@ -42,11 +42,11 @@ def average_checkpoints(models: list[str | os.PathLike], out: str | os.PathLike,
     if any(not (w >= 0.0) for w in weights) or sum(weights) <= 0.0:
         raise ValueError(f'weights must be non-negative with a positive sum, got {weights}')
     total = sum(weights)
-    sources, folders, mean, first = [], [], {}, None
+    sources, folders, mean, first, reference = [], [], {}, None, {}
     for model, weight in zip(models, weights, strict=True):
         policy = load_checkpoint(model)
-        first = policy if first is None else first
-        reference = first.config.to_dict()
+        if first is None:   # the first model's config is the reference (and the result's)
+            first, reference = policy, policy.config.to_dict()
         differ = sorted(key for key, value in policy.config.to_dict().items() if reference.get(key) != value)
         if set(differ) - set(FINE_TUNABLE_FIELDS):
             raise ValueError(f'{model} has another policy config than {models[0]} (differs in '
