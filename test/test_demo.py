@@ -137,6 +137,35 @@ def test_search_targets_are_out_of_view_and_two_steps_split_in_two(episode):
     assert scenario.kind == 'forward' and scenario.parameters['distance'] == two.parameters['distance']
 
 
+def test_a_two_step_goal_where_no_side_has_room_to_drive_goes_to_an_object_after_the_turn():
+    """Boxed in left and right (the robot stands at a table, say), "turn, then go forward" does not
+    fit: the two-step goal turns toward an object it will see and goes to it, and both the robot's
+    sequencer and the v1 simulator read it (as a goto)."""
+    from vla_nav.core.language import parse_instruction as parse_steps
+    from vla_nav.sim.layout import Layout, SceneObject
+
+    def thing(colour, shape, x, y, role='distractor'):
+        return SceneObject(colour=colour, shape=shape, position=(x, y), radius=0.2, height=0.5,
+                           size=(0.2, 0.5), role=role)
+    pose = (0.0, 0.0, 0.0)   # facing +x; boxes 0.6 m to the left and to the right
+    layout = Layout(width=8.0, depth=8.0, start_pose=pose, objects=(
+        thing('grey', 'box', 0.0, 0.6, 'clutter'), thing('grey', 'box', 0.0, -0.6, 'clutter'),
+        thing('red', 'cone', -1.0, 2.2), thing('blue', 'ball', 3.0, 0.0, 'target')))
+    assert not forward_options(layout, (0.0, 0.0, math.pi / 2))
+    assert not forward_options(layout, (0.0, 0.0, -math.pi / 2))
+    two = plan_goal('two_step', layout, pose)
+    assert two is not None and two.kind == 'two_step' and two.sim_kind == 'goto'
+    assert two.text == 'turn left, then go to the red cone' and two.target['name'] == 'red cone'
+    steps = parse_steps(two.text, load_config().stop_words).steps
+    assert [step.kind for step in steps] == ['turn', 'goto']
+    assert (steps[1].colour, steps[1].category) == ('red', 'cone')
+    scenario = parse_instruction(two.text, layout, pose, stop_words=load_config().stop_words)
+    assert scenario.kind == 'goto' and scenario.target.name == 'red cone'
+    assert plan_goal('two_step', layout, pose, visited=('red cone',)) is None   # nothing else seen
+    from vla_nav.tools.demo import remaining_text
+    assert remaining_text(two, pose, pose).endswith('m to the red cone')   # the demo's live line
+
+
 def test_demo_starts_sim_node_in_the_world_the_model_learned(tmp_path):
     """A model published as v2 (eval.json "world") gets a v2 sim_node; --world overrides; the
     committed default gets its own world (v1 until a v2 model is published there)."""

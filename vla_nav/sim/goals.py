@@ -9,11 +9,12 @@ has room, a forward drive is the shortest that ends where another object is in v
 
 Two kinds go beyond what the default model was trained on (issue 11; the next model issue
 trains them): `search` names a nameable object OUT of the camera's view (the robot must turn and
-look), and `two_step` is "turn <side>, then go forward <d> meters", split into steps by the
-robot-side sequencer (vla_nav.core.goal). The v1 simulator judges a search as a goto; it cannot
-judge two steps (its parser keeps one action), so `judged_as` says what its verdict covers:
-for two_step only the final forward distance from the start. The robot-side goal status judges
-each step (the demo prints both).
+look), and `two_step` is "turn <side>, then go forward <d> meters" (or, where neither side has
+room to drive, "turn <side>, then go to <an object in view after the turn>"), split into steps by
+the robot-side sequencer (vla_nav.core.goal). The v1 simulator judges a search as a goto; it
+cannot judge two steps (its parser keeps one action), so `judged_as` says what its verdict
+covers: for two_step only the final forward distance from the start, or the goto. The
+robot-side goal status judges each step (the demo prints both).
 
 Phrasing: the training split's first template of each kind ("go to the red cone", "turn left",
 "go forward 2 meters", "stop") — the words an operator types. sim_node parses the same text with
@@ -147,7 +148,9 @@ def search_candidates(layout: Layout, pose, exclude: tuple[str, ...] = ()) -> li
 
 
 def _two_step(layout: Layout, pose, visited: tuple[str, ...]) -> PlannedGoal | None:
-    """"turn <side>, then go forward <d> meters": the side with room for a trained distance."""
+    """"turn <side>, then go forward <d> meters": the side with room for a trained distance; where
+    neither side has room (the robot stands at an object or a wall), "turn <side>, then go to <an
+    object in view after the turn>" (the v1 simulator judges that one as the goto)."""
     best = None
     for direction, sign in (('left', 1.0), ('right', -1.0)):
         turned = (pose[0], pose[1], _wrap(pose[2] + sign * math.pi / 2))
@@ -155,7 +158,7 @@ def _two_step(layout: Layout, pose, visited: tuple[str, ...]) -> PlannedGoal | N
         if options and (best is None or max(options) > max(best[1])):
             best = (direction, options)
     if best is None:
-        return None
+        return _turn_then_goto(layout, pose, visited)
     direction, options = best
     distance = min(options)
     turn = instruction_for(PHRASING_SPLIT, 'turn', 0, direction=direction)
@@ -163,6 +166,21 @@ def _two_step(layout: Layout, pose, visited: tuple[str, ...]) -> PlannedGoal | N
     return PlannedGoal(f'{turn}, then {forward}', 'two_step',
                        parameters={'direction': direction, 'distance': distance},
                        judged_as='forward')
+
+
+def _turn_then_goto(layout: Layout, pose, visited: tuple[str, ...]) -> PlannedGoal | None:
+    """"turn <side>, then go to <object>": an object in view after the 90-degree turn, a
+    training-like one (strict) on either side before any visible one."""
+    for strict in (True, False):
+        for direction, sign in (('left', 1.0), ('right', -1.0)):
+            turned = (pose[0], pose[1], _wrap(pose[2] + sign * math.pi / 2))
+            candidates = goto_candidates(layout, turned, visited, strict)
+            if candidates:
+                goal = _goto_goal(candidates[0])
+                turn = instruction_for(PHRASING_SPLIT, 'turn', 0, direction=direction)
+                return PlannedGoal(f'{turn}, then {goal.text}', 'two_step', goal.target,
+                                   {'direction': direction, **goal.parameters}, judged_as='goto')
+    return None
 
 
 def _search(layout: Layout, pose, visited: tuple[str, ...]) -> PlannedGoal | None:

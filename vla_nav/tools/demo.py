@@ -126,7 +126,7 @@ def remaining_text(goal, start_pose, pose) -> str:
     """What is left of a goal, in the units an operator thinks in."""
     if pose is None:
         return ''
-    if goal.kind in ('goto', 'search') and goal.target:
+    if goal.target:   # goto, search, a two-step goal that ends at an object
         position = goal.target['position']
         gap = math.hypot(position[0] - pose[0], position[1] - pose[1]) - goal.target['radius']
         return f'{max(gap, 0.0):4.2f} m to the {goal.target["name"]}'
