@@ -38,8 +38,9 @@ def test_script_parses_and_exports_loopback_dds(script: Path):
 def test_train_v2_runs_its_steps_in_order_with_the_right_models(tmp_path):
     """The recipe's command list, with a stand-in python that only logs its arguments: every
     round fine-tunes the one before, the targeted round rehearses an all-tier recording, round 9
-    gets memory slots on the hidden-target scenes, and the published model is that fine-tune
-    interpolated with round 9 (WiSE-FT, the slot config first)."""
+    gets memory slots on the hidden-target scenes, that fine-tune interpolated with round 9
+    (WiSE-FT, the slot config first) drives the rescue recording, and the published model is
+    trained from scratch on every recording."""
     bash = shutil.which('bash')
     if bash is None:
         pytest.skip('bash is not installed')
@@ -56,25 +57,32 @@ def test_train_v2_runs_its_steps_in_order_with_the_right_models(tmp_path):
     verbs = [call.split()[0] for call in calls]
     assert verbs == ['record-sim'] * 2 + ['train'] + ['record-sim', 'train'] * 6 + \
         ['record-sim'] * 2 + ['train'] + ['record-sim', 'train'] * 2 + \
-        ['record-sim'] * 2 + ['train', 'average']
+        ['record-sim'] * 2 + ['train', 'average', 'record-sim', 'train']
     trains = [call for call in calls if call.startswith('train ')]
     outs = [re.search(r'--out (\S+)', call).group(1) for call in trains]
-    inits = [re.search(r'--init (\S+)', call).group(1) for call in trains[1:]]
-    assert inits == outs[:-1], 'each round fine-tunes the one before'
-    assert outs[-4:] == ['R/target', 'R/dagger8', 'R/dagger9', 'R/memory']
+    inits = [re.search(r'--init (\S+)', call).group(1) for call in trains[1:-1]]
+    assert inits == outs[:-2], 'each round fine-tunes the one before'
+    assert outs[-5:] == ['R/target', 'R/dagger8', 'R/dagger9', 'R/memory', 'R/scratch']
+    assert '--init' not in trains[-1] and '--replay-fraction' not in trains[-1], 'from scratch, all data'
     drivers = [re.search(r'--driver (\S+)', call).group(1) for call in calls
                if '--driver' in call]
     assert drivers == ['R/base'] + [f'R/dagger{n}' for n in range(1, 7)] + \
-        ['R/dagger6', 'R/target', 'R/dagger8', 'R/dagger9']
+        ['R/dagger6', 'R/target', 'R/dagger8', 'R/dagger9', 'R/wise30']
     targeted = [call for call in calls if '--tiers' in call]
-    assert len(targeted) == 2 and '--tiers detour,search' in targeted[0]
+    assert len(targeted) == 3 and '--tiers detour,search' in targeted[0]
     assert '--tiers search --hidden-targets' in targeted[1] and '--seed 20' in targeted[1]
-    data = re.search(r'--data (.*?) --', trains[-2]).group(1).split()
+    assert '--tiers detour,search --rescue' in targeted[2] and '--seed 21' in targeted[2]
+    data = re.search(r'--data (.*?) --', trains[-3]).group(1).split()
     assert data == ['D/v2train', 'D/v2dagger7t', 'D/v2dagger7', 'D/v2dagger8', 'D/v2dagger9']
-    data = re.search(r'--data (.*?) --', trains[-1]).group(1).split()
+    data = re.search(r'--data (.*?) --', trains[-2]).group(1).split()
     assert data == ['D/v2train', 'D/v2dagger7t', 'D/v2dagger7', 'D/v2dagger8', 'D/v2dagger9',
                     'D/v2dagger10', 'D/v2hidden20']   # the newest (replayed in full) last
-    assert '--set window=14 --set memory_slots=6 --set memory_stride=12' in trains[-1]
-    assert calls[-1] == 'average --models R/memory R/dagger9 --weights 0.3 0.7 --out R/wise30'
+    assert '--set window=14 --set memory_slots=6 --set memory_stride=12' in trains[-2]
+    assert 'average --models R/memory R/dagger9 --weights 0.3 0.7 --out R/wise30' in calls
+    data = re.search(r'--data (.*?) --', trains[-1]).group(1).split()
+    assert data == ['D/v2train', 'D/v2dagger7t', 'D/v2dagger7', 'D/v2dagger8', 'D/v2dagger9',
+                    'D/v2dagger10', 'D/v2hidden20', 'D/v2rescue21']
+    assert '--set window=14 --set memory_slots=6 --set memory_stride=6' in trains[-1]
     seeds = [re.search(r'--seed (\d+)', call).group(1) for call in calls if '--driver' in call]
-    assert seeds == ['3', '4', '8', '9', '10', '11', '13', '14', '15', '16', '17'], 'one seed per recording'
+    assert seeds == ['3', '4', '8', '9', '10', '11', '13', '14', '15', '16', '17', '21'], \
+        'one seed per recording'
