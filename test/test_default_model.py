@@ -44,5 +44,9 @@ def test_fixed_evaluation_reproduces(recorded):
     outcomes, wanted = measured['closed_loop']['outcomes'], expected['closed_loop']['outcomes']
     assert len(outcomes) == len(wanted)
     assert measured['closed_loop'].get('labels') == expected['closed_loop'].get('labels')
-    # one marginal episode may flip on another CPU's float rounding; no more
-    assert sum(a != b for a, b in zip(outcomes, wanted, strict=True)) <= 1, (outcomes, wanted)
+    # one marginal episode may flip on another CPU's float rounding; on another stack (the robot's
+    # Python 3.10 venv: older MuJoCo, ONNX Runtime and numpy) two: the long search scenes (up to
+    # 600 policy steps) are where the published model's last such check flipped (2 of 22)
+    allowed = 1 if measured['stack'] == expected.get('stack') else 2
+    flips = sum(a != b for a, b in zip(outcomes, wanted, strict=True))
+    assert flips <= allowed, (measured['stack'], expected.get('stack'), outcomes, wanted)

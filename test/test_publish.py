@@ -5,6 +5,7 @@ brightness policy (test/policies.py): offline MAE on v2 test bags, the test-spli
 import gzip
 import json
 
+import numpy as np
 import pytest
 
 from vla_nav.cli import VERBS, main
@@ -111,6 +112,9 @@ def test_publish_v2_writes_the_suite_and_a_reproducible_fixed_block(tmp_path, v2
     # the fixed block: the suite's first scenes, so the same outcomes; and it reproduces
     fixed = report['fixed']
     assert fixed['world'] == 'v2' and '--world v2' in fixed['offline']['record']
+    assert fixed['stack'] == publish.runtime_stack()                   # the versions it ran with
+    assert set(fixed['stack']) == {'mujoco', 'onnxruntime', 'numpy'}
+    assert fixed['stack']['numpy'] == np.__version__
     assert fixed['closed_loop']['labels'] == [f'{tier}:0' for tier in SUITE_TIERS]
     by_label = {f'{r["label"]}:{r["episode"]}': r['outcome'] for r in records}
     assert fixed['closed_loop']['outcomes'] == [by_label[label] for label in fixed['closed_loop']['labels']]

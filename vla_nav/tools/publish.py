@@ -40,6 +40,10 @@ FIXED_SUITE_EPISODES = 2        # v2: scenes of every suite tier (no language-bl
 FIXED_SIM_SEED = 0              # v1 scene seed; v2 uses the suite's TEST_SEED (also 0)
 FIXED_SIM_LATENCY = 0.02        # s; fixed so the closed-loop block is deterministic
 PUBLISHED_FILES = ('config.json', 'model.safetensors', 'metrics.csv')
+# The packages whose versions shape a closed-loop run beyond float rounding (the physics and the
+# renderer, the inference kernels, the array maths): recorded with the fixed block, so a re-run
+# knows whether it runs the stack that published it (the robot's Python 3.10 stack does not).
+STACK_PACKAGES = ('mujoco', 'onnxruntime', 'numpy')
 ONNX_DIR = 'onnx'               # the engine checks these graphs against config.json (re-exports)
 SUITE_DIR = 'suite'             # v2: the test-split suite's table, summary and PNGs
 STALE_OUTPUTS = {'v1': (SUITE_DIR,), 'v2': ('trajectories.png',)}   # another world's figures
@@ -90,8 +94,22 @@ def offline_mae(model_dir, data, backend: str = 'onnx', progress: bool = False) 
     return evaluate_offline(engine, episodes, progress=progress)
 
 
+def runtime_stack() -> dict[str, str]:
+    """{package: installed version} of STACK_PACKAGES ('' when one is not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in STACK_PACKAGES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = ''
+    return found
+
+
 def fixed_block(model_dir, backend: str = 'onnx', world: str = 'v1') -> dict:
-    """Re-runnable in about a minute: the figures test/test_default_model.py checks, in `world`."""
+    """Re-runnable in about a minute: the figures test/test_default_model.py checks, in `world`,
+    with the package versions they were measured with (`stack`)."""
     with tempfile.TemporaryDirectory(prefix='vla_nav_fixed_') as folder:
         data = record_fixed_offline_data(Path(folder) / 'test', world)
         offline = offline_mae(model_dir, data, backend)
@@ -99,6 +117,7 @@ def fixed_block(model_dir, backend: str = 'onnx', world: str = 'v1') -> dict:
         _fixed_closed_loop_v1(model_dir, backend)
     return {
         'world': world,
+        'stack': runtime_stack(),
         'offline': {'record': f'record-sim --world {world} --split test --seed {FIXED_OFFLINE_SEED} '
                               f'--episodes {FIXED_OFFLINE_EPISODES}',
                     'overall': offline['overall'], 'per_dim': offline['per_dim'],
