@@ -58,7 +58,7 @@ suite "$RUNS/base"
 #    Rounds 1-4 train on all of it; rounds 5 and 6 on the new recording plus a seeded 20% of the
 #    older ones (--replay-fraction: an epoch of ~310k windows instead of ~940k). Round 6 trained
 #    with two threads (a thread count changes float sums: it is part of the seed).
-#    The published data: the expert data and rounds 1-5 were recorded by the expert of 6613dea (before it
+#    The expert data and rounds 1-5 were recorded by the expert of 6613dea (before it
 #    kept left round obstacles, RECIPE.md), round 6 by that of b3e923b (before it got out of two
 #    stalls a policy can lead it into); a rerun records every step with today's expert.
 ROUND_SEEDS=(3 4 8 9 10 11)  # round 1..6

@@ -40,7 +40,7 @@ def test_train_v2_runs_its_steps_in_order_with_the_right_models(tmp_path):
     round fine-tunes the one before, the targeted round rehearses an all-tier recording, round 9
     gets memory slots on the hidden-target scenes, that fine-tune interpolated with round 9
     (WiSE-FT, the slot config first) drives the rescue recording, and the published model is
-    trained from scratch on every recording."""
+    trained from scratch on step 6's recordings plus that one."""
     bash = shutil.which('bash')
     if bash is None:
         pytest.skip('bash is not installed')

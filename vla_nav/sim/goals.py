@@ -82,6 +82,11 @@ def _wrap(angle: float) -> float:
     return (angle + math.pi) % (2.0 * math.pi) - math.pi
 
 
+def _turned(pose, sign: float) -> tuple[float, float, float]:
+    """The pose after a 90-degree turn in place, left (sign 1) or right (-1)."""
+    return (pose[0], pose[1], _wrap(pose[2] + sign * math.pi / 2))
+
+
 def bearing_and_distance(pose: tuple[float, float, float], point: tuple[float, float]
                          ) -> tuple[float, float]:
     dx, dy = point[0] - pose[0], point[1] - pose[1]
@@ -153,7 +158,7 @@ def _two_step(layout: Layout, pose, visited: tuple[str, ...]) -> PlannedGoal | N
     object in view after the turn>" (the v1 simulator judges that one as the goto)."""
     best = None
     for direction, sign in (('left', 1.0), ('right', -1.0)):
-        turned = (pose[0], pose[1], _wrap(pose[2] + sign * math.pi / 2))
+        turned = _turned(pose, sign)
         options = forward_options(layout, turned)
         if options and (best is None or max(options) > max(best[1])):
             best = (direction, options)
@@ -173,7 +178,7 @@ def _turn_then_goto(layout: Layout, pose, visited: tuple[str, ...]) -> PlannedGo
     training-like one (strict) on either side before any visible one."""
     for strict in (True, False):
         for direction, sign in (('left', 1.0), ('right', -1.0)):
-            turned = (pose[0], pose[1], _wrap(pose[2] + sign * math.pi / 2))
+            turned = _turned(pose, sign)
             candidates = goto_candidates(layout, turned, visited, strict)
             if candidates:
                 goal = _goto_goal(candidates[0])
@@ -224,7 +229,7 @@ def plan_goal(kind: str, layout: Layout, pose, visited: tuple[str, ...] = ()) ->
     if kind == 'turn':
         scored = []
         for direction, sign in (('left', 1.0), ('right', -1.0)):
-            turned = (pose[0], pose[1], _wrap(pose[2] + sign * math.pi / 2))
+            turned = _turned(pose, sign)
             options = forward_options(layout, turned)
             leads = any(goto_candidates(layout, _after_forward(turned, d), visited) for d in options)
             free = min(free_distance(layout, turned[0], turned[1], turned[2],
