@@ -24,7 +24,6 @@ import json
 import os
 import struct
 import tempfile
-from importlib import metadata
 from pathlib import Path
 
 import torch
@@ -36,6 +35,7 @@ from vla_nav.model.config import (
     FORMAT_VERSION,
     WEIGHTS_FILE,
     PolicyConfig,
+    installed_versions,
     read_checkpoint_config,
 )
 from vla_nav.model.policy import VLAPolicy
@@ -46,13 +46,7 @@ VERSIONED_PACKAGES = ('vla_nav', 'torch', 'transformers', 'safetensors', 'tokeni
 
 
 def library_versions() -> dict[str, str]:
-    versions = {}
-    for name in VERSIONED_PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = 'not installed'
-    return versions
+    return installed_versions(VERSIONED_PACKAGES, missing='not installed')
 
 
 def _atomic_write(path: Path, write) -> None:

@@ -228,6 +228,20 @@ CONFIG_FILE = 'config.json'
 WEIGHTS_FILE = 'model.safetensors'
 
 
+def installed_versions(packages, missing: str = '') -> dict[str, str]:
+    """{package: installed version} (`missing` for one that is not installed): the library versions
+    a checkpoint or a published figure was made with. Torch-free, so the robot's install has it."""
+    from importlib import metadata
+
+    versions = {}
+    for name in packages:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = missing
+    return versions
+
+
 def read_checkpoint_config(directory) -> tuple[PolicyConfig, dict[str, Any]]:
     """config.json of a checkpoint directory -> (PolicyConfig, the whole document).
 

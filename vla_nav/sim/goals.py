@@ -41,6 +41,7 @@ FORWARD_MARGIN = 0.35        # m of free floor left in front after a forward dri
 VISIBLE_BEARING = math.radians(38.0)   # relaxed goto choice: still in the camera's view
 VISIBLE_DISTANCE = 5.0
 FREE_DISTANCE_CAP = 10.0     # m; more free floor than this does not make a turn direction better
+SIDES = (('left', 1.0), ('right', -1.0))   # a 90-degree turn: its word, its sign of yaw
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,7 @@ def _two_step(layout: Layout, pose, visited: tuple[str, ...]) -> PlannedGoal | N
     neither side has room (the robot stands at an object or a wall), "turn <side>, then go to <an
     object in view after the turn>" (the v1 simulator judges that one as the goto)."""
     best = None
-    for direction, sign in (('left', 1.0), ('right', -1.0)):
+    for direction, sign in SIDES:
         turned = _turned(pose, sign)
         options = forward_options(layout, turned)
         if options and (best is None or max(options) > max(best[1])):
@@ -177,7 +178,7 @@ def _turn_then_goto(layout: Layout, pose, visited: tuple[str, ...]) -> PlannedGo
     """"turn <side>, then go to <object>": an object in view after the 90-degree turn, a
     training-like one (strict) on either side before any visible one."""
     for strict in (True, False):
-        for direction, sign in (('left', 1.0), ('right', -1.0)):
+        for direction, sign in SIDES:
             turned = _turned(pose, sign)
             candidates = goto_candidates(layout, turned, visited, strict)
             if candidates:
@@ -228,7 +229,7 @@ def plan_goal(kind: str, layout: Layout, pose, visited: tuple[str, ...] = ()) ->
                            'forward', parameters={'distance': distance})
     if kind == 'turn':
         scored = []
-        for direction, sign in (('left', 1.0), ('right', -1.0)):
+        for direction, sign in SIDES:
             turned = _turned(pose, sign)
             options = forward_options(layout, turned)
             leads = any(goto_candidates(layout, _after_forward(turned, d), visited) for d in options)

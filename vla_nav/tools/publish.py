@@ -96,15 +96,9 @@ def offline_mae(model_dir, data, backend: str = 'onnx', progress: bool = False) 
 
 def runtime_stack() -> dict[str, str]:
     """{package: installed version} of STACK_PACKAGES ('' when one is not installed)."""
-    from importlib.metadata import PackageNotFoundError, version
+    from vla_nav.model.config import installed_versions
 
-    found = {}
-    for name in STACK_PACKAGES:
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            found[name] = ''
-    return found
+    return installed_versions(STACK_PACKAGES)
 
 
 def fixed_block(model_dir, backend: str = 'onnx', world: str = 'v1') -> dict:
