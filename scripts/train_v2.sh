@@ -14,33 +14,10 @@
 # test split: seed 0 (200 bags for offline MAE, the suite's 200 scenes per tier) in `publish`.
 set -euo pipefail
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST ROS_LOCALHOST_ONLY=1   # DDS on loopback
-PY=${PYTHON:-.venv/bin/python}
+source "$(dirname "$0")/recipe_common.sh"   # train, suite, dagger; PY, TIERS, COMMON
 RUNS=${RUNS:-runs/v2}
 DATA=${DATA:-data}
-SUITE_EPISODES=${SUITE_EPISODES:-80}    # validation suite, per tier (seed 100, episodes 0..N-1)
 PUBLISH=${PUBLISH:-1}
-VALIDATE=${VALIDATE:-1}
-TIERS=goto,distractor,retarget,search,detour,multi_step,stop,relational,turn,forward
-COMMON=(--batch-size 64 --hold-ticks 10 --text-noise 0.025 --seed 0 --threads 1)
-
-train() {  # OUT EPOCHS ARGS...: skip when done, resume when interrupted
-    local out=$1 epochs=$2; shift 2
-    if [ -f "$out/metrics.csv" ] && [ "$(tail -n 1 "$out/metrics.csv" | cut -d, -f1)" = "$epochs" ]; then
-        echo "train: $out is done"; return
-    fi
-    local resume=(); [ -f "$out/training_state/state.json" ] && resume=(--resume)
-    $PY -m vla_nav train --out "$out" --epochs "$epochs" "${COMMON[@]}" "${resume[@]}" "$@"
-}
-suite() {  # MODEL: the validation suite (model selection only; VALIDATE=0 skips it in a rerun)
-    [ "$VALIDATE" = 1 ] || return 0
-    [ -f "$1/suite_validation/summary.json" ] && { echo "suite: $1 is done"; return; }
-    $PY -m vla_nav eval-sim --suite --validation --model "$1" --episodes-per-tier "$SUITE_EPISODES" \
-        --tiers "$TIERS" --workers 2 --out "$1/suite_validation"
-}
-dagger() {  # DRIVER SEED OUT [ARGS...]: episodes the policy drives, labelled by the expert
-    $PY -m vla_nav record-sim --world v2 --driver "$1" --episodes 1200 --split train --seed "$2" \
-        --out "$3" --workers 2 "${@:4}"
-}
 
 # 1. expert data (train split): seed 0 for training, seed 1 for the best epoch of the base policy
 $PY -m vla_nav record-sim --world v2 --episodes 1500 --out "$DATA/v2train" --split train --seed 0 --workers 2
@@ -69,7 +46,7 @@ data=("$DATA/v2train")
 driver="$RUNS/base"
 for i in "${!ROUND_SEEDS[@]}"; do
     n=$((i + 1)); suffix=$([ "$n" = 1 ] || echo "$n")
-    dagger "$driver" "${ROUND_SEEDS[$i]}" "$DATA/v2dagger$suffix"
+    dagger "$driver" "${ROUND_SEEDS[$i]}" "$DATA/v2dagger$suffix" 1200
     data+=("$DATA/v2dagger$suffix")
     train "$RUNS/dagger$n" "${ROUND_EPOCHS[$i]}" --init "$driver" --keep last --data "${data[@]}" \
         --replay-fraction "${ROUND_REPLAY[$i]}" --threads "${ROUND_THREADS[$i]}" --val-data "$DATA/v2val"
@@ -81,8 +58,8 @@ done
 #    detour and search tiers and 1,200 of every tier (seed 14); one fine-tune of round 6 on both +
 #    the expert data (2 epochs, keep the last, two threads). Without the all-tier recording the
 #    fine-tune loses the goto family (validation 0.571 against 0.605, RECIPE.md).
-dagger "$driver" 13 "$DATA/v2dagger7t" --tiers detour,search
-dagger "$driver" 14 "$DATA/v2dagger7"
+dagger "$driver" 13 "$DATA/v2dagger7t" 1200 --tiers detour,search
+dagger "$driver" 14 "$DATA/v2dagger7" 1200
 data=("$DATA/v2train" "$DATA/v2dagger7t" "$DATA/v2dagger7")
 train "$RUNS/target" 2 --init "$driver" --keep last --data "${data[@]}" --threads 2 \
     --val-data "$DATA/v2val"
@@ -94,7 +71,7 @@ driver="$RUNS/target"
 #    round 9 is the init of step 6 (a round 10 fine-tune, seed 17, scored lower on validation)
 for seed in 15 16; do
     n=$((seed - 7))
-    dagger "$driver" "$seed" "$DATA/v2dagger$n"
+    dagger "$driver" "$seed" "$DATA/v2dagger$n" 1200
     data+=("$DATA/v2dagger$n")
     train "$RUNS/dagger$n" 2 --init "$driver" --keep last --data "${data[@]}" --threads 2 \
         --val-data "$DATA/v2val"
@@ -108,7 +85,7 @@ done
 #    1.9-7.9 s old) on everything, the new search scenes in full plus half of the rest (3 epochs,
 #    keep the last); then WiSE-FT: 0.3 of that fine-tune + 0.7 of round 9, under the slot config
 #    (published before step 7's model; 0.5 and 0.7 scored lower on validation, RECIPE.md)
-dagger "$driver" 17 "$DATA/v2dagger10"
+dagger "$driver" 17 "$DATA/v2dagger10" 1200
 $PY -m vla_nav record-sim --world v2 --tiers search --hidden-targets --episodes 6000 --split train \
     --seed 20 --out "$DATA/v2hidden20" --workers 2
 train "$RUNS/memory" 3 --init "$driver" --keep last --threads 2 --replay-fraction 0.5 \
@@ -125,7 +102,7 @@ suite "$RUNS/wise30"
 #    six memory slots 1.3-4.3 s old (memory_stride 6). The earlier models were sequential
 #    fine-tunes; this one beat wise30 by 0.12 on validation (RECIPE.md, "Trained from scratch on
 #    the aggregate")
-dagger "$RUNS/wise30" 21 "$DATA/v2rescue21" --tiers detour,search --rescue
+dagger "$RUNS/wise30" 21 "$DATA/v2rescue21" 1200 --tiers detour,search --rescue
 train "$RUNS/scratch" 3 --keep last --threads 2 --lr 1e-3 \
     --data "${data[@]}" "$DATA/v2dagger10" "$DATA/v2hidden20" "$DATA/v2rescue21" --val-data "$DATA/v2val" \
     --set neck_layers=2 --set neck_channels=64 --set state_dim=8 \

@@ -1,6 +1,6 @@
 """The shell recipes under scripts/ parse, and each keeps DDS on loopback (the network rule).
 
-They run for hours (train_v2.sh) or on other machines (gpu_bench.sh), so a typo or a lost
+They run for hours (train_v2.sh, train_fast.sh) or on other machines (gpu_bench.sh), so a typo or a lost
 export would show up late; `bash -n` and a look at the exports catch both at once."""
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ LOOPBACK = (r'ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST\b', r'ROS_LOCALHOST_ONLY=1
 
 def test_the_recipes_are_found():
     names = {path.name for path in SCRIPTS}
-    assert {'train_v2.sh', 'finetune_example.sh', 'run'} <= names
+    assert {'train_v2.sh', 'train_fast.sh', 'finetune_example.sh', 'run'} <= names
 
 
 @pytest.mark.parametrize('script', SCRIPTS, ids=lambda path: path.name)
@@ -35,12 +35,8 @@ def test_script_parses_and_exports_loopback_dds(script: Path):
             f'{script.name} does not export {pattern.split("=")[0]} (DDS must stay on loopback)'
 
 
-def test_train_v2_runs_its_steps_in_order_with_the_right_models(tmp_path):
-    """The recipe's command list, with a stand-in python that only logs its arguments: every
-    round fine-tunes the one before, the targeted round rehearses an all-tier recording, round 9
-    gets memory slots on the hidden-target scenes, that fine-tune interpolated with round 9
-    (WiSE-FT, the slot config first) drives the rescue recording, and the published model is
-    trained from scratch on step 6's recordings plus that one."""
+def _run_recipe(tmp_path, name: str) -> list[str]:
+    """The recipe's command list, run with a stand-in python that only logs its arguments."""
     bash = shutil.which('bash')
     if bash is None:
         pytest.skip('bash is not installed')
@@ -50,10 +46,19 @@ def test_train_v2_runs_its_steps_in_order_with_the_right_models(tmp_path):
     fake.chmod(0o755)
     env = {'PATH': '/usr/bin:/bin', 'PYTHON': str(fake), 'RUNS': 'R', 'DATA': 'D',
            'PUBLISH': '0', 'VALIDATE': '0'}
-    done = subprocess.run([bash, str(ROOT / 'scripts' / 'train_v2.sh')], cwd=tmp_path, env=env,
+    done = subprocess.run([bash, str(ROOT / 'scripts' / name)], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    calls = log.read_text().splitlines()
+    return log.read_text().splitlines()
+
+
+def test_train_v2_runs_its_steps_in_order_with_the_right_models(tmp_path):
+    """The recipe's command list, with a stand-in python that only logs its arguments: every
+    round fine-tunes the one before, the targeted round rehearses an all-tier recording, round 9
+    gets memory slots on the hidden-target scenes, that fine-tune interpolated with round 9
+    (WiSE-FT, the slot config first) drives the rescue recording, and the published model is
+    trained from scratch on step 6's recordings plus that one."""
+    calls = _run_recipe(tmp_path, 'train_v2.sh')
     verbs = [call.split()[0] for call in calls]
     assert verbs == ['record-sim'] * 2 + ['train'] + ['record-sim', 'train'] * 6 + \
         ['record-sim'] * 2 + ['train'] + ['record-sim', 'train'] * 2 + \
@@ -86,3 +91,25 @@ def test_train_v2_runs_its_steps_in_order_with_the_right_models(tmp_path):
     seeds = [re.search(r'--seed (\d+)', call).group(1) for call in calls if '--driver' in call]
     assert seeds == ['3', '4', '8', '9', '10', '11', '13', '14', '15', '16', '17', '21'], \
         'one seed per recording'
+
+
+def test_train_fast_drives_two_rounds_then_trains_once_from_scratch_on_all_of_it(tmp_path):
+    """The 120-minute recipe: expert data, a base, round A driven by the base, a fine-tune of the
+    base on it, round B driven by that fine-tune with the expert taking near misses, then one
+    policy from scratch (memory slots) on the three recordings; one seed per recording."""
+    calls = _run_recipe(tmp_path, 'train_fast.sh')
+    assert [call.split()[0] for call in calls] == ['record-sim'] * 2 + ['train'] + \
+        ['record-sim', 'train'] * 2
+    trains = [call for call in calls if call.startswith('train ')]
+    assert [re.search(r'--out (\S+)', call).group(1) for call in trains] == \
+        ['R/base', 'R/roundA', 'R/fast']
+    assert '--init R/base' in trains[1] and '--init' not in trains[0] + trains[2]
+    drivers = [re.search(r'--driver (\S+) .*--seed (\d+)', call).groups() for call in calls
+               if '--driver' in call]
+    assert drivers == [('R/base', '3'), ('R/roundA', '4')]
+    assert '--rescue' in calls[5] and '--episodes 1500' in calls[5] and '--episodes 1800' in calls[3]
+    data = re.search(r'--data (.*?) --', trains[-1]).group(1).split()
+    assert data == ['D/expert', 'D/roundA', 'D/roundB']
+    assert '--set window=14 --set memory_slots=6 --set memory_stride=6' in trains[-1]
+    seeds = [re.search(r'--seed (\d+)', call).group(1) for call in calls if 'record-sim' in call]
+    assert seeds == ['0', '1', '3', '4'], 'one seed per recording'
