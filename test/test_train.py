@@ -258,3 +258,49 @@ def test_instruction_loss_trains_a_task_probe_and_resumes_exactly(data_dir):
     assert [r['train_loss'] for r in plain.history] != [r['train_loss'] for r in whole.history]
     with pytest.raises(ValueError, match='instruction_loss'):
         TrainConfig(data=['x'], out='y', instruction_loss=0.5)
+
+
+def test_trunk_cache_engines_agree_and_never_share_a_cache(data_dir, monkeypatch):
+    """ONNX Runtime (the default for the edge trunk) and torch build the same maps to within one
+    fp16 step, in the bags' order, under different keys; the engine is recorded in cache.json."""
+    from vla_nav.data.bags import find_bags
+    pytest.importorskip('onnxruntime')
+    policy = VLAPolicy(PolicyConfig(**TINY_POLICY))
+    assert feature_cache.cache_engine(policy) == 'onnxruntime'
+    cache_dir = data_dir / 'engines'
+    built = {engine: feature_cache.load_or_build_cache(data_dir / 'bags', policy, cache_dir,
+                                                       progress=False, engine=engine)
+             for engine in feature_cache.ENGINES}
+    ort, reference = built['onnxruntime'], built['torch']
+    assert ort.key != reference.key and len(list(cache_dir.iterdir())) == 2
+    for cache, engine in ((ort, 'onnxruntime'), (reference, 'torch')):
+        assert json.loads((cache.path / feature_cache.INDEX_FILE).read_text())['engine'] == engine
+    assert ort.trunk.dtype == np.float16 and ort.trunk.shape == reference.trunk.shape
+    # float sums in another order: about one fp16 step (2**-10 relative), far below the maps' scale
+    np.testing.assert_allclose(ort.trunk.astype(np.float32), reference.trunk.astype(np.float32),
+                               rtol=2 ** -10, atol=2 ** -10)
+    assert np.abs(ort.trunk.astype(np.float32)).max() > 0
+    np.testing.assert_array_equal(ort.actions, reference.actions)
+    np.testing.assert_array_equal(ort.texts, reference.texts)
+    bags = [str(bag) for bag in find_bags(data_dir / 'bags')]   # the reader thread keeps the order
+    order = [next(i for i, bag in enumerate(bags) if e.source.startswith(bag)) for e in ort.episodes]
+    assert order == [0, 1, 2]
+    assert [e.source for e in ort.episodes] == [e.source for e in reference.episodes]
+
+    # a second load reuses the ONNX cache (no export, no build)
+    monkeypatch.setattr(feature_cache, '_build', lambda *a, **k: pytest.fail('rebuilt'))
+    again = feature_cache.load_or_build_cache(data_dir / 'bags', policy, cache_dir, progress=False)
+    np.testing.assert_array_equal(again.trunk, ort.trunk)
+
+
+def test_trunk_cache_engine_choice(monkeypatch):
+    import sys
+    policy = VLAPolicy(PolicyConfig(**TINY_POLICY))
+    with pytest.raises(ValueError, match='unknown trunk cache engine'):
+        feature_cache.cache_engine(policy, 'tensorflow')
+    assert feature_cache.cache_engine(policy, 'torch') == 'torch'
+    monkeypatch.setitem(sys.modules, 'onnxruntime', None)      # a machine without onnxruntime
+    assert feature_cache.cache_engine(policy) == 'torch'
+    monkeypatch.undo()
+    kosmos = type('Policy', (), {'config': type('Config', (), {'backbone': 'kosmos2'})()})()  # GBs
+    assert feature_cache.cache_engine(kosmos) == 'torch'

@@ -272,6 +272,15 @@ def _graph_modules(policy):
     return FrameEncoder().eval(), PolicyHead().eval()
 
 
+def export_trunk(policy, example, path: str | os.PathLike) -> Path:
+    """The frozen trunk alone, uint8 image (B,H,W,3) -> trunk map (B,C,h,w) float32, as one ONNX
+    graph (batch axis dynamic): the training cache runs every recorded frame through it once."""
+    path = Path(path)
+    _export(policy.backbone.trunk, (example,), path, ['image'], ['trunk'],
+            {'image': {0: 'batch'}, 'trunk': {0: 'batch'}})
+    return path
+
+
 def _export(module, args: tuple, path: Path, input_names, output_names, dynamic_axes,
             external: bool = False, size_threshold: int = EXTERNAL_DATA_THRESHOLD,
             fold: bool = True) -> str:
