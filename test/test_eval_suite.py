@@ -287,6 +287,47 @@ def test_a_search_record_says_whether_a_turn_in_place_finds_its_target():
         sim.close()
 
 
+def test_detour_success_is_split_by_the_way_round_the_expert_plans():
+    from vla_nav.tools.suite.report import detour_by_side, summarise_suite
+
+    def record(side, outcome, label='detour'):
+        return {'label': label, 'mode': 'task', 'outcome': outcome, 'detour_side': side}
+    records = [record('left', 'success'), record('left', 'timeout'), record('right', 'collision'),
+               record(None, 'success'), record('right', 'success', label='goto'),
+               record('right', 'skipped')]
+    groups = detour_by_side(records)
+    assert list(groups) == ['expert passes left', 'left shut, expert passes right']
+    assert groups['expert passes left']['episodes'] == 2
+    assert groups['expert passes left']['success']['count'] == 1
+    assert groups['left shut, expert passes right']['episodes'] == 1
+    assert groups['left shut, expert passes right']['collision']['count'] == 1
+    summary = summarise_suite(records, {'model': 'm', 'split': 'train', 'seed': 100,
+                                        'episodes_per_tier': 3})
+    assert summary['detour_by_side'] == groups
+    assert summary['records'][0]['detour_side'] == 'left'
+    assert 'detour by the way round: expert passes left 0.50' in format_text(summary)
+
+
+def test_detour_records_name_the_way_round_left_mostly_right_where_the_left_is_shut():
+    from vla_nav.config import load_config
+    from vla_nav.sim import NavSim
+    from vla_nav.sim.robot import RobotLimits
+    from vla_nav.tools.suite.runner import _target_at_start
+
+    config = load_config()
+    sim = NavSim(split='train', seed=11, image_size=(32, 32), world='v2',
+                 limits=RobotLimits.from_executor(config.executor), stop_words=config.stop_words)
+    try:
+        sides = []
+        for episode in range(16):
+            observation = sim.reset(episode, kind='detour')
+            sides.append(_target_at_start(sim, observation.pose, detour=True)['detour_side'])
+            assert 'detour_side' not in _target_at_start(sim, observation.pose)
+        assert sides.count('left') > sides.count('right') > 0, sides
+    finally:
+        sim.close()
+
+
 def test_suite_records_where_the_target_was_when_the_episode_started(oracle_run):
     summary, records, _ = oracle_run
     in_view = [r for r in records if r['label'] in ('goto', 'distractor', 'retarget')

@@ -376,6 +376,25 @@ def test_planner_keeps_left_of_an_obstacle_across_the_way_unless_the_left_is_shu
     assert right is not None and min(p[1] for p in right) < -0.5
 
 
+def test_the_expert_names_its_way_round_left_unless_the_left_is_shut():
+    """PlanningExpert.way_round (the suite's detour_side): the side its plan swings out to,
+    relative to the travel direction; None when the straight way is free or there is none."""
+    from vla_nav.config import load_config
+    from vla_nav.sim.expert import PlanningExpert
+    from vla_nav.sim.robot import RobotLimits
+
+    expert = PlanningExpert(None, RobotLimits.from_executor(load_config().executor))
+    east, west = _obj('red', 'cone', 3.0, 0.0, 'target'), _obj('red', 'cone', -1.5, 0.0, 'target')
+    crate = _obj('grey', 'crate', 1.0, 0.0, 'clutter', radius=0.5)
+    assert expert.way_round(_room([east, crate]), east, (-1.5, 0.0, 0.0), 0.5) == 'left'
+    assert expert.way_round(_room([west, crate]), west, (3.0, 0.0, math.pi), 0.5) == 'left'
+    wall_of_crates = [_obj('grey', 'crate', 1.0, y, 'clutter', radius=0.6) for y in (1.2, 2.4)]
+    assert expert.way_round(_room([east, crate, *wall_of_crates]), east, (-1.5, 0.0, 0.0), 0.5) == 'right'
+    assert expert.way_round(_room([east]), east, (-1.5, 0.0, 0.0), 0.5) is None
+    boxed = _obj('grey', 'crate', 3.0, 0.0, 'clutter', radius=2.9)
+    assert expert.way_round(_room([east, boxed]), east, (-3.5, 0.0, 0.0), 0.5) is None
+
+
 def test_visibility_field_of_view_walls_and_tall_objects():
     target = _obj('red', 'cone', 3.0, 0.0)
     layout = _room([target])

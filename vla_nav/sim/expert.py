@@ -196,6 +196,7 @@ class PlanningExpert(Expert):
     KEEP_LEFT = 1.0   # extra cost per metre right of the line to the target (GridPlanner.plan)
     STUCK_S = 1.5     # s facing its way with no room to drive before it backs out (_unfreeze)
     ESCAPE_M = 0.3    # m driven along the way out before it plans again
+    SWING_M = 0.15    # m off the straight line that counts as passing on a side (way_round)
 
     def reset(self) -> None:
         super().reset()
@@ -243,7 +244,7 @@ class PlanningExpert(Expert):
         return reach
 
     def _goto_planned(self, scenario, layout, pose) -> tuple[float, float]:
-        from vla_nav.sim.rooms import GridPlanner, line_is_free, visible
+        from vla_nav.sim.rooms import GridPlanner, visible
         cfg = self.config
         x, y, yaw = pose
         target = scenario.target
@@ -263,9 +264,7 @@ class PlanningExpert(Expert):
         self._seen = True   # searched a full turn: go by the map (explore along the plan)
         ignore = (target,)
         goal_heading = math.atan2(ty - y, tx - x)
-        stop_point = (tx - stop_distance * math.cos(goal_heading),
-                      ty - stop_distance * math.sin(goal_heading))
-        if line_is_free(layout, (x, y), stop_point, ROBOT_RADIUS + 0.06, ignore):
+        if _straight_way_free(layout, x, y, target, stop_distance):
             heading, left = goal_heading, remaining
             self._path = None
         else:
@@ -328,6 +327,38 @@ class PlanningExpert(Expert):
         room = min(left, self._room_ahead(layout, x, y, yaw, ignore, margin))
         return self._braking_speed(room, cfg.linear_brake, cfg.cruise_speed) * alignment, angular
 
+    def _plan(self, layout, target, x, y, stop_distance, planner_cls):
+        """(the keep-left A* path to `target`, the margin it was found with), the widest margin
+        first; (None, None) when no margin leaves a way."""
+        for margin in (self.config.clearance, 0.06, 0.02):
+            planner = planner_cls(layout, ROBOT_RADIUS + margin, ignore=(target,))
+            path = planner.plan((x, y), target.position, goal_radius=stop_distance,
+                                keep_left=self.KEEP_LEFT)
+            if path is not None:
+                return path, margin
+        return None, None
+
+    def way_round(self, layout, target, pose, stop_distance: float) -> str | None:
+        """Which side of the straight line to `target` the expert's plan from `pose` swings out
+        to: 'left' or 'right' (its waypoint farthest from the line, more than SWING_M out), or
+        None when the straight way is free or there is no way. Keep-left makes it 'left' unless
+        the left is closed (a wall or an object leaves no room), so on the detour tier 'right'
+        marks the scenes where the camera must show that the usual side is shut; the suite
+        reports detour by it (report.detour_by_side)."""
+        from vla_nav.sim.rooms import GridPlanner
+        x, y = pose[0], pose[1]
+        if _straight_way_free(layout, x, y, target, stop_distance):
+            return None
+        path, _ = self._plan(layout, target, x, y, stop_distance, GridPlanner)
+        if path is None:
+            return None
+        bearing = math.atan2(target.position[1] - y, target.position[0] - x)
+        offsets = [(math.cos(bearing) * (py - y) - math.sin(bearing) * (px - x)) for px, py in path]
+        swing = max(offsets, key=abs)
+        if abs(swing) <= self.SWING_M:
+            return None
+        return 'left' if swing > 0 else 'right'
+
     def _follow(self, layout, target, x, y, stop_distance, planner_cls, lookahead: float = LOOKAHEAD):
         """(heading to the point `lookahead` metres along the A* path, path length left), or
         (None, 0)."""
@@ -335,13 +366,9 @@ class PlanningExpert(Expert):
         if path is not None and _distance_to_path(path, x, y)[0] > 0.4:
             path = None
         if path is None:
-            for margin in (self.config.clearance, 0.06, 0.02):
-                planner = planner_cls(layout, ROBOT_RADIUS + margin, ignore=(target,))
-                path = planner.plan((x, y), target.position, goal_radius=stop_distance,
-                                    keep_left=self.KEEP_LEFT)
-                if path is not None:
-                    self._path_margin = margin
-                    break
+            path, margin = self._plan(layout, target, x, y, stop_distance, planner_cls)
+            if path is not None:
+                self._path_margin = margin
             self._path = path
         if path is None or len(path) < 2:
             return None, 0.0
@@ -364,6 +391,16 @@ class PlanningExpert(Expert):
             budget -= seg
             cx, cy, i = nx, ny, i + 1
         return math.atan2(ly - y, lx - x), left_total
+
+
+def _straight_way_free(layout, x, y, target, stop_distance: float) -> bool:
+    """Is the straight line from (x, y) to the point `stop_distance` short of the target free
+    for the robot's body plus a small margin (the expert drives it without a plan)?"""
+    from vla_nav.sim.rooms import line_is_free
+    tx, ty = target.position
+    bearing = math.atan2(ty - y, tx - x)
+    stop_point = (tx - stop_distance * math.cos(bearing), ty - stop_distance * math.sin(bearing))
+    return line_is_free(layout, (x, y), stop_point, ROBOT_RADIUS + 0.06, (target,))
 
 
 def _distance_to_path(path, x, y) -> tuple[float, int, float]:

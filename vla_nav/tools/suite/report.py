@@ -14,7 +14,7 @@ RECORD_KEYS = ('label', 'tier', 'mode', 'episode', 'instruction', 'policy_text',
                'reason', 'time', 'time_to_goal', 'path_length', 'path_efficiency', 'start_pose',
                'end_pose', 'collided_with', 'steps', 'steps_done', 'target_index', 'end_object',
                'original_instruction', 'original_target', 'chunks', 'inference_ms_p50',
-               'start_target_m', 'start_target_pixels', 'seen_by_turning')
+               'start_target_m', 'start_target_pixels', 'seen_by_turning', 'detour_side')
 # success of the in-view tiers (the target named and in the first frame) by the distance from the
 # robot to the target's surface at the start (m): at 80 px a far target is a few pixels
 DISTANCE_BINS = (('under 2 m', 0.0, 2.0), ('2-3 m', 2.0, 3.0), ('3 m and more', 3.0, math.inf))
@@ -76,6 +76,21 @@ def search_by_start(records: list[dict]) -> dict:
                                    for seen, name in SEARCH_STARTS])
 
 
+# detour scenes by the side the expert's keep-left plan passes the obstacle on: the usual left,
+# or the right where the left is shut (PlanningExpert.way_round); the camera has to show which
+DETOUR_SIDES = (('left', 'expert passes left'), ('right', 'left shut, expert passes right'))
+
+
+def detour_by_side(records: list[dict]) -> dict:
+    """{'expert passes left': rates, 'left shut, expert passes right': rates} over the detour
+    tier's episodes driven with the words (`detour_side` in their records; scenes whose straight
+    way is free have None and are left out, as are empty groups)."""
+    driven = [r for r in records if r['label'] == 'detour' and r['outcome'] != 'skipped'
+              and r.get('detour_side') is not None]
+    return _grouped_rates(driven, [(name, lambda r, side=side: r['detour_side'] == side)
+                                   for side, name in DETOUR_SIDES])
+
+
 def summarise_suite(records: list[dict], meta: dict) -> dict:
     """{'meta', 'tiers': {tier: rates}, 'controls': {'language_blind': {tier: {...}},
     'retarget_swap': {...}}, 'records': [...]}; skipped retarget rooms are counted, not rated."""
@@ -98,6 +113,7 @@ def summarise_suite(records: list[dict], meta: dict) -> dict:
     return {'meta': meta, 'tiers': tiers, 'controls': controls,
             'by_target_distance': by_target_distance(records),
             'search_by_start': search_by_start(records),
+            'detour_by_side': detour_by_side(records),
             'records': [{k: r[k] for k in RECORD_KEYS if k in r} for r in records]}
 
 
@@ -134,10 +150,12 @@ def format_text(summary: dict) -> str:
     if distances:
         lines.append('in-view tiers by the target\'s distance at the start: ' + '; '.join(
             f'{name} {_cell(v["success"])} ({v["episodes"]})' for name, v in distances.items()))
-    searches = summary.get('search_by_start') or {}
-    if searches:
-        lines.append('search by the target at the start: ' + '; '.join(
-            f'{name} {_cell(v["success"])} ({v["episodes"]})' for name, v in searches.items()))
+    for key, title in (('search_by_start', 'search by the target at the start'),
+                       ('detour_by_side', 'detour by the way round')):
+        groups = summary.get(key) or {}
+        if groups:
+            lines.append(f'{title}: ' + '; '.join(
+                f'{name} {_cell(v["success"])} ({v["episodes"]})' for name, v in groups.items()))
     return '\n'.join(lines)
 
 
