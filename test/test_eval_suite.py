@@ -262,29 +262,34 @@ def test_search_success_is_split_by_whether_a_turn_in_place_finds_the_target():
     assert 'search by the target at the start: seen by turning in place' in format_text(summary)
 
 
-def test_a_search_record_says_whether_a_turn_in_place_finds_its_target():
+@pytest.fixture(scope='module')
+def v2_sim():
+    """A small v2-world simulator (train split, seed 11) for the start records of the suite."""
     from vla_nav.config import load_config
     from vla_nav.sim import NavSim
     from vla_nav.sim.robot import RobotLimits
-    from vla_nav.sim.rooms import visible_by_turning
-    from vla_nav.tools.suite.runner import _target_at_start
 
     config = load_config()
     sim = NavSim(split='train', seed=11, image_size=(32, 32), world='v2',
                  limits=RobotLimits.from_executor(config.executor), stop_words=config.stop_words)
-    try:
-        kinds = set()
-        for episode in range(12):
-            observation = sim.reset(episode, kind='search')
-            start = _target_at_start(sim, observation.pose, search=True)
-            assert start['start_target_pixels'] == 0
-            assert start['seen_by_turning'] == visible_by_turning(sim.layout, observation.pose,
-                                                                  sim.scenario.target)
-            kinds.add(start['seen_by_turning'])
-            assert 'seen_by_turning' not in _target_at_start(sim, observation.pose)
-        assert kinds == {True, False}
-    finally:
-        sim.close()
+    yield sim
+    sim.close()
+
+
+def test_a_search_record_says_whether_a_turn_in_place_finds_its_target(v2_sim):
+    from vla_nav.sim.rooms import visible_by_turning
+    from vla_nav.tools.suite.runner import _target_at_start
+
+    sim, kinds = v2_sim, set()
+    for episode in range(12):
+        observation = sim.reset(episode, kind='search')
+        start = _target_at_start(sim, observation.pose, search=True)
+        assert start['start_target_pixels'] == 0
+        assert start['seen_by_turning'] == visible_by_turning(sim.layout, observation.pose,
+                                                              sim.scenario.target)
+        kinds.add(start['seen_by_turning'])
+        assert 'seen_by_turning' not in _target_at_start(sim, observation.pose)
+    assert kinds == {True, False}
 
 
 def test_detour_success_is_split_by_the_way_round_the_expert_plans():
@@ -308,24 +313,15 @@ def test_detour_success_is_split_by_the_way_round_the_expert_plans():
     assert 'detour by the way round: expert passes left 0.50' in format_text(summary)
 
 
-def test_detour_records_name_the_way_round_left_mostly_right_where_the_left_is_shut():
-    from vla_nav.config import load_config
-    from vla_nav.sim import NavSim
-    from vla_nav.sim.robot import RobotLimits
+def test_detour_records_name_the_way_round_left_mostly_right_where_the_left_is_shut(v2_sim):
     from vla_nav.tools.suite.runner import _target_at_start
 
-    config = load_config()
-    sim = NavSim(split='train', seed=11, image_size=(32, 32), world='v2',
-                 limits=RobotLimits.from_executor(config.executor), stop_words=config.stop_words)
-    try:
-        sides = []
-        for episode in range(16):
-            observation = sim.reset(episode, kind='detour')
-            sides.append(_target_at_start(sim, observation.pose, detour=True)['detour_side'])
-            assert 'detour_side' not in _target_at_start(sim, observation.pose)
-        assert sides.count('left') > sides.count('right') > 0, sides
-    finally:
-        sim.close()
+    sim, sides = v2_sim, []
+    for episode in range(16):
+        observation = sim.reset(episode, kind='detour')
+        sides.append(_target_at_start(sim, observation.pose, detour=True)['detour_side'])
+        assert 'detour_side' not in _target_at_start(sim, observation.pose)
+    assert sides.count('left') > sides.count('right') > 0, sides
 
 
 def test_suite_records_where_the_target_was_when_the_episode_started(oracle_run):
