@@ -283,7 +283,7 @@ def test_a_search_record_says_whether_a_turn_in_place_finds_its_target(v2_sim):
     sim, kinds = v2_sim, set()
     for episode in range(12):
         observation = sim.reset(episode, kind='search')
-        start = _target_at_start(sim, observation.pose, search=True)
+        start = _target_at_start(sim, observation.pose, 'search')
         assert start['start_target_pixels'] == 0
         assert start['seen_by_turning'] == visible_by_turning(sim.layout, observation.pose,
                                                               sim.scenario.target)
@@ -319,7 +319,7 @@ def test_detour_records_name_the_way_round_left_mostly_right_where_the_left_is_s
     sim, sides = v2_sim, []
     for episode in range(16):
         observation = sim.reset(episode, kind='detour')
-        sides.append(_target_at_start(sim, observation.pose, detour=True)['detour_side'])
+        sides.append(_target_at_start(sim, observation.pose, 'detour')['detour_side'])
         assert 'detour_side' not in _target_at_start(sim, observation.pose)
     assert sides.count('left') > sides.count('right') > 0, sides
 

@@ -244,7 +244,7 @@ class PlanningExpert(Expert):
         return reach
 
     def _goto_planned(self, scenario, layout, pose) -> tuple[float, float]:
-        from vla_nav.sim.rooms import GridPlanner, visible
+        from vla_nav.sim.rooms import visible
         cfg = self.config
         x, y, yaw = pose
         target = scenario.target
@@ -268,14 +268,14 @@ class PlanningExpert(Expert):
             heading, left = goal_heading, remaining
             self._path = None
         else:
-            heading, left = self._follow(layout, target, x, y, stop_distance, GridPlanner)
+            heading, left = self._follow(layout, target, x, y, stop_distance)
             if heading is None:
                 heading, left = goal_heading, remaining
         linear, angular = self._steer(layout, x, y, yaw, heading, left, ignore)
         if self._path is not None and linear < 1e-6 and abs(angular) < 0.05:
             # Facing the look-ahead point, but the chord to it grazes something (it cuts a
             # corner of the path): aim at the path just ahead instead of standing still.
-            near, _ = self._follow(layout, target, x, y, stop_distance, GridPlanner, lookahead=0.2)
+            near, _ = self._follow(layout, target, x, y, stop_distance, lookahead=0.2)
             if near is not None:
                 linear, angular = self._steer(layout, x, y, yaw, near, left, ignore)
         self._frozen = linear < 1e-6   # no room to drive (or turning toward its way)
@@ -327,11 +327,12 @@ class PlanningExpert(Expert):
         room = min(left, self._room_ahead(layout, x, y, yaw, ignore, margin))
         return self._braking_speed(room, cfg.linear_brake, cfg.cruise_speed) * alignment, angular
 
-    def _plan(self, layout, target, x, y, stop_distance, planner_cls):
+    def _plan(self, layout, target, x, y, stop_distance):
         """(the keep-left A* path to `target`, the margin it was found with), the widest margin
         first; (None, None) when no margin leaves a way."""
+        from vla_nav.sim.rooms import GridPlanner
         for margin in (self.config.clearance, 0.06, 0.02):
-            planner = planner_cls(layout, ROBOT_RADIUS + margin, ignore=(target,))
+            planner = GridPlanner(layout, ROBOT_RADIUS + margin, ignore=(target,))
             path = planner.plan((x, y), target.position, goal_radius=stop_distance,
                                 keep_left=self.KEEP_LEFT)
             if path is not None:
@@ -345,11 +346,10 @@ class PlanningExpert(Expert):
         the left is closed (a wall or an object leaves no room), so on the detour tier 'right'
         marks the scenes where the camera must show that the usual side is shut; the suite
         reports detour by it (report.detour_by_side)."""
-        from vla_nav.sim.rooms import GridPlanner
         x, y = pose[0], pose[1]
         if _straight_way_free(layout, x, y, target, stop_distance):
             return None
-        path, _ = self._plan(layout, target, x, y, stop_distance, GridPlanner)
+        path, _ = self._plan(layout, target, x, y, stop_distance)
         if path is None:
             return None
         bearing = math.atan2(target.position[1] - y, target.position[0] - x)
@@ -359,14 +359,14 @@ class PlanningExpert(Expert):
             return None
         return 'left' if swing > 0 else 'right'
 
-    def _follow(self, layout, target, x, y, stop_distance, planner_cls, lookahead: float = LOOKAHEAD):
+    def _follow(self, layout, target, x, y, stop_distance, lookahead: float = LOOKAHEAD):
         """(heading to the point `lookahead` metres along the A* path, path length left), or
         (None, 0)."""
         path = self._path
         if path is not None and _distance_to_path(path, x, y)[0] > 0.4:
             path = None
         if path is None:
-            path, margin = self._plan(layout, target, x, y, stop_distance, planner_cls)
+            path, margin = self._plan(layout, target, x, y, stop_distance)
             if path is not None:
                 self._path_margin = margin
             self._path = path

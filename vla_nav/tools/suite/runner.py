@@ -64,8 +64,7 @@ def run_job(job: Job, keep_trajectory: bool) -> tuple[dict, object]:
     if prepared is None:
         return {**base, 'outcome': 'skipped', 'reason': 'no other visible object to name'}, None
     observation, text, note = prepared
-    start = _target_at_start(sim, observation.pose, search=job.tier == 'search',
-                             detour=job.tier == 'detour')
+    start = _target_at_start(sim, observation.pose, job.tier)
     engine = BlindEngine(_WORKER['engine']) if job.mode == 'blind' else _WORKER['engine']
     record = drive(engine, sim, observation, text, _WORKER['settings'], _WORKER['executor'],
                    keep_trajectory)
@@ -77,7 +76,7 @@ def run_job(job: Job, keep_trajectory: bool) -> tuple[dict, object]:
     return record, (layout if keep_trajectory else None)
 
 
-def _target_at_start(sim, pose, search: bool = False, detour: bool = False) -> dict:
+def _target_at_start(sim, pose, tier: str = '') -> dict:
     """The named target as the episode starts: metres from the robot to its surface and its
     pixels in the first camera frame (report.by_target_distance bins success by the first); for
     a search scene also whether turning in place brings it into view (report.search_by_start);
@@ -91,9 +90,9 @@ def _target_at_start(sim, pose, search: bool = False, detour: bool = False) -> d
     pixels = sim.world.pixel_counts().get(index, 0) if index is not None else 0
     distance = math.dist(target.position, pose[:2]) - target.radius
     start = {'start_target_m': round(distance, 3), 'start_target_pixels': int(pixels)}
-    if search:
+    if tier == 'search':
         start['seen_by_turning'] = visible_by_turning(sim.layout, pose, target)
-    if detour:
+    if tier == 'detour':
         start['detour_side'] = sim.expert.way_round(sim.layout, target, pose,
                                                     sim.scenario.parameters['stop_distance'])
     return start
