@@ -262,6 +262,30 @@ def test_search_success_is_split_by_whether_a_turn_in_place_finds_the_target():
     assert 'search by the target at the start: seen by turning in place' in format_text(summary)
 
 
+def test_in_view_success_is_split_by_whether_the_robot_turned_more_than_half_a_turn():
+    from vla_nav.tools.suite.report import in_view_by_turn, summarise_suite
+
+    def record(label, turned, outcome, episode=0):
+        return {'label': label, 'mode': 'task', 'outcome': outcome, 'turned_rad': turned,
+                'episode': episode}
+    records = [record('goto', 0.4, 'success'), record('distractor', -3.5, 'timeout'),
+               record('retarget', 6.3, 'timeout'), record('relational', -0.2, 'collision'),
+               record('search', 6.3, 'timeout'), record('blind_goto', 6.3, 'timeout'),
+               record('retarget', 0.1, 'skipped', 1), {'label': 'goto', 'outcome': 'success'}]
+    groups = in_view_by_turn(records)
+    assert list(groups) == ['turned under half a turn', 'turned more than half a turn']
+    assert groups['turned under half a turn']['episodes'] == 2
+    assert groups['turned under half a turn']['success']['count'] == 1
+    assert groups['turned more than half a turn']['episodes'] == 2
+    assert groups['turned more than half a turn']['timeout']['count'] == 2
+    assert in_view_by_turn([record('goto', 0.0, 'success')]).keys() == {'turned under half a turn'}
+    summary = summarise_suite(records, {'model': 'm', 'split': 'train', 'seed': 100,
+                                        'episodes_per_tier': 3})
+    assert summary['in_view_by_turn'] == groups
+    assert summary['records'][1]['turned_rad'] == -3.5
+    assert 'in-view tiers by the turn driven: turned under half a turn 0.50' in format_text(summary)
+
+
 @pytest.fixture(scope='module')
 def v2_sim():
     """A small v2-world simulator (train split, seed 11) for the start records of the suite."""

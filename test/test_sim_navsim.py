@@ -204,6 +204,19 @@ def test_judge_ends_turns_forwards_and_stops_as_specified(sim):
         assert not sim.step(0.0, 0.0, render=False).done
 
 
+def test_metrics_count_the_turn_unwrapped_past_a_full_circle(sim):
+    sim.reset(2)
+    for angular, seconds, low, high in ((1.0, 9.0, 2 * math.pi, 9.0), (-1.0, 2.0, -2.0, -1.0)):
+        assert sim.set_instruction('fly to the moon') is None   # free driving: nothing ends it
+        start = sim.observation.pose[2]
+        while sim.observation.time < seconds - 1e-9:
+            sim.step(0.0, angular, render=False)
+        turned = sim.metrics()['turned_rad']
+        assert low < turned < high   # at most |angular| rad/s, from rest
+        assert math.remainder(turned - (sim.observation.pose[2] - start), math.tau) == \
+            pytest.approx(0.0, abs=1e-3)
+
+
 def test_timeout(sim):
     sim.reset(1, kind='forward')
     while not (result := sim.step(0.0, 0.0, render=False)).done:

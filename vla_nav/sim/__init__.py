@@ -23,7 +23,8 @@ NavSim(split='train'|'test', seed=0, image_size=(128, 128), control_dt=0.1, phys
     layout -> Layout(width, depth, objects, start_pose, appearance, split, seed, episode)
               (.walls segments, .target, .named_objects, .fingerprint(), .to_dict())
     visible_objects(min_pixels=8) -> list[SceneObject]   what the camera sees now
-    metrics() -> dict   outcome, time_to_goal, path_length, straight_line_distance, path_efficiency
+    metrics() -> dict   outcome, time_to_goal, path_length, straight_line_distance, path_efficiency,
+                        turned_rad (the unwrapped yaw change, + left)
     outcome, done, episode, close(); usable as a context manager.
 Outcomes: None (running) | 'success' | 'collision' | 'timeout' | 'failure' (see episode.py).
 

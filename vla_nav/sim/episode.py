@@ -73,11 +73,13 @@ class EpisodeMetrics:
         self.start_pose = tuple(start_pose)
         self.end_pose = tuple(start_pose)
         self.path_length = 0.0
+        self.turned = 0.0   # rad, the unwrapped yaw change (+ left)
         self.duration = 0.0
         self.collided_with: int | str | None = None
 
     def add(self, pose, time: float) -> None:
         self.path_length += math.hypot(pose[0] - self.end_pose[0], pose[1] - self.end_pose[1])
+        self.turned += math.remainder(pose[2] - self.end_pose[2], math.tau)
         self.end_pose = tuple(pose)
         self.duration = time
 
@@ -95,6 +97,7 @@ class EpisodeMetrics:
             'path_length': round(self.path_length, 4),
             'straight_line_distance': round(straight, 4),
             'path_efficiency': None if efficiency is None else round(efficiency, 4),
+            'turned_rad': round(self.turned, 3),
             'start_pose': [round(v, 4) for v in self.start_pose],
             'end_pose': [round(v, 4) for v in self.end_pose],
             'collided_with': self.collided_with,

@@ -14,7 +14,8 @@ RECORD_KEYS = ('label', 'tier', 'mode', 'episode', 'instruction', 'policy_text',
                'reason', 'time', 'time_to_goal', 'path_length', 'path_efficiency', 'start_pose',
                'end_pose', 'collided_with', 'steps', 'steps_done', 'target_index', 'end_object',
                'original_instruction', 'original_target', 'chunks', 'inference_ms_p50',
-               'start_target_m', 'start_target_pixels', 'seen_by_turning', 'detour_side')
+               'start_target_m', 'start_target_pixels', 'seen_by_turning', 'detour_side',
+               'turned_rad')
 # success of the in-view tiers (the target named and in the first frame) by the distance from the
 # robot to the target's surface at the start (m): at 80 px a far target is a few pixels
 DISTANCE_BINS = (('under 2 m', 0.0, 2.0), ('2-3 m', 2.0, 3.0), ('3 m and more', 3.0, math.inf))
@@ -42,13 +43,31 @@ def retarget_swap(records: list[dict]) -> dict:
 def by_target_distance(records: list[dict]) -> dict:
     """{'under 2 m': rates, '2-3 m': ..., '3 m and more': ...} over the in-view tiers' episodes
     (the simulator's IN_VIEW_TIERS and retarget, driven with the words); empty bins are left out."""
+    driven = [r for r in _in_view(records) if r.get('start_target_m') is not None]
+    return _grouped_rates(driven, [(name, lambda r, low=low, high=high: low <= r['start_target_m'] < high)
+                                   for name, low, high in DISTANCE_BINS])
+
+
+# in-view scenes by how far the robot turned: a target in the first frame needs under half a turn,
+# so more is a robot that lost it (or never read it) and looked round
+TURN_GROUPS = ((False, 'turned under half a turn'), (True, 'turned more than half a turn'))
+
+
+def in_view_by_turn(records: list[dict]) -> dict:
+    """{'turned under half a turn': rates, 'turned more than half a turn': rates} over the in-view
+    tiers' episodes driven with the words (`turned_rad` in their records, half a turn = pi)."""
+    driven = [r for r in _in_view(records) if r.get('turned_rad') is not None]
+    return _grouped_rates(driven, [(name, lambda r, past=past: (abs(r['turned_rad']) > math.pi) is past)
+                                   for past, name in TURN_GROUPS])
+
+
+def _in_view(records: list[dict]) -> list[dict]:
+    """The episodes of the in-view tiers (the simulator's IN_VIEW_TIERS and retarget) driven with
+    the words."""
     from vla_nav.sim.navsim import IN_VIEW_TIERS
 
     labels = (*IN_VIEW_TIERS, 'retarget')
-    driven = [r for r in records if r['label'] in labels and r['outcome'] != 'skipped'
-              and r.get('start_target_m') is not None]
-    return _grouped_rates(driven, [(name, lambda r, low=low, high=high: low <= r['start_target_m'] < high)
-                                   for name, low, high in DISTANCE_BINS])
+    return [r for r in records if r['label'] in labels and r['outcome'] != 'skipped']
 
 
 def _grouped_rates(records: list[dict], groups) -> dict:
@@ -114,6 +133,7 @@ def summarise_suite(records: list[dict], meta: dict) -> dict:
             'by_target_distance': by_target_distance(records),
             'search_by_start': search_by_start(records),
             'detour_by_side': detour_by_side(records),
+            'in_view_by_turn': in_view_by_turn(records),
             'records': [{k: r[k] for k in RECORD_KEYS if k in r} for r in records]}
 
 
@@ -151,7 +171,8 @@ def format_text(summary: dict) -> str:
         lines.append('in-view tiers by the target\'s distance at the start: ' + '; '.join(
             f'{name} {_cell(v["success"])} ({v["episodes"]})' for name, v in distances.items()))
     for key, title in (('search_by_start', 'search by the target at the start'),
-                       ('detour_by_side', 'detour by the way round')):
+                       ('detour_by_side', 'detour by the way round'),
+                       ('in_view_by_turn', 'in-view tiers by the turn driven')):
         groups = summary.get(key) or {}
         if groups:
             lines.append(f'{title}: ' + '; '.join(
