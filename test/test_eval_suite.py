@@ -225,6 +225,13 @@ def test_records_do_not_depend_on_the_number_of_workers(oracle_run):
         [{k: v for k, v in r.items() if k not in timing} for r in serial]
 
 
+def _summary(records: list[dict]) -> dict:
+    """The suite's summary of hand-made records (a validation run's meta)."""
+    from vla_nav.tools.suite.report import summarise_suite
+    return summarise_suite(records, {'model': 'm', 'split': 'train', 'seed': 100,
+                                     'episodes_per_tier': 3})
+
+
 def test_in_view_success_is_binned_by_the_targets_distance_at_the_start():
     from vla_nav.tools.suite.report import by_target_distance
 
@@ -243,7 +250,7 @@ def test_in_view_success_is_binned_by_the_targets_distance_at_the_start():
 
 
 def test_search_success_is_split_by_whether_a_turn_in_place_finds_the_target():
-    from vla_nav.tools.suite.report import search_by_start, summarise_suite
+    from vla_nav.tools.suite.report import search_by_start
 
     def record(label, seen, outcome):
         return {'label': label, 'mode': 'task', 'outcome': outcome, 'seen_by_turning': seen}
@@ -256,14 +263,13 @@ def test_search_success_is_split_by_whether_a_turn_in_place_finds_the_target():
     assert groups['seen by turning in place']['success']['count'] == 1
     assert groups['found only by driving']['collision']['count'] == 1
     assert search_by_start([record('search', True, 'success')]).keys() == {'seen by turning in place'}
-    summary = summarise_suite(records, {'model': 'm', 'split': 'train', 'seed': 100,
-                                        'episodes_per_tier': 3})
+    summary = _summary(records)
     assert summary['search_by_start'] == groups
     assert 'search by the target at the start: seen by turning in place' in format_text(summary)
 
 
 def test_in_view_success_is_split_by_whether_the_robot_turned_more_than_half_a_turn():
-    from vla_nav.tools.suite.report import in_view_by_turn, summarise_suite
+    from vla_nav.tools.suite.report import in_view_by_turn
 
     def record(label, turned, outcome, episode=0):
         return {'label': label, 'mode': 'task', 'outcome': outcome, 'turned_rad': turned,
@@ -279,8 +285,7 @@ def test_in_view_success_is_split_by_whether_the_robot_turned_more_than_half_a_t
     assert groups['turned more than half a turn']['episodes'] == 2
     assert groups['turned more than half a turn']['timeout']['count'] == 2
     assert in_view_by_turn([record('goto', 0.0, 'success')]).keys() == {'turned under half a turn'}
-    summary = summarise_suite(records, {'model': 'm', 'split': 'train', 'seed': 100,
-                                        'episodes_per_tier': 3})
+    summary = _summary(records)
     assert summary['in_view_by_turn'] == groups
     assert summary['records'][1]['turned_rad'] == -3.5
     assert 'in-view tiers by the turn driven: turned under half a turn 0.50' in format_text(summary)
@@ -317,7 +322,7 @@ def test_a_search_record_says_whether_a_turn_in_place_finds_its_target(v2_sim):
 
 
 def test_detour_success_is_split_by_the_way_round_the_expert_plans():
-    from vla_nav.tools.suite.report import detour_by_side, summarise_suite
+    from vla_nav.tools.suite.report import detour_by_side
 
     def record(side, outcome, label='detour'):
         return {'label': label, 'mode': 'task', 'outcome': outcome, 'detour_side': side}
@@ -330,8 +335,7 @@ def test_detour_success_is_split_by_the_way_round_the_expert_plans():
     assert groups['expert passes left']['success']['count'] == 1
     assert groups['left shut, expert passes right']['episodes'] == 1
     assert groups['left shut, expert passes right']['collision']['count'] == 1
-    summary = summarise_suite(records, {'model': 'm', 'split': 'train', 'seed': 100,
-                                        'episodes_per_tier': 3})
+    summary = _summary(records)
     assert summary['detour_by_side'] == groups
     assert summary['records'][0]['detour_side'] == 'left'
     assert 'detour by the way round: expert passes left 0.50' in format_text(summary)
