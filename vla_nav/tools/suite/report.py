@@ -166,11 +166,8 @@ def format_text(summary: dict) -> str:
     if swap:
         lines.append(f'retarget-swap control: {swap["count"]} of {swap["pairs"]} rooms reached both '
                      f'named objects and ended at different ones: {_cell(swap)}')
-    distances = summary.get('by_target_distance') or {}
-    if distances:
-        lines.append('in-view tiers by the target\'s distance at the start: ' + '; '.join(
-            f'{name} {_cell(v["success"])} ({v["episodes"]})' for name, v in distances.items()))
-    for key, title in (('search_by_start', 'search by the target at the start'),
+    for key, title in (('by_target_distance', 'in-view tiers by the target\'s distance at the start'),
+                       ('search_by_start', 'search by the target at the start'),
                        ('detour_by_side', 'detour by the way round'),
                        ('in_view_by_turn', 'in-view tiers by the turn driven')):
         groups = summary.get(key) or {}
